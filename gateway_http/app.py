@@ -1,0 +1,72 @@
+"""`create_app`: the Starlette application, composed explicitly from its routes.
+
+The app is handed a channel, either a grpc.aio channel to a remote service or the
+service's in-process channel; it builds the generated stubs on it and knows nothing
+else about the service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from switchyard.v1 import chat_pb2_grpc, embeddings_pb2_grpc, models_pb2_grpc, rerank_pb2_grpc
+
+from gateway_http.errors import HttpError
+from gateway_http.routes.base import AuthProbe
+from gateway_http.routes.chat import ChatCompletions
+from gateway_http.routes.embeddings import Embeddings
+from gateway_http.routes.models import GetModel, ListModels
+from gateway_http.routes.rerank import Rerank
+from gateway_http.wire import request_id
+
+
+async def healthz(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404/405 and other routing errors, in the contract's error shape."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        err = HttpError(404, "not_found_error", f"No route for {request.url.path}.")
+    elif status == 405:
+        err = HttpError(405, "invalid_request_error", f"{request.method} is not allowed here.")
+    else:
+        err = HttpError(status, "invalid_request_error", str(getattr(exc, "detail", "")))
+    return Response(
+        orjson.dumps(err.body()),
+        status_code=err.status,
+        media_type="application/json",
+        headers={"x-request-id": request_id(request.scope)},
+    )
+
+
+def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10.0) -> Starlette:
+    chat = chat_pb2_grpc.ChatServiceStub(channel)
+    models = models_pb2_grpc.ModelServiceStub(channel)
+    probe = AuthProbe(models)
+    rerank = Rerank(probe, rerank_pb2_grpc.RerankServiceStub(channel))
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/v1/models", ListModels(probe, models), methods=["GET"]),
+        Route("/v1/models/{model_id:path}", GetModel(probe, models), methods=["GET"]),
+        Route(
+            "/v1/chat/completions",
+            ChatCompletions(probe, chat, hold=stream_hold, keepalive=keepalive),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/embeddings",
+            Embeddings(probe, embeddings_pb2_grpc.EmbeddingServiceStub(channel)),
+            methods=["POST"],
+        ),
+        Route("/v1/rerank", rerank, methods=["POST"]),
+        Route("/rerank", rerank, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})

@@ -1,0 +1,1 @@
+"""ASGI endpoints, one module per API area."""

@@ -1,0 +1,52 @@
+"""POST /v1/chat/completions, as JSON or as server-sent events."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.types import Receive, Scope, Send
+from switchyard.v1 import chat_pb2_grpc
+
+from gateway_http.routes.base import AuthProbe, Endpoint
+from gateway_http.sse import stream_chat
+from gateway_http.transcode.chat import parse_chat, response_json, timeout_from_header
+from gateway_http.wire import ClientWatch, call_metadata, header, read_json, send_json
+
+
+class ChatCompletions(Endpoint):
+    def __init__(
+        self,
+        probe: AuthProbe,
+        stub: chat_pb2_grpc.ChatServiceAsyncStub,
+        *,
+        hold: float,
+        keepalive: float,
+    ) -> None:
+        super().__init__(probe)
+        self._stub = stub
+        self._hold = hold
+        self._keepalive = keepalive
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        parsed = parse_chat(await read_json(receive))
+        raw_timeout = header(scope, b"x-switchyard-timeout")
+        timeout = parsed.timeout or timeout_from_header(
+            raw_timeout.decode("latin-1") if raw_timeout is not None else None
+        )
+        metadata = call_metadata(scope, rid)
+        async with ClientWatch(receive):
+            if parsed.stream:
+                call = self._stub.Stream(parsed.request, metadata=metadata, timeout=timeout)
+                await stream_chat(
+                    send,
+                    call,
+                    rid=rid,
+                    include_usage=parsed.request.stream_options.include_usage,
+                    hold=self._hold,
+                    keepalive=self._keepalive,
+                )
+                return
+            response = await self._stub.Complete(parsed.request, metadata=metadata, timeout=timeout)
+            payload = orjson.dumps(response_json(response))
+            await send_json(
+                send, 200, payload, rid, [(b"x-switchyard-provider", response.provider.encode())]
+            )

@@ -1,0 +1,33 @@
+"""POST /v1/embeddings."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.types import Receive, Scope, Send
+from switchyard.v1 import embeddings_pb2_grpc
+
+from gateway_http.routes.base import AuthProbe, Endpoint
+from gateway_http.transcode.chat import timeout_from_header
+from gateway_http.transcode.embeddings import embeddings_json, parse_embeddings
+from gateway_http.wire import call_metadata, header, read_json, send_json
+
+
+class Embeddings(Endpoint):
+    def __init__(
+        self, probe: AuthProbe, stub: embeddings_pb2_grpc.EmbeddingServiceAsyncStub
+    ) -> None:
+        super().__init__(probe)
+        self._stub = stub
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        request, encoding = parse_embeddings(await read_json(receive))
+        raw_timeout = header(scope, b"x-switchyard-timeout")
+        response = await self._stub.Embed(
+            request,
+            metadata=call_metadata(scope, rid),
+            timeout=timeout_from_header(raw_timeout.decode() if raw_timeout else None),
+        )
+        payload = orjson.dumps(embeddings_json(response, encoding))
+        await send_json(
+            send, 200, payload, rid, [(b"x-switchyard-provider", response.provider.encode())]
+        )

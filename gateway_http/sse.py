@@ -1,0 +1,107 @@
+"""Server-sent events for chat streams (DESIGN §5).
+
+The 200 is held back until the first chunk arrives, so a failure before any output
+still gets its true status. If the first chunk takes longer than `hold` seconds, the
+200 goes out and `: PROCESSING` comments keep the connection alive until it comes.
+After the 200, a failure is sent as one chunk with a top-level `error` and
+`finish_reason: "error"`, and the stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import orjson
+from starlette.types import Send
+
+from gateway_http.errors import HttpError, from_rpc_error
+from gateway_http.transcode.chat import chunk_json
+
+DONE = b"data: [DONE]\n\n"
+KEEPALIVE = b": PROCESSING\n\n"
+
+
+def frame(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def error_frame(err: HttpError, first: Any | None) -> bytes:
+    return frame(
+        {
+            "id": first.id if first is not None else "",
+            "object": "chat.completion.chunk",
+            "created": first.created if first is not None else int(time.time()),
+            "model": first.model if first is not None else "",
+            "provider": first.provider if first is not None else "",
+            "error": err.body()["error"],
+            "choices": [
+                {"index": 0, "delta": {"content": ""}, "logprobs": None, "finish_reason": "error"}
+            ],
+        }
+    )
+
+
+async def _first_chunk(chunks: AsyncIterator[Any]) -> Any:
+    return await anext(chunks)
+
+
+async def stream_chat(
+    send: Send,
+    call: Any,
+    *,
+    rid: str,
+    include_usage: bool,
+    hold: float,
+    keepalive: float,
+) -> None:
+    """Relay a ChatService.Stream call as SSE. Raises HttpError if it fails before the 200."""
+    chunks: AsyncIterator[Any] = aiter(call)
+    first_task = asyncio.ensure_future(_first_chunk(chunks))
+    try:
+        await asyncio.wait((first_task,), timeout=hold)
+        first = None
+        if first_task.done():
+            first = _result(first_task)  # raises HttpError before anything was sent
+        headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+            (b"x-request-id", rid.encode()),
+        ]
+        if first is not None:
+            headers.append((b"x-switchyard-provider", first.provider.encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            while first is None:
+                await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+                await asyncio.wait((first_task,), timeout=keepalive)
+                if first_task.done():
+                    first = _result(first_task)
+            body = frame(chunk_json(first, include_usage))
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            async for chunk in chunks:
+                body = frame(chunk_json(chunk, include_usage))
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            tail = DONE
+        except HttpError as err:
+            tail = error_frame(err, first)
+        except grpc.aio.AioRpcError as err:
+            tail = error_frame(from_rpc_error(err), first)
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+    finally:
+        if not first_task.done():
+            first_task.cancel()
+        call.cancel()
+
+
+def _result(task: asyncio.Future[Any]) -> Any:
+    try:
+        return task.result()
+    except grpc.aio.AioRpcError as err:
+        raise from_rpc_error(err) from None
+    except StopAsyncIteration:
+        raise HttpError(502, "upstream_error", "The stream ended before any output.") from None

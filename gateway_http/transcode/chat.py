@@ -1,0 +1,386 @@
+"""Chat completions: OpenAI request JSON -> `ChatRequest`, proto results -> OpenAI JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from switchyard.v1 import chat_pb2, common_pb2
+
+from gateway_http.errors import bad_request
+from gateway_http.transcode.fields import (
+    INT64,
+    JSON,
+    array,
+    obj,
+    opt_bool,
+    opt_int,
+    opt_number,
+    opt_str,
+    req_str,
+    string,
+)
+
+# Fields this layer maps itself; any other top-level field goes to the upstream as is.
+_HANDLED = frozenset(
+    {
+        "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens",
+        "stop", "seed", "n", "presence_penalty", "frequency_penalty", "logit_bias",
+        "logprobs", "top_logprobs", "user", "parallel_tool_calls", "tools", "tool_choice",
+        "response_format", "stream", "stream_options", "timeout", "usage",
+    }
+)  # fmt: skip
+# Routing preferences arrive with the routing work; until then they are refused rather
+# than silently ignored (ignoring `data_collection: deny` would break a promise).
+_NOT_YET = ("provider", "models", "fallback_models", "route")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedChat:
+    request: chat_pb2.ChatRequest
+    stream: bool
+    timeout: float | None
+
+
+def _parts(content: list[Any], param: str, out: chat_pb2.ContentParts) -> None:
+    for j, raw in enumerate(content):
+        where = f"{param}[{j}]"
+        part = obj(raw, where)
+        kind = req_str(part, "type", f"{where}.type")
+        if kind == "text":
+            out.parts.add(text=req_str(part, "text", f"{where}.text"))
+        elif kind == "image_url":
+            image = part.get("image_url")
+            if isinstance(image, str):  # a lenient shorthand some clients send
+                image = {"url": image}
+            image = obj(image, f"{where}.image_url")
+            out.parts.add(
+                image_url=chat_pb2.ImageUrl(
+                    url=req_str(image, "url", f"{where}.image_url.url"),
+                    detail=opt_str(image, "detail", f"{where}.image_url.detail") or "",
+                )
+            )
+        elif kind == "input_audio":
+            audio = obj(part.get("input_audio"), f"{where}.input_audio")
+            out.parts.add(
+                input_audio=chat_pb2.InputAudio(
+                    data=req_str(audio, "data", f"{where}.input_audio.data"),
+                    format=req_str(audio, "format", f"{where}.input_audio.format"),
+                )
+            )
+        elif kind == "file":
+            file = obj(part.get("file"), f"{where}.file")
+            out.parts.add(
+                file=chat_pb2.FileInput(
+                    file_id=opt_str(file, "file_id", f"{where}.file.file_id") or "",
+                    filename=opt_str(file, "filename", f"{where}.file.filename") or "",
+                    file_data=opt_str(file, "file_data", f"{where}.file.file_data") or "",
+                )
+            )
+        elif kind == "refusal":
+            out.parts.add(refusal=req_str(part, "refusal", f"{where}.refusal"))
+        else:
+            raise bad_request(
+                f"'{where}.type' '{kind}' is not a known content part type.", f"{where}.type"
+            )
+
+
+def _message(raw: Any, i: int, out: chat_pb2.Message) -> None:
+    param = f"messages[{i}]"
+    message = obj(raw, param)
+    out.role = req_str(message, "role", f"{param}.role")
+    content = message.get("content")
+    if isinstance(content, str):
+        out.text = content
+    elif isinstance(content, list):
+        _parts(content, f"{param}.content", out.parts)
+        out.parts.SetInParent()
+    elif content is not None:
+        raise bad_request(
+            f"'{param}.content' must be a string, an array or null.", f"{param}.content"
+        )
+    out.name = opt_str(message, "name", f"{param}.name") or ""
+    out.tool_call_id = opt_str(message, "tool_call_id", f"{param}.tool_call_id") or ""
+    refusal = opt_str(message, "refusal", f"{param}.refusal")
+    if refusal is not None:
+        out.refusal = refusal
+    for j, raw_call in enumerate(array(message.get("tool_calls") or [], f"{param}.tool_calls")):
+        where = f"{param}.tool_calls[{j}]"
+        call = obj(raw_call, where)
+        function = obj(call.get("function"), f"{where}.function")
+        out.tool_calls.add(
+            id=req_str(call, "id", f"{where}.id"),
+            type=opt_str(call, "type", f"{where}.type") or "function",
+            function=chat_pb2.FunctionCall(
+                name=req_str(function, "name", f"{where}.function.name"),
+                arguments=opt_str(function, "arguments", f"{where}.function.arguments") or "",
+            ),
+        )
+
+
+def _json_text(value: Any, param: str) -> str:
+    return orjson.dumps(obj(value, param)).decode()
+
+
+def _tools(raw: Any, out: chat_pb2.ChatRequest) -> None:
+    for i, item in enumerate(array(raw, "tools")):
+        tool = obj(item, f"tools[{i}]")
+        function = obj(tool.get("function"), f"tools[{i}].function")
+        definition = chat_pb2.FunctionDefinition(
+            name=req_str(function, "name", f"tools[{i}].function.name"),
+            description=opt_str(function, "description", f"tools[{i}].function.description") or "",
+        )
+        if function.get("parameters") is not None:
+            definition.parameters_json = _json_text(
+                function["parameters"], f"tools[{i}].function.parameters"
+            )
+        strict = opt_bool(function, "strict", f"tools[{i}].function.strict")
+        if strict is not None:
+            definition.strict = strict
+        out.tools.add(
+            type=opt_str(tool, "type", f"tools[{i}].type") or "function", function=definition
+        )
+
+
+def _tool_choice(raw: Any, out: chat_pb2.ToolChoice) -> None:
+    if isinstance(raw, str):
+        out.mode = raw
+        return
+    choice = obj(raw, "tool_choice")
+    function = obj(choice.get("function"), "tool_choice.function")
+    out.function_name = req_str(function, "name", "tool_choice.function.name")
+
+
+def _response_format(raw: Any, out: chat_pb2.ResponseFormat) -> None:
+    fmt = obj(raw, "response_format")
+    out.type = req_str(fmt, "type", "response_format.type")
+    if out.type == "json_schema":
+        schema = obj(fmt.get("json_schema"), "response_format.json_schema")
+        out.json_schema.name = req_str(schema, "name", "response_format.json_schema.name")
+        out.json_schema.description = (
+            opt_str(schema, "description", "response_format.json_schema.description") or ""
+        )
+        if schema.get("schema") is not None:
+            out.json_schema.schema_json = _json_text(
+                schema["schema"], "response_format.json_schema.schema"
+            )
+        strict = opt_bool(schema, "strict", "response_format.json_schema.strict")
+        if strict is not None:
+            out.json_schema.strict = strict
+
+
+def _timeout(body: JSON) -> float | None:
+    timeout = opt_number(body, "timeout")
+    if timeout is not None and not 0 < timeout <= 86_400:
+        raise bad_request("'timeout' must be a number of seconds above 0.", "timeout")
+    return timeout
+
+
+def parse_chat(body: JSON) -> ParsedChat:
+    for name in _NOT_YET:
+        if body.get(name) is not None:
+            raise bad_request(f"'{name}' (routing preferences) is not supported yet.", name)
+    out = chat_pb2.ChatRequest(model=req_str(body, "model"))
+    messages = body.get("messages")
+    if messages is None:
+        raise bad_request("'messages' is required.", "messages")
+    for i, raw in enumerate(array(messages, "messages")):
+        _message(raw, i, out.messages.add())
+    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
+        value = opt_number(body, name)
+        if value is not None:
+            setattr(out, name, value)
+    for name in ("max_tokens", "max_completion_tokens", "n", "top_logprobs"):
+        value_int = opt_int(body, name)
+        if value_int is not None:
+            setattr(out, name, value_int)
+    seed = opt_int(body, "seed", INT64)
+    if seed is not None:
+        out.seed = seed
+    for name in ("logprobs", "parallel_tool_calls"):
+        flag = opt_bool(body, name)
+        if flag is not None:
+            setattr(out, name, flag)
+    out.user = opt_str(body, "user") or ""
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        out.stop.append(stop)
+    elif stop is not None:
+        out.stop.extend(string(s, f"stop[{i}]") for i, s in enumerate(array(stop, "stop")))
+    if body.get("logit_bias") is not None:
+        for token, bias in obj(body["logit_bias"], "logit_bias").items():
+            if isinstance(bias, bool) or not isinstance(bias, int | float):
+                raise bad_request(f"'logit_bias.{token}' must be a number.", "logit_bias")
+            out.logit_bias[token] = float(bias)
+    if body.get("tools") is not None:
+        _tools(body["tools"], out)
+    if body.get("tool_choice") is not None:
+        _tool_choice(body["tool_choice"], out.tool_choice)
+    if body.get("response_format") is not None:
+        _response_format(body["response_format"], out.response_format)
+    stream = bool(opt_bool(body, "stream"))
+    if body.get("stream_options") is not None:
+        options = obj(body["stream_options"], "stream_options")
+        out.stream_options.include_usage = bool(
+            opt_bool(options, "include_usage", "stream_options.include_usage")
+        )
+    extra = {k: v for k, v in body.items() if k not in _HANDLED and v is not None}
+    if extra:
+        out.extra_json = orjson.dumps(extra).decode()
+    return ParsedChat(request=out, stream=stream, timeout=_timeout(body))
+
+
+# --- results --------------------------------------------------------------------------
+
+
+def usage_json(usage: common_pb2.Usage) -> JSON:
+    out: JSON = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    if usage.HasField("cached_tokens"):
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    if usage.HasField("reasoning_tokens"):
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    if usage.HasField("cost"):
+        out["cost"] = usage.cost
+    return out
+
+
+def _token_logprobs(items: Any) -> list[JSON]:
+    return [
+        {
+            "token": item.token,
+            "logprob": item.logprob,
+            "bytes": list(item.bytes) if item.has_bytes else None,
+            "top_logprobs": [
+                {
+                    "token": top.token,
+                    "logprob": top.logprob,
+                    "bytes": list(top.bytes) if top.has_bytes else None,
+                }
+                for top in item.top_logprobs
+            ],
+        }
+        for item in items
+    ]
+
+
+def _logprobs(holder: chat_pb2.Choice | chat_pb2.ChunkChoice) -> JSON | None:
+    if not holder.HasField("logprobs"):
+        return None
+    lp = holder.logprobs
+    return {
+        "content": _token_logprobs(lp.content) if lp.has_content else None,
+        "refusal": _token_logprobs(lp.refusal) if lp.has_refusal else None,
+    }
+
+
+def response_json(response: chat_pb2.ChatResponse) -> JSON:
+    choices = []
+    for choice in response.choices:
+        message = choice.message
+        out_message: JSON = {
+            "role": message.role or "assistant",
+            "content": message.text if message.WhichOneof("content") == "text" else None,
+            "refusal": message.refusal if message.HasField("refusal") else None,
+        }
+        if message.tool_calls:
+            out_message["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": call.type or "function",
+                    "function": {"name": call.function.name, "arguments": call.function.arguments},
+                }
+                for call in message.tool_calls
+            ]
+        choices.append(
+            {
+                "index": choice.index,
+                "message": out_message,
+                "logprobs": _logprobs(choice),
+                "finish_reason": choice.finish_reason or "stop",
+            }
+        )
+    out: JSON = {
+        "id": response.id,
+        "object": "chat.completion",
+        "created": response.created,
+        "model": response.model,
+        "provider": response.provider,
+        "choices": choices,
+    }
+    if response.system_fingerprint:
+        out["system_fingerprint"] = response.system_fingerprint
+    if response.HasField("usage"):
+        out["usage"] = usage_json(response.usage)
+    return out
+
+
+def chunk_json(chunk: chat_pb2.ChatChunk, include_usage: bool) -> JSON:
+    choices = []
+    for choice in chunk.choices:
+        d = choice.delta
+        delta: JSON = {}
+        if d.role:
+            delta["role"] = d.role
+        if d.HasField("content"):
+            delta["content"] = d.content
+        if d.HasField("refusal"):
+            delta["refusal"] = d.refusal
+        if d.tool_calls:
+            calls = []
+            for tc in d.tool_calls:
+                call: JSON = {"index": tc.index}
+                if tc.id:
+                    call["id"] = tc.id
+                if tc.type:
+                    call["type"] = tc.type
+                function: JSON = {}
+                if tc.HasField("name"):
+                    function["name"] = tc.name
+                if tc.HasField("arguments"):
+                    function["arguments"] = tc.arguments
+                call["function"] = function
+                calls.append(call)
+            delta["tool_calls"] = calls
+        choices.append(
+            {
+                "index": choice.index,
+                "delta": delta,
+                "logprobs": _logprobs(choice),
+                "finish_reason": choice.finish_reason or None,
+            }
+        )
+    out: JSON = {
+        "id": chunk.id,
+        "object": "chat.completion.chunk",
+        "created": chunk.created,
+        "model": chunk.model,
+        "provider": chunk.provider,
+        "choices": choices,
+    }
+    if chunk.system_fingerprint:
+        out["system_fingerprint"] = chunk.system_fingerprint
+    if include_usage:
+        out["usage"] = usage_json(chunk.usage) if chunk.HasField("usage") else None
+    return out
+
+
+def timeout_from_header(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 86_400:
+        raise bad_request(
+            "'x-switchyard-timeout' must be a number of seconds above 0.", "x-switchyard-timeout"
+        )
+    return seconds
+
+
+__all__ = ["ParsedChat", "chunk_json", "parse_chat", "response_json"]

@@ -1,0 +1,134 @@
+"""Requests in and responses out on the raw ASGI interface.
+
+The routes speak ASGI directly (no Request/Response objects on the hot path): bodies
+are read with a size cap, JSON is parsed and rendered with orjson, and every response
+carries `x-request-id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from types import TracebackType
+from typing import Any
+
+import orjson
+from starlette.types import Message, Receive, Scope, Send
+
+from gateway_http.errors import HttpError, bad_request
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+def request_id(scope: Scope) -> str:
+    """The caller's `x-request-id` when it is sane, else a fresh one."""
+    given = header(scope, b"x-request-id")
+    if given is not None and _REQUEST_ID.match(given):
+        return given.decode("ascii")
+    return uuid.uuid4().hex
+
+
+def call_metadata(scope: Scope, rid: str) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata for the service call: the caller's credentials and our request id."""
+    authorization = header(scope, b"authorization")
+    if authorization is None:
+        return (("x-request-id", rid),)
+    return (("authorization", authorization.decode("latin-1")), ("x-request-id", rid))
+
+
+async def read_json(receive: Receive) -> dict[str, Any]:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise asyncio.CancelledError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HttpError(
+                413, "invalid_request_error", f"The body exceeds {MAX_BODY_BYTES} bytes."
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    try:
+        body = orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"The body is not valid JSON: {exc.msg} (at {exc.pos}).") from None
+    if not isinstance(body, dict):
+        raise bad_request("The body must be a JSON object.")
+    return body
+
+
+async def send_json(
+    send: Send,
+    status: int,
+    payload: bytes,
+    rid: str,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"x-request-id", rid.encode()),
+    ]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def send_error(send: Send, err: HttpError, rid: str) -> None:
+    await send_json(send, err.status, err.render(), rid, err.headers())
+
+
+class ClientWatch:
+    """Cancels the current task when the client disconnects, so that the gRPC call it
+    is awaiting (and with it the upstream request) is cancelled too.
+
+    One watcher task per request, never per chunk.
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._task: asyncio.Task[Any] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self.disconnected = False
+
+    async def __aenter__(self) -> ClientWatch:
+        self._task = asyncio.current_task()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        return self
+
+    async def _watch(self) -> None:
+        while True:
+            message: Message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                if self._task is not None:
+                    self._task.cancel()
+                return
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if exc_type is asyncio.CancelledError and self.disconnected and self._task is not None:
+            # Swallow only our own cancellation, never an outer one (server shutdown).
+            return self._task.uncancel() == 0
+        return False

@@ -1,0 +1,177 @@
+"""Chat completion requests, results and stream deltas."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    url: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPart:
+    data: str
+    format: str
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    file_id: str | None = None
+    filename: str | None = None
+    file_data: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalPart:
+    refusal: str
+
+
+ContentPart = TextPart | ImagePart | AudioPart | FilePart | RefusalPart
+Content = str | tuple[ContentPart, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text as the model produced it
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: Content = None
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    refusal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str | None = None
+    parameters_json: str | None = None  # JSON Schema object, as JSON text
+    strict: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    mode: str  # none | auto | required | function
+    function: str | None = None  # set when mode == "function"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    type: str  # text | json_object | json_schema
+    name: str | None = None
+    description: str | None = None
+    schema_json: str | None = None
+    strict: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: tuple[Message, ...]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    n: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: Mapping[str, float] = field(default_factory=dict)
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    user: str | None = None
+    parallel_tool_calls: bool | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    response_format: ResponseFormat | None = None
+    include_usage: bool = False
+    extra_json: str | None = None  # other upstream parameters, a JSON object as text
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] | None = None
+    top_logprobs: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceLogprobs:
+    content: tuple[TokenLogprob, ...] | None = None
+    refusal: tuple[TokenLogprob, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    index: int
+    message: Message
+    finish_reason: str
+    logprobs: ChoiceLogprobs | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    choices: tuple[Choice, ...]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    index: int  # position in the message's tool_calls
+    id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceDelta:
+    index: int
+    role: str | None = None
+    content: str | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    refusal: str | None = None
+    finish_reason: str | None = None
+    logprobs: ChoiceLogprobs | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDelta:
+    """One upstream stream event: choice deltas, and/or the usage of the whole call."""
+
+    choices: tuple[ChoiceDelta, ...] = ()
+    usage: Usage | None = None
+    system_fingerprint: str | None = None

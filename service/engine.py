@@ -1,0 +1,115 @@
+"""The core: route a validated domain request to a provider and map its failures.
+
+Transport-free (no protobuf here): the servicers translate proto <-> domain around it,
+and this is the one place where a `ProviderError` becomes a contract error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+from service import errors
+from service.config import Config, ModelConfig
+from service.domain.chat import ChatDelta, ChatRequest, ChatResult
+from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, RerankResult
+from service.pipeline import CallContext
+from service.providers.base import Attempt, Provider
+from service.providers.errors import FailureKind, ProviderError
+from service.routing.router import Route, Router
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What actually served a request: reported to the client, billed later."""
+
+    model: str
+    provider: str
+
+
+def provider_failure(err: ProviderError, call: CallContext) -> errors.GatewayError:
+    """The contract error for an upstream failure (DESIGN §4)."""
+    if call.expired() and err.kind in (FailureKind.TIMEOUT, FailureKind.CONNECT):
+        return errors.request_timeout(None)
+    if err.kind is FailureKind.UNSUPPORTED:
+        return errors.GatewayError(
+            "NO_PROVIDER_AVAILABLE", err.message, metadata={"provider_name": err.provider}
+        )
+    if err.client_fault:
+        return errors.GatewayError(
+            "INVALID_REQUEST",
+            f"The provider rejected the request: {err.message}",
+            param=err.param,
+            metadata={"provider_name": err.provider},
+        )
+    return errors.upstream_error(err.provider, err.message, err.status)
+
+
+class Engine:
+    def __init__(self, config: Config, providers: Mapping[str, Provider]) -> None:
+        self._config = config
+        self._providers = providers
+        self._router = Router(config, providers)
+
+    @property
+    def models(self) -> tuple[ModelConfig, ...]:
+        return self._config.models
+
+    def _attempt(self, route: Route, call: CallContext) -> Attempt:
+        if call.expired():
+            raise errors.request_timeout(None)
+        return Attempt(upstream_model=route.endpoint.model, deadline=call.deadline)
+
+    @staticmethod
+    def _served(route: Route) -> Served:
+        return Served(model=route.model.id, provider=route.provider.name)
+
+    async def chat(self, request: ChatRequest, call: CallContext) -> tuple[ChatResult, Served]:
+        route = self._router.resolve(request.model, "chat")
+        try:
+            result = await route.provider.complete(request, self._attempt(route, call))
+        except ProviderError as err:
+            raise provider_failure(err, call) from err
+        return result, self._served(route)
+
+    def chat_stream(
+        self, request: ChatRequest, call: CallContext
+    ) -> tuple[AsyncIterator[ChatDelta], Served]:
+        """Resolve now (so routing errors surface before any chunk), stream lazily."""
+        route = self._router.resolve(request.model, "chat")
+        attempt = self._attempt(route, call)
+        return self._guarded(route.provider.stream(request, attempt), call), self._served(route)
+
+    @staticmethod
+    async def _guarded(
+        deltas: AsyncIterator[ChatDelta], call: CallContext
+    ) -> AsyncIterator[ChatDelta]:
+        try:
+            async for delta in deltas:
+                yield delta
+        except ProviderError as err:
+            raise provider_failure(err, call) from err
+        finally:
+            await deltas.aclose()  # type: ignore[attr-defined]
+
+    async def embed(self, request: EmbedRequest, call: CallContext) -> tuple[EmbedResult, Served]:
+        route = self._router.resolve(request.model, "embeddings")
+        try:
+            result = await route.provider.embed(request, self._attempt(route, call))
+        except ProviderError as err:
+            raise provider_failure(err, call) from err
+        return result, self._served(route)
+
+    async def rerank(
+        self, request: RerankRequest, call: CallContext
+    ) -> tuple[RerankResult, Served]:
+        route = self._router.resolve(request.model, "rerank")
+        try:
+            result = await route.provider.rerank(request, self._attempt(route, call))
+        except ProviderError as err:
+            raise provider_failure(err, call) from err
+        return result, self._served(route)
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()

@@ -1,0 +1,156 @@
+"""`switchyard serve`: the gRPC service and the HTTP gateway, together or apart.
+
+This is the one module in `service` that imports `gateway_http` (DESIGN §2). In the
+default co-located mode the HTTP layer talks to the service through the in-process
+channel; `--channel grpc` keeps a real loopback gRPC hop, and `--http-only` points the
+HTTP layer at a remote service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import uvicorn
+
+from gateway_http import create_app
+from service.config import load_config
+from service.server import Service
+from service.store.keys import KeyStore
+
+log = logging.getLogger("switchyard")
+
+CLIENT_CHANNEL_OPTIONS = (
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 30_000),
+)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    config: Path | None
+    data_dir: Path
+    host: str
+    http_port: int
+    grpc_host: str
+    grpc_port: int
+    channel: str  # "inprocess" | "grpc"
+    mode: str  # "both" | "grpc-only" | "http-only"
+    grpc_target: str | None
+    stream_hold: float = 10.0
+
+
+def ensure_dev_key(keys: KeyStore, data_dir: Path) -> None:
+    """On a first start (empty key store), create a development key and save it 0600."""
+    if keys.count():
+        return
+    _, plain = keys.create("development")
+    path = data_dir / "dev-key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(plain + "\n")
+    os.chmod(path, 0o600)
+    # Printed once, on purpose, to the console only: it is never logged.
+    print(f"Created a development API key (saved to {path}):\n\n    {plain}\n", flush=True)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve()` below owns the shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _wait_for_stop() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve(options: ServeOptions) -> None:
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    service: Service | None = None
+    grpc_server: grpc.aio.Server | None = None
+    channel: Any = None
+    http: _Uvicorn | None = None
+    http_task: asyncio.Task[None] | None = None
+    try:
+        if options.mode != "http-only":
+            service = Service.build(load_config(options.config), options.data_dir)
+            ensure_dev_key(service.keys, options.data_dir)
+            address = f"{options.grpc_host}:{options.grpc_port}"
+            grpc_server = await service.grpc_server(address)
+            await grpc_server.start()
+            log.info("gRPC service listening on %s", address)
+        if options.mode != "grpc-only":
+            if options.mode == "http-only" or options.channel == "grpc":
+                target = options.grpc_target or f"127.0.0.1:{options.grpc_port}"
+                channel = grpc.aio.insecure_channel(target, options=CLIENT_CHANNEL_OPTIONS)
+            else:
+                assert service is not None
+                channel = service.in_process_channel()
+            app = create_app(channel, stream_hold=options.stream_hold)
+            config = uvicorn.Config(
+                app,
+                host=options.host,
+                port=options.http_port,
+                loop="none",
+                http="httptools",
+                ws="none",
+                lifespan="off",
+                access_log=False,
+                server_header=False,
+                log_level="warning",
+            )
+            http = _Uvicorn(config)
+            http_task = asyncio.create_task(http.serve())
+            log.info(
+                "HTTP gateway listening on http://%s:%d/v1 (channel: %s)",
+                options.host,
+                options.http_port,
+                "grpc" if options.mode == "http-only" or options.channel == "grpc" else "inprocess",
+            )
+        stop_task = asyncio.create_task(_wait_for_stop())
+        watched = {stop_task} | ({http_task} if http_task else set())
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        if http_task in done and http is not None and not http.started:
+            raise SystemExit(f"the HTTP server could not start on port {options.http_port}")
+        stop_task.cancel()
+    finally:
+        if http is not None and http_task is not None:
+            http.should_exit = True
+            with contextlib.suppress(Exception):
+                await http_task
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5)
+        if channel is not None:
+            await channel.close()
+        if service is not None:
+            await service.aclose()
+
+
+def run(options: ServeOptions) -> None:
+    logging.basicConfig(
+        level=os.environ.get("SWITCHYARD_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every POSIX system
+        asyncio.run(serve(options))
+    else:
+        uvloop.run(serve(options))

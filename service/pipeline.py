@@ -1,0 +1,71 @@
+"""The request pipeline every servicer runs first: request id, auth and deadline.
+
+It lives here, called by the servicers, rather than in grpc.aio interceptors, so that
+the in-process channel (which bypasses the gRPC transport) runs exactly the same steps
+(DESIGN §1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from service import errors
+from service.auth.keys import bearer_token
+from service.store.keys import KeyRecord, KeyStore
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    request_id: str
+    key: KeyRecord
+    deadline: float | None  # event-loop time; None = no deadline
+
+    def remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return self.deadline - asyncio.get_running_loop().time()
+
+    def expired(self) -> bool:
+        remaining = self.remaining()
+        return remaining is not None and remaining <= 0.0
+
+
+class Pipeline:
+    def __init__(self, keys: KeyStore) -> None:
+        self._keys = keys
+
+    def begin(
+        self,
+        metadata: Iterable[tuple[str, str | bytes]],
+        time_remaining: float | None,
+    ) -> CallContext:
+        """Authenticate the call; raises `GatewayError` (401) for a missing or bad key."""
+        authorization = request_id = None
+        for key, value in metadata:
+            if key == "authorization" and isinstance(value, str):
+                authorization = value
+            elif key == "x-request-id" and isinstance(value, str) and _REQUEST_ID.match(value):
+                request_id = value
+        if authorization is None:
+            raise errors.unauthenticated(
+                "Missing API key: send 'Authorization: Bearer <key>' (gRPC: 'authorization' "
+                "metadata)."
+            )
+        token = bearer_token(authorization)
+        record = self._keys.verify(token) if token else None
+        if record is None:
+            raise errors.unauthenticated("Invalid API key.")
+        deadline = None
+        if time_remaining is not None:
+            deadline = asyncio.get_running_loop().time() + time_remaining
+        return CallContext(
+            request_id=request_id or uuid.uuid4().hex,
+            key=record,
+            deadline=deadline,
+        )

@@ -1,0 +1,1 @@
+"""Provider adapters. Nothing here imports grpc or the generated protos (a test checks)."""

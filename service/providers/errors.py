@@ -1,0 +1,56 @@
+"""The one error type adapters raise, with enough structure to decide on retries."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class FailureKind(Enum):
+    CONNECT = "connect"  # could not reach the upstream
+    TIMEOUT = "timeout"  # an attempt's time ran out
+    STATUS = "status"  # the upstream answered with an error status
+    BAD_RESPONSE = "bad_response"  # the upstream answered something we cannot read
+    UNSUPPORTED = "unsupported"  # the adapter cannot serve this kind of request
+
+
+class ProviderError(Exception):
+    def __init__(
+        self,
+        kind: FailureKind,
+        provider: str,
+        message: str,
+        *,
+        status: int | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.provider = provider
+        self.message = message
+        self.status = status
+        self.param = param
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """Whether another attempt could succeed: transport failures, 408, 429 and 5xx."""
+        if self.kind in (FailureKind.CONNECT, FailureKind.TIMEOUT, FailureKind.BAD_RESPONSE):
+            return True
+        return self.status is not None and (self.status in (408, 429) or self.status >= 500)
+
+    @property
+    def client_fault(self) -> bool:
+        """The upstream refused the request itself (a 4xx other than auth, 408 and 429)."""
+        return (
+            self.status is not None
+            and 400 <= self.status < 500
+            and self.status
+            not in (
+                401,
+                403,
+                404,
+                408,
+                429,
+            )
+        )

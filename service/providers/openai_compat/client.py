@@ -1,0 +1,131 @@
+"""I/O for OpenAI-compatible upstreams over one pooled, keep-alive aiohttp session.
+
+aiohttp rather than httpx: measured here, it costs 2.5-10x less CPU per request
+(DESIGN §9). Every call is bounded by the provider's timeout and the request deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from service.config import ProviderConfig
+from service.domain.chat import ChatDelta, ChatRequest, ChatResult
+from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, RerankResult
+from service.providers.base import Attempt
+from service.providers.errors import ProviderError
+from service.providers.openai_compat import convert
+from service.providers.openai_compat.errors import bad_response, status_error, transport_error
+from service.providers.openai_compat.stream import BrokenStreamError, sse_data
+
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+class OpenAICompatProvider:
+    def __init__(self, config: ProviderConfig) -> None:
+        self.name = config.name
+        self._config = config
+        self._session: aiohttp.ClientSession | None = None
+        headers = {"Content-Type": "application/json", **config.headers}
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        self._headers = headers
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=self._headers, trust_env=False
+            )
+        return self._session
+
+    def _timeout(self, attempt: Attempt) -> aiohttp.ClientTimeout:
+        total = self._config.timeout
+        if attempt.deadline is not None:
+            remaining = attempt.deadline - asyncio.get_running_loop().time()
+            total = max(0.001, min(total, remaining))
+        return aiohttp.ClientTimeout(total=total, connect=self._config.connect_timeout)
+
+    async def _post(self, path: str, body: dict[str, Any], attempt: Attempt) -> Any:
+        url = self._config.base_url + path
+        try:
+            async with self._client().post(
+                url, data=orjson.dumps(body), timeout=self._timeout(attempt)
+            ) as response:
+                payload = await response.read()
+                if response.status >= 400:
+                    raise status_error(self.name, response.status, payload, response.headers)
+        except _TRANSPORT_ERRORS as exc:
+            raise transport_error(self.name, exc) from exc
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise bad_response(self.name, "not JSON") from exc
+
+    async def complete(self, request: ChatRequest, attempt: Attempt) -> ChatResult:
+        body = convert.chat_body(request, attempt.upstream_model, stream=False)
+        answer = await self._post("/chat/completions", body, attempt)
+        try:
+            return convert.parse_chat_response(answer)
+        except convert.BadUpstreamError as exc:
+            raise bad_response(self.name, str(exc)) from exc
+
+    async def stream(self, request: ChatRequest, attempt: Attempt) -> AsyncIterator[ChatDelta]:
+        body = convert.chat_body(request, attempt.upstream_model, stream=True)
+        url = self._config.base_url + "/chat/completions"
+        finished = False
+        try:
+            async with self._client().post(
+                url, data=orjson.dumps(body), timeout=self._timeout(attempt)
+            ) as response:
+                if response.status >= 400:
+                    payload = await response.read()
+                    raise status_error(self.name, response.status, payload, response.headers)
+                try:
+                    async for data in sse_data(response.content.iter_any()):
+                        if data == b"[DONE]":
+                            return
+                        delta = convert.parse_chunk(orjson.loads(data))
+                        finished = finished or any(c.finish_reason for c in delta.choices)
+                        yield delta
+                finally:
+                    # An unfinished body must not go back to the pool: closing it is
+                    # also what tells the upstream that we stopped listening.
+                    response.close()
+        except _TRANSPORT_ERRORS as exc:
+            raise transport_error(self.name, exc) from exc
+        except (orjson.JSONDecodeError, BrokenStreamError) as exc:
+            raise bad_response(self.name, "broken event stream") from exc
+        except convert.BadUpstreamError as exc:
+            raise bad_response(self.name, str(exc)) from exc
+        if not finished:
+            raise bad_response(self.name, "the stream ended before it finished")
+
+    async def embed(self, request: EmbedRequest, attempt: Attempt) -> EmbedResult:
+        body = convert.embed_body(request, attempt.upstream_model)
+        answer = await self._post("/embeddings", body, attempt)
+        expected = len(request.token_inputs) or len(request.texts)
+        try:
+            return convert.parse_embeddings(answer, expected)
+        except convert.BadUpstreamError as exc:
+            raise bad_response(self.name, str(exc)) from exc
+
+    async def rerank(self, request: RerankRequest, attempt: Attempt) -> RerankResult:
+        body = convert.rerank_body(request, attempt.upstream_model)
+        answer = await self._post("/rerank", body, attempt)
+        try:
+            return convert.parse_rerank(answer, len(request.documents), request.top_n)
+        except convert.BadUpstreamError as exc:
+            raise bad_response(self.name, str(exc)) from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+__all__ = ["OpenAICompatProvider", "ProviderError"]

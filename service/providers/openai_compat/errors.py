@@ -1,0 +1,63 @@
+"""Upstream failures of an OpenAI-compatible API, as `ProviderError`s."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+
+from service.providers.errors import FailureKind, ProviderError
+from service.providers.openai_compat.convert import error_message
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """`Retry-After` in seconds, from either of its two forms (delta or HTTP date)."""
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def status_error(
+    provider: str, status: int, payload: bytes, headers: Mapping[str, str]
+) -> ProviderError:
+    message, param = error_message(status, payload)
+    return ProviderError(
+        FailureKind.STATUS,
+        provider,
+        f"{provider} answered HTTP {status}: {message}",
+        status=status,
+        param=param,
+        retry_after=retry_after(headers),
+    )
+
+
+def transport_error(provider: str, exc: BaseException) -> ProviderError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return ProviderError(FailureKind.TIMEOUT, provider, f"{provider} did not answer in time")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ProviderError(
+            FailureKind.BAD_RESPONSE, provider, f"{provider} sent a broken response body"
+        )
+    return ProviderError(
+        FailureKind.CONNECT, provider, f"cannot reach {provider}: {type(exc).__name__}"
+    )
+
+
+def bad_response(provider: str, detail: str) -> ProviderError:
+    return ProviderError(
+        FailureKind.BAD_RESPONSE, provider, f"{provider} sent an unreadable answer ({detail})"
+    )

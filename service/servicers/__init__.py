@@ -1,0 +1,1 @@
+"""gRPC servicers: proto <-> domain translation around the engine, errors to statuses."""

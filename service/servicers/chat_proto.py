@@ -1,0 +1,334 @@
+"""Chat: proto request -> domain (validated), domain result/deltas -> proto."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from switchyard.v1 import chat_pb2, common_pb2
+
+from service import errors
+from service.domain import chat
+from service.engine import Served
+from service.servicers.validate import at_least, json_text, number_in, required
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+TOOL_CHOICE_MODES = frozenset({"none", "auto", "required"})
+FORMAT_TYPES = frozenset({"text", "json_object", "json_schema"})
+
+
+def _part(part: chat_pb2.ContentPart, param: str) -> chat.ContentPart:
+    kind = part.WhichOneof("part")
+    if kind == "text":
+        return chat.TextPart(part.text)
+    if kind == "image_url":
+        return chat.ImagePart(
+            url=required(part.image_url.url, f"{param}.image_url.url"),
+            detail=part.image_url.detail or None,
+        )
+    if kind == "input_audio":
+        audio = part.input_audio
+        return chat.AudioPart(
+            data=required(audio.data, f"{param}.input_audio.data"),
+            format=required(audio.format, f"{param}.input_audio.format"),
+        )
+    if kind == "file":
+        file = part.file
+        if not (file.file_id or file.file_data):
+            raise errors.invalid_request(
+                f"'{param}.file' needs 'file_id' or 'file_data'.", f"{param}.file"
+            )
+        return chat.FilePart(
+            file_id=file.file_id or None,
+            filename=file.filename or None,
+            file_data=file.file_data or None,
+        )
+    if kind == "refusal":
+        return chat.RefusalPart(part.refusal)
+    raise errors.invalid_request(f"'{param}' has no content.", param)
+
+
+def _message(message: chat_pb2.Message, i: int) -> chat.Message:
+    param = f"messages[{i}]"
+    if message.role not in ROLES:
+        raise errors.invalid_request(
+            f"'{param}.role' must be one of {', '.join(sorted(ROLES))}; got '{message.role}'.",
+            f"{param}.role",
+        )
+    kind = message.WhichOneof("content")
+    content: chat.Content
+    if kind == "text":
+        content = message.text
+    elif kind == "parts":
+        content = tuple(
+            _part(p, f"{param}.content[{j}]") for j, p in enumerate(message.parts.parts)
+        )
+    else:
+        content = None
+    tool_calls = tuple(
+        chat.ToolCall(
+            id=required(c.id, f"{param}.tool_calls[{j}].id"),
+            name=required(c.function.name, f"{param}.tool_calls[{j}].function.name"),
+            arguments=c.function.arguments,
+        )
+        for j, c in enumerate(message.tool_calls)
+    )
+    if message.role == "tool" and not message.tool_call_id:
+        raise errors.invalid_request(
+            f"'{param}.tool_call_id' is required for tool messages.", f"{param}.tool_call_id"
+        )
+    if content is None and not tool_calls and message.role != "assistant":
+        raise errors.invalid_request(f"'{param}.content' is required.", f"{param}.content")
+    return chat.Message(
+        role=message.role,
+        content=content,
+        name=message.name or None,
+        tool_calls=tool_calls,
+        tool_call_id=message.tool_call_id or None,
+        refusal=message.refusal if message.HasField("refusal") else None,
+    )
+
+
+def _tool(tool: chat_pb2.Tool, i: int) -> chat.Tool:
+    param = f"tools[{i}]"
+    if tool.type not in ("", "function"):
+        raise errors.invalid_request(f"'{param}.type' must be 'function'.", f"{param}.type")
+    fn = tool.function
+    parameters = fn.parameters_json
+    return chat.Tool(
+        name=required(fn.name, f"{param}.function.name"),
+        description=fn.description or None,
+        parameters_json=json_text(parameters, f"{param}.function.parameters")
+        if parameters
+        else None,
+        strict=fn.strict if fn.HasField("strict") else None,
+    )
+
+
+def _tool_choice(request: chat_pb2.ChatRequest, tools: tuple[chat.Tool, ...]) -> chat.ToolChoice:
+    choice = request.tool_choice
+    kind = choice.WhichOneof("choice")
+    if kind == "function_name":
+        if not any(t.name == choice.function_name for t in tools):
+            raise errors.invalid_request(
+                f"'tool_choice' names '{choice.function_name}', which is not in 'tools'.",
+                "tool_choice",
+            )
+        return chat.ToolChoice(mode="function", function=choice.function_name)
+    if choice.mode not in TOOL_CHOICE_MODES:
+        raise errors.invalid_request(
+            "'tool_choice' must be 'none', 'auto', 'required' or a named function.",
+            "tool_choice",
+        )
+    if choice.mode == "required" and not tools:
+        raise errors.invalid_request(
+            "'tool_choice' is 'required' but no tools were given.", "tool_choice"
+        )
+    return chat.ToolChoice(mode=choice.mode)
+
+
+def _response_format(fmt: chat_pb2.ResponseFormat) -> chat.ResponseFormat:
+    if fmt.type not in FORMAT_TYPES:
+        raise errors.invalid_request(
+            "'response_format.type' must be 'text', 'json_object' or 'json_schema'.",
+            "response_format.type",
+        )
+    if fmt.type != "json_schema":
+        return chat.ResponseFormat(type=fmt.type)
+    schema = fmt.json_schema
+    return chat.ResponseFormat(
+        type="json_schema",
+        name=required(schema.name, "response_format.json_schema.name"),
+        description=schema.description or None,
+        schema_json=json_text(schema.schema_json, "response_format.json_schema.schema")
+        if schema.schema_json
+        else None,
+        strict=schema.strict if schema.HasField("strict") else None,
+    )
+
+
+def request_from_proto(request: chat_pb2.ChatRequest) -> chat.ChatRequest:
+    """Validate and convert; a `GatewayError` (400) names the first bad param."""
+    model = required(request.model, "model")
+    if not request.messages:
+        raise errors.invalid_request("'messages' must contain at least one message.", "messages")
+    messages = tuple(_message(m, i) for i, m in enumerate(request.messages))
+    tools = tuple(_tool(t, i) for i, t in enumerate(request.tools))
+    has = request.HasField
+    return chat.ChatRequest(
+        model=model,
+        messages=messages,
+        temperature=number_in(request.temperature, 0, 2, "temperature")
+        if has("temperature")
+        else None,
+        top_p=number_in(request.top_p, 0, 1, "top_p") if has("top_p") else None,
+        max_tokens=at_least(request.max_tokens, 1, "max_tokens") if has("max_tokens") else None,
+        max_completion_tokens=at_least(request.max_completion_tokens, 1, "max_completion_tokens")
+        if has("max_completion_tokens")
+        else None,
+        stop=tuple(request.stop),
+        seed=request.seed if has("seed") else None,
+        n=at_least(request.n, 1, "n") if has("n") else None,
+        presence_penalty=number_in(request.presence_penalty, -2, 2, "presence_penalty")
+        if has("presence_penalty")
+        else None,
+        frequency_penalty=number_in(request.frequency_penalty, -2, 2, "frequency_penalty")
+        if has("frequency_penalty")
+        else None,
+        logit_bias={
+            k: number_in(v, -100, 100, f"logit_bias.{k}") for k, v in request.logit_bias.items()
+        },
+        logprobs=request.logprobs if has("logprobs") else None,
+        top_logprobs=int(number_in(request.top_logprobs, 0, 20, "top_logprobs"))
+        if has("top_logprobs")
+        else None,
+        user=request.user or None,
+        parallel_tool_calls=request.parallel_tool_calls if has("parallel_tool_calls") else None,
+        tools=tools,
+        tool_choice=_tool_choice(request, tools) if has("tool_choice") else None,
+        response_format=_response_format(request.response_format)
+        if has("response_format")
+        else None,
+        include_usage=request.stream_options.include_usage,
+        extra_json=json_text(request.extra_json, "extra") if request.extra_json else None,
+    )
+
+
+# --- results --------------------------------------------------------------------------
+
+
+def usage_to_proto(usage: chat.Usage, out: common_pb2.Usage) -> None:
+    out.prompt_tokens = usage.prompt_tokens
+    out.completion_tokens = usage.completion_tokens
+    out.total_tokens = usage.total_tokens
+    if usage.cached_tokens is not None:
+        out.cached_tokens = usage.cached_tokens
+    if usage.reasoning_tokens is not None:
+        out.reasoning_tokens = usage.reasoning_tokens
+
+
+def _token_logprobs(items: tuple[chat.TokenLogprob, ...], out: Any) -> None:
+    """Append `items` to `out`, a repeated TokenLogprob field."""
+    for item in items:
+        token = out.add(token=item.token, logprob=item.logprob)
+        if item.bytes is not None:
+            token.bytes.extend(item.bytes)
+            token.has_bytes = True
+        for top in item.top_logprobs:
+            t = token.top_logprobs.add(token=top.token, logprob=top.logprob)
+            if top.bytes is not None:
+                t.bytes.extend(top.bytes)
+                t.has_bytes = True
+
+
+def _logprobs_to_proto(logprobs: chat.ChoiceLogprobs, out: chat_pb2.ChoiceLogprobs) -> None:
+    out.SetInParent()
+    if logprobs.content is not None:
+        out.has_content = True
+        _token_logprobs(logprobs.content, out.content)
+    if logprobs.refusal is not None:
+        out.has_refusal = True
+        _token_logprobs(logprobs.refusal, out.refusal)
+
+
+def response_to_proto(
+    result: chat.ChatResult, served: Served, response_id: str, created: int
+) -> chat_pb2.ChatResponse:
+    out = chat_pb2.ChatResponse(
+        id=response_id,
+        created=created,
+        model=served.model,
+        provider=served.provider,
+        system_fingerprint=result.system_fingerprint or "",
+    )
+    for choice in result.choices:
+        item = out.choices.add(index=choice.index, finish_reason=choice.finish_reason)
+        message = item.message
+        message.role = "assistant"
+        content = choice.message.content
+        if isinstance(content, str):
+            message.text = content
+        for call in choice.message.tool_calls:
+            message.tool_calls.add(
+                id=call.id,
+                type="function",
+                function=chat_pb2.FunctionCall(name=call.name, arguments=call.arguments),
+            )
+        if choice.message.refusal is not None:
+            message.refusal = choice.message.refusal
+        if choice.logprobs is not None:
+            _logprobs_to_proto(choice.logprobs, item.logprobs)
+    if result.usage is not None:
+        usage_to_proto(result.usage, out.usage)
+    return out
+
+
+class ChunkBuilder:
+    """Turns upstream deltas into chunks that keep the stream invariants of DESIGN §5.
+
+    Every chunk gets the same id/created/model; the first delta of each choice carries
+    the role; a tool call's first delta carries id, type, name and `arguments: ""`;
+    usage travels only in a last chunk of its own, and only when the client asked.
+    """
+
+    def __init__(self, served: Served, response_id: str, created: int, include_usage: bool):
+        self._served = served
+        self._id = response_id
+        self._created = created
+        self._include_usage = include_usage
+        self._started: set[int] = set()
+        self._tool_calls: set[tuple[int, int]] = set()
+        self.usage: chat.Usage | None = None
+        self.fingerprint = ""
+
+    def _chunk(self) -> chat_pb2.ChatChunk:
+        return chat_pb2.ChatChunk(
+            id=self._id,
+            created=self._created,
+            model=self._served.model,
+            provider=self._served.provider,
+            system_fingerprint=self.fingerprint,
+        )
+
+    def chunk(self, delta: chat.ChatDelta) -> chat_pb2.ChatChunk | None:
+        """The chunk for one upstream delta, or None when it carries nothing to send."""
+        if delta.usage is not None:
+            self.usage = delta.usage
+        if delta.system_fingerprint:
+            self.fingerprint = delta.system_fingerprint
+        if not delta.choices:
+            return None
+        out = self._chunk()
+        for choice in delta.choices:
+            item = out.choices.add(index=choice.index, finish_reason=choice.finish_reason or "")
+            d = item.delta
+            if choice.index not in self._started:
+                self._started.add(choice.index)
+                d.role = "assistant"
+            if choice.content is not None:
+                d.content = choice.content
+            if choice.refusal is not None:
+                d.refusal = choice.refusal
+            for call in choice.tool_calls:
+                first = (choice.index, call.index) not in self._tool_calls
+                tc = d.tool_calls.add(index=call.index, id=call.id or "")
+                if first:
+                    self._tool_calls.add((choice.index, call.index))
+                    tc.type = "function"
+                    tc.name = call.name or ""
+                    tc.arguments = call.arguments or ""
+                else:
+                    if call.name:
+                        tc.name = call.name
+                    if call.arguments is not None:
+                        tc.arguments = call.arguments
+            if choice.logprobs is not None:
+                _logprobs_to_proto(choice.logprobs, item.logprobs)
+        return out
+
+    def usage_chunk(self) -> chat_pb2.ChatChunk | None:
+        """The final usage-only chunk, when the client asked for it."""
+        if not self._include_usage:
+            return None
+        out = self._chunk()
+        usage_to_proto(self.usage or chat.Usage(), out.usage)
+        return out

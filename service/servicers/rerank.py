@@ -1,0 +1,63 @@
+"""`switchyard.v1.RerankService`."""
+
+from __future__ import annotations
+
+import uuid
+
+from switchyard.v1 import rerank_pb2, rerank_pb2_grpc
+
+from service import errors
+from service.domain.embeddings import RerankRequest
+from service.engine import Engine
+from service.pipeline import Pipeline
+from service.servicers.base import Context, abort, begin
+from service.servicers.validate import at_least, json_text, required
+
+MAX_DOCUMENTS = 1000
+
+
+def request_from_proto(request: rerank_pb2.RerankRequest) -> RerankRequest:
+    model = required(request.model, "model")
+    query = required(request.query, "query")
+    if not request.documents:
+        raise errors.invalid_request("'documents' must not be empty.", "documents")
+    if len(request.documents) > MAX_DOCUMENTS:
+        raise errors.invalid_request(
+            f"'documents' may hold at most {MAX_DOCUMENTS} items.", "documents"
+        )
+    return RerankRequest(
+        model=model,
+        query=query,
+        documents=tuple(request.documents),
+        top_n=at_least(request.top_n, 1, "top_n") if request.HasField("top_n") else None,
+        return_documents=request.return_documents,
+        extra_json=json_text(request.extra_json, "extra") if request.extra_json else None,
+    )
+
+
+class RerankServicer(rerank_pb2_grpc.RerankServiceServicer):
+    def __init__(self, pipeline: Pipeline, engine: Engine) -> None:
+        self._pipeline = pipeline
+        self._engine = engine
+
+    async def Rerank(  # noqa: N802 - gRPC method name
+        self, request: rerank_pb2.RerankRequest, context: Context
+    ) -> rerank_pb2.RerankResponse:
+        try:
+            call = begin(self._pipeline, context)
+            rerank_request = request_from_proto(request)
+            result, served = await self._engine.rerank(rerank_request, call)
+            out = rerank_pb2.RerankResponse(
+                id="rerank-" + uuid.uuid4().hex, model=served.model, provider=served.provider
+            )
+            for hit in result.hits:
+                item = out.results.add(index=hit.index, relevance_score=hit.score)
+                if rerank_request.return_documents:
+                    item.document = rerank_request.documents[hit.index]
+            if result.total_tokens is not None:
+                out.usage.total_tokens = result.total_tokens
+            if result.search_units is not None:
+                out.usage.search_units = result.search_units
+            return out
+        except Exception as exc:  # noqa: BLE001 - every failure ends as a status
+            await abort(context, exc, "RerankService.Rerank")

@@ -1,0 +1,1 @@
+"""Persistent state behind small interfaces (SQLite by default)."""
