@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/switchyard serve
 
-test: $(STAMP)
+test: $(STAMP) proto-check lint
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)

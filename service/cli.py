@@ -10,6 +10,8 @@ from pathlib import Path
 
 from service.config import ConfigError
 
+DEFAULT_CONFIG = "switchyard.yaml"  # used when present in the working directory
+
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
@@ -26,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", help="YAML config (env SWITCHYARD_CONFIG)")
+    serve.add_argument(
+        "--config", help=f"YAML config (env SWITCHYARD_CONFIG; default ./{DEFAULT_CONFIG} if present)"
+    )
     serve.add_argument("--data-dir", dest="serve_data_dir", help=argparse.SUPPRESS)
     serve.add_argument("--host", default=os.environ.get("SWITCHYARD_HOST", "127.0.0.1"))
     serve.add_argument("--http-port", type=int, default=_env_int("SWITCHYARD_HTTP_PORT", 8080))
@@ -58,6 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
     from service.launcher import ServeOptions, run
 
     config = args.config or os.environ.get("SWITCHYARD_CONFIG")
+    if not config and Path(DEFAULT_CONFIG).is_file():
+        config = DEFAULT_CONFIG
     if args.http_only and not args.grpc_target:
         print("switchyard: --http-only needs --grpc-target HOST:PORT", file=sys.stderr)
         return 2

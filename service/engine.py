@@ -27,9 +27,19 @@ class Served:
     provider: str
 
 
+# An attempt bounded by the request deadline times out at (about) the deadline; timer
+# callbacks may fire up to a clock tick early, so "about" needs a little slack.
+DEADLINE_SLACK = 0.05
+
+
 def provider_failure(err: ProviderError, call: CallContext) -> errors.GatewayError:
     """The contract error for an upstream failure (DESIGN §4)."""
-    if call.expired() and err.kind in (FailureKind.TIMEOUT, FailureKind.CONNECT):
+    remaining = call.remaining()
+    if (
+        remaining is not None
+        and remaining < DEADLINE_SLACK
+        and err.kind in (FailureKind.TIMEOUT, FailureKind.CONNECT)
+    ):
         return errors.request_timeout(None)
     if err.kind is FailureKind.UNSUPPORTED:
         return errors.GatewayError(
