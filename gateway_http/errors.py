@@ -7,11 +7,13 @@ deadline), never the message text. See DESIGN §4.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 import orjson
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 DETAILS_KEY = "grpc-status-details-bin"
@@ -69,7 +71,8 @@ class HttpError(Exception):
     def headers(self) -> list[tuple[bytes, bytes]]:
         if self.retry_after is None:
             return []
-        return [(b"retry-after", str(max(1, round(self.retry_after))).encode())]
+        # Rounded up: a client must never be told to come back before it may.
+        return [(b"retry-after", str(max(1, math.ceil(self.retry_after))).encode())]
 
 
 def bad_request(message: str, param: str | None = None) -> HttpError:
@@ -82,7 +85,7 @@ def _rich_status(err: grpc.aio.AioRpcError) -> status_pb2.Status | None:
         if key == DETAILS_KEY and isinstance(value, bytes):
             try:
                 return status_pb2.Status.FromString(value)
-            except ValueError:
+            except DecodeError:
                 return None
     return None
 

@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument(
-        "--config", help=f"YAML config (env SWITCHYARD_CONFIG; default ./{DEFAULT_CONFIG} if present)"
+        "--config",
+        help=f"YAML config (env SWITCHYARD_CONFIG; default ./{DEFAULT_CONFIG} if present)",
     )
     serve.add_argument("--data-dir", dest="serve_data_dir", help=argparse.SUPPRESS)
     serve.add_argument("--host", default=os.environ.get("SWITCHYARD_HOST", "127.0.0.1"))

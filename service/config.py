@@ -109,7 +109,7 @@ def _provider(name: str, node: Any, path: str) -> ProviderConfig:
         raise ConfigError(f"{path}.kind: unknown provider kind {kind!r}")
     timeout = _get(node, "timeout", float, path, 300.0)
     connect_timeout = _get(node, "connect_timeout", float, path, 10.0)
-    if timeout <= 0 or connect_timeout <= 0:
+    if not (timeout > 0 and connect_timeout > 0):  # also refuses NaN
         raise ConfigError(f"{path}: timeouts must be positive")
     headers = _get(node, "headers", dict, path, {})
     return ProviderConfig(
@@ -128,8 +128,7 @@ def _model(node: Any, path: str, providers: Mapping[str, ProviderConfig]) -> Mod
         raise ConfigError(f"{path}: expected a mapping")
     model_id = _get(node, "id", str, path)
     caps = _get(node, "capabilities", list, path, ["chat"])
-    unknown = set(caps) - CAPABILITIES
-    if unknown or not caps:
+    if not caps or not all(isinstance(c, str) for c in caps) or set(caps) - CAPABILITIES:
         raise ConfigError(f"{path}.capabilities: expected some of {sorted(CAPABILITIES)}")
     raw_endpoints = _get(node, "endpoints", list, path)
     if not raw_endpoints:

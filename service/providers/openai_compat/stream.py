@@ -36,7 +36,9 @@ async def sse_data(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
                 continue
             if line.startswith(b"data:"):
                 value = line[5:]
-                data.append(value[1:] if value.startswith(b" ") else value)
+                value = value[1:] if value.startswith(b" ") else value
+                if value:  # an empty data line carries nothing
+                    data.append(value)
             # ":" comments, "event:", "id:" and "retry:" lines carry nothing we use.
         del buffer[:start]
         if len(buffer) > MAX_EVENT_BYTES or sum(map(len, data)) > MAX_EVENT_BYTES:
