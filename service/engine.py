@@ -41,9 +41,12 @@ def provider_failure(err: ProviderError, call: CallContext) -> errors.GatewayErr
         and err.kind in (FailureKind.TIMEOUT, FailureKind.CONNECT)
     ):
         return errors.request_timeout(None)
-    if err.kind is FailureKind.UNSUPPORTED:
+    if err.kind in (FailureKind.UNSUPPORTED, FailureKind.OVERLOADED):
         return errors.GatewayError(
-            "NO_PROVIDER_AVAILABLE", err.message, metadata={"provider_name": err.provider}
+            "NO_PROVIDER_AVAILABLE",
+            err.message,
+            metadata={"provider_name": err.provider},
+            retry_after=err.retry_after,
         )
     if err.client_fault:
         return errors.GatewayError(

@@ -29,6 +29,7 @@ from service.engine import Engine
 from service.inprocess import InProcessChannel
 from service.pipeline import Pipeline
 from service.providers.base import Provider
+from service.providers.local import LocalProvider
 from service.providers.openai_compat import OpenAICompatProvider
 from service.servicers.chat import ChatServicer
 from service.servicers.embeddings import EmbeddingServicer
@@ -63,6 +64,8 @@ def build_providers(config: Config) -> dict[str, Provider]:
     for name, provider in config.providers.items():
         if provider.kind == "openai":
             providers[name] = OpenAICompatProvider(provider)
+        elif provider.kind == "local":
+            providers[name] = LocalProvider(provider)
     return providers
 
 

@@ -114,6 +114,14 @@ def service(gateways: GatewayPool) -> Gateway:
     return gateways.get("inprocess")
 
 
+@pytest.fixture(scope="session")
+def local_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway on the embedded default: the built-in local models, no config file."""
+    gateway = start_gateway(None, tmp_path_factory.mktemp("data-local"))
+    yield gateway
+    gateway.stop()
+
+
 @pytest.fixture
 def mock(upstream: MockOpenAI) -> MockOpenAI:
     upstream.clear()

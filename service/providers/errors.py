@@ -11,6 +11,7 @@ class FailureKind(Enum):
     STATUS = "status"  # the upstream answered with an error status
     BAD_RESPONSE = "bad_response"  # the upstream answered something we cannot read
     UNSUPPORTED = "unsupported"  # the adapter cannot serve this kind of request
+    OVERLOADED = "overloaded"  # a local queue is full: come back after `retry_after`
 
 
 class ProviderError(Exception):

@@ -65,7 +65,11 @@ def test_first_start_creates_a_dev_key_once(tmp_path: Path) -> None:
         body = request(
             "GET", gateway.base_url + "/models", headers={"Authorization": f"Bearer {gateway.key}"}
         ).json()
-        assert body == {"object": "list", "data": []}  # embedded default: no cloud providers
+        # The embedded default: the built-in local models, no cloud provider.
+        assert [m["id"] for m in body["data"]] == [
+            "local/all-minilm-l6-v2",
+            "local/smollm2-135m-instruct",
+        ]
     finally:
         gateway.stop()
 
