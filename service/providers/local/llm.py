@@ -137,6 +137,9 @@ class LocalLLM:
                 else None
             )
             counter = _StepCounter()
+            # Evaluate every prompt from scratch: reusing a cached prefix changes the
+            # batch split, and with it the logits, which breaks "same seed, same output".
+            self._llama.reset()
             stream = self._llama.create_completion(
                 prompt=prompt,
                 max_tokens=min(sampling.max_tokens, budget),
