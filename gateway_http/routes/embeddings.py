@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from starlette.types import Receive, Scope, Send
 from switchyard.v1 import embeddings_pb2_grpc
@@ -9,7 +11,7 @@ from switchyard.v1 import embeddings_pb2_grpc
 from gateway_http.routes.base import AuthProbe, Endpoint
 from gateway_http.transcode.chat import timeout_from_header
 from gateway_http.transcode.embeddings import embeddings_json, parse_embeddings
-from gateway_http.wire import call_metadata, header, read_json, send_json
+from gateway_http.wire import call_metadata, header, read_json, send_json, served_headers
 
 
 class Embeddings(Endpoint):
@@ -20,6 +22,7 @@ class Embeddings(Endpoint):
         self._stub = stub
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        started = time.perf_counter()
         request, encoding = parse_embeddings(await read_json(receive))
         raw_timeout = header(scope, b"x-switchyard-timeout")
         response = await self._stub.Embed(
@@ -29,5 +32,9 @@ class Embeddings(Endpoint):
         )
         payload = orjson.dumps(embeddings_json(response, encoding))
         await send_json(
-            send, 200, payload, rid, [(b"x-switchyard-provider", response.provider.encode())]
+            send,
+            200,
+            payload,
+            rid,
+            served_headers(response.provider, started, response.upstream_ms),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from starlette.types import Receive, Scope, Send
 from switchyard.v1 import rerank_pb2_grpc
@@ -9,7 +11,7 @@ from switchyard.v1 import rerank_pb2_grpc
 from gateway_http.routes.base import AuthProbe, Endpoint
 from gateway_http.transcode.chat import timeout_from_header
 from gateway_http.transcode.rerank import parse_rerank, rerank_json
-from gateway_http.wire import call_metadata, header, read_json, send_json
+from gateway_http.wire import call_metadata, header, read_json, send_json, served_headers
 
 
 class Rerank(Endpoint):
@@ -18,6 +20,7 @@ class Rerank(Endpoint):
         self._stub = stub
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        started = time.perf_counter()
         request = parse_rerank(await read_json(receive))
         raw_timeout = header(scope, b"x-switchyard-timeout")
         response = await self._stub.Rerank(
@@ -27,5 +30,9 @@ class Rerank(Endpoint):
         )
         payload = orjson.dumps(rerank_json(response))
         await send_json(
-            send, 200, payload, rid, [(b"x-switchyard-provider", response.provider.encode())]
+            send,
+            200,
+            payload,
+            rid,
+            served_headers(response.provider, started, response.upstream_ms),
         )

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from switchyard.v1 import chat_pb2, chat_pb2_grpc
 
 from service import errors
-from service.engine import Engine
+from service.engine import Engine, StreamTiming
 from service.pipeline import Pipeline
 from service.servicers.base import Context, abort, begin
 from service.servicers.chat_proto import ChunkBuilder, request_from_proto, response_to_proto
@@ -41,12 +41,15 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         try:
             call = begin(self._pipeline, context)
             chat_request = request_from_proto(request)
-            deltas, served = self._engine.chat_stream(chat_request, call)
+            timing = StreamTiming()
+            deltas, served = self._engine.chat_stream(chat_request, call, timing)
             builder = ChunkBuilder(served, _new_id(), int(time.time()), chat_request.include_usage)
             sent = False
             async for delta in deltas:
                 chunk = builder.chunk(delta)
                 if chunk is not None:
+                    if not sent:
+                        chunk.upstream_ms = timing.first_delta_ms
                     sent = True
                     yield chunk
             if not sent:

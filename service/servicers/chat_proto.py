@@ -239,6 +239,7 @@ def response_to_proto(
         model=served.model,
         provider=served.provider,
         system_fingerprint=result.system_fingerprint or "",
+        upstream_ms=served.upstream_ms,
     )
     for choice in result.choices:
         item = out.choices.add(index=choice.index, finish_reason=choice.finish_reason)

@@ -60,7 +60,9 @@ class EmbeddingServicer(embeddings_pb2_grpc.EmbeddingServiceServicer):
                 raise errors.upstream_error(
                     served.provider, "The upstream ignored 'dimensions'.", None
                 )
-            out = embeddings_pb2.EmbedResponse(model=served.model, provider=served.provider)
+            out = embeddings_pb2.EmbedResponse(
+                model=served.model, provider=served.provider, upstream_ms=served.upstream_ms
+            )
             for i, vector in enumerate(result.vectors):
                 out.data.add(index=i, values=vector)
             usage_to_proto(result.usage, out.usage)

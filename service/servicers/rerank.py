@@ -48,7 +48,10 @@ class RerankServicer(rerank_pb2_grpc.RerankServiceServicer):
             rerank_request = request_from_proto(request)
             result, served = await self._engine.rerank(rerank_request, call)
             out = rerank_pb2.RerankResponse(
-                id="rerank-" + uuid.uuid4().hex, model=served.model, provider=served.provider
+                id="rerank-" + uuid.uuid4().hex,
+                model=served.model,
+                provider=served.provider,
+                upstream_ms=served.upstream_ms,
             )
             for hit in result.hits:
                 item = out.results.add(index=hit.index, relevance_score=hit.score)

@@ -108,6 +108,7 @@ def test_chat_completion(gateway: Gateway, mock: MockOpenAI) -> None:
     assert completion.usage.total_tokens > 0
     assert raw.headers["x-switchyard-provider"] == "mock"
     assert raw.headers["x-request-id"]
+    assert 0 <= float(raw.headers["x-switchyard-overhead-ms"]) < 1000
     validate("CreateChatCompletionResponse", json.loads(raw.http_response.content))
 
     sent = last_body(mock, "/v1/chat/completions")
@@ -161,6 +162,7 @@ def test_stream_frames(gateway: Gateway, mock: MockOpenAI, include_usage: bool) 
         assert response.getheader("content-type", "").startswith("text/event-stream")
         assert response.getheader("x-request-id")
         assert response.getheader("x-switchyard-provider") == "mock"
+        assert 0 <= float(response.getheader("x-switchyard-overhead-ms") or "-1") < 1000
         events = sse_events(response)
     finally:
         conn.close()

@@ -86,3 +86,33 @@ def test_database_holds_no_plain_key(service: Gateway) -> None:
     raw = b"".join(p.read_bytes() for p in service.data_dir.glob("switchyard.db*"))
     assert raw, "the key store was not found"
     assert service.key.encode() not in raw
+
+
+def _workers(pid: int) -> list[int]:
+    """Child processes of `pid` started as multiprocessing workers (not its helpers)."""
+    kids = []
+    for proc_stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = proc_stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (proc_stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            kids.append(int(proc_stat.parent.name))
+    return kids
+
+
+def test_workers_share_both_ports(config_file: Path, tmp_path: Path) -> None:
+    gateway = start_gateway(config_file, tmp_path / "data", extra_args=("--workers", "2"))
+    try:
+        workers = _workers(gateway.process.pid)
+        assert len(workers) == 2, workers
+        body = {"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"Authorization": f"Bearer {gateway.key}"}
+        for _ in range(20):
+            raw = request("POST", gateway.base_url + "/chat/completions", body, headers)
+            assert raw.status == 200
+        assert len(keys(gateway.data_dir, "list").stdout.strip().splitlines()) == 2  # one key
+    finally:
+        gateway.stop()
+    assert all(not Path(f"/proc/{pid}").exists() for pid in workers), "workers outlived stop"

@@ -256,10 +256,14 @@ def test_null_sections_count_as_absent() -> None:
 # --- loading ----------------------------------------------------------------------------
 
 
-def test_load_config_none_is_an_empty_catalog() -> None:
+def test_load_config_none_is_the_built_in_local_catalog() -> None:
     config = load_config(None, env={})
-    assert dict(config.providers) == {}
-    assert config.models == ()
+    assert {name: p.kind for name, p in config.providers.items()} == {"local": "local"}
+    assert [(m.id, sorted(m.capabilities)) for m in config.models] == [
+        ("local/all-minilm-l6-v2", ["embeddings", "rerank"]),
+        ("local/smollm2-135m-instruct", ["chat"]),
+    ]
+    assert all(e.provider == "local" for m in config.models for e in m.endpoints)
 
 
 def test_load_config_reads_yaml_and_interpolates(tmp_path: Path) -> None:

@@ -690,6 +690,7 @@ class ChatResponse(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     SYSTEM_FINGERPRINT_FIELD_NUMBER: _builtins.int
+    UPSTREAM_MS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     created: _builtins.int
     model: _builtins.str
@@ -697,6 +698,8 @@ class ChatResponse(_message.Message):
     provider: _builtins.str
     """the provider that served the request"""
     system_fingerprint: _builtins.str
+    upstream_ms: _builtins.float
+    """time spent waiting on the upstream (for overhead reporting)"""
     @_builtins.property
     def choices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Choice]: ...
     @_builtins.property
@@ -711,10 +714,11 @@ class ChatResponse(_message.Message):
         usage: _common_pb2.Usage | None = ...,
         provider: _builtins.str = ...,
         system_fingerprint: _builtins.str = ...,
+        upstream_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "id", b"id", "model", b"model", "provider", b"provider", "system_fingerprint", b"system_fingerprint", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "id", b"id", "model", b"model", "provider", b"provider", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -841,11 +845,14 @@ class ChatChunk(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     SYSTEM_FINGERPRINT_FIELD_NUMBER: _builtins.int
+    UPSTREAM_MS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     created: _builtins.int
     model: _builtins.str
     provider: _builtins.str
     system_fingerprint: _builtins.str
+    upstream_ms: _builtins.float
+    """on the first chunk: the upstream's time to first chunk"""
     @_builtins.property
     def choices(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChunkChoice]: ...
     @_builtins.property
@@ -862,10 +869,11 @@ class ChatChunk(_message.Message):
         usage: _common_pb2.Usage | None = ...,
         provider: _builtins.str = ...,
         system_fingerprint: _builtins.str = ...,
+        upstream_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "id", b"id", "model", b"model", "provider", b"provider", "system_fingerprint", b"system_fingerprint", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "id", b"id", "model", b"model", "provider", b"provider", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

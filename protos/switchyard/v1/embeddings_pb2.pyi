@@ -113,8 +113,10 @@ class EmbedResponse(_message.Message):
     DATA_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
+    UPSTREAM_MS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     provider: _builtins.str
+    upstream_ms: _builtins.float
     @_builtins.property
     def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Embedding]: ...
     @_builtins.property
@@ -126,10 +128,11 @@ class EmbedResponse(_message.Message):
         data: _abc.Iterable[Global___Embedding] | None = ...,
         usage: _common_pb2.Usage | None = ...,
         provider: _builtins.str = ...,
+        upstream_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "model", b"model", "provider", b"provider", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "model", b"model", "provider", b"provider", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

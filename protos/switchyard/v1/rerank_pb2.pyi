@@ -129,9 +129,11 @@ class RerankResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
+    UPSTREAM_MS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     model: _builtins.str
     provider: _builtins.str
+    upstream_ms: _builtins.float
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___RerankResult]:
         """best first"""
@@ -146,10 +148,11 @@ class RerankResponse(_message.Message):
         results: _abc.Iterable[Global___RerankResult] | None = ...,
         usage: Global___RerankUsage | None = ...,
         provider: _builtins.str = ...,
+        upstream_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "model", b"model", "provider", b"provider", "results", b"results", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "model", b"model", "provider", b"provider", "results", b"results", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
