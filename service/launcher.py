@@ -38,6 +38,10 @@ CLIENT_CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
+    # The gateway retries at the routing layer, with its own policy; gRPC's transparent
+    # retry machinery only adds per-call work here.
+    ("grpc.enable_retries", 0),
+    ("grpc.http2.bdp_probe", 0),
 )
 
 
@@ -93,17 +97,20 @@ async def serve(options: ServeOptions) -> None:
     channel: Any = None
     http: _Uvicorn | None = None
     http_task: asyncio.Task[None] | None = None
+    # A co-located `--channel grpc` hop goes over an abstract unix socket of this
+    # process: the same gRPC stack, without TCP's loopback costs.
+    local = f"unix-abstract:switchyard-{os.getpid()}-{options.grpc_port}"
     try:
         if options.mode != "http-only":
             service = Service.build(load_config(options.config), options.data_dir)
             ensure_dev_key(service.keys, options.data_dir)
             address = f"{options.grpc_host}:{options.grpc_port}"
-            grpc_server = await service.grpc_server(address)
+            grpc_server = await service.grpc_server(address, local)
             await grpc_server.start()
             log.info("gRPC service listening on %s", address)
         if options.mode != "grpc-only":
             if options.mode == "http-only" or options.channel == "grpc":
-                target = options.grpc_target or f"127.0.0.1:{options.grpc_port}"
+                target = options.grpc_target or local
                 channel = grpc.aio.insecure_channel(target, options=CLIENT_CHANNEL_OPTIONS)
             else:
                 assert service is not None

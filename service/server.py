@@ -101,8 +101,9 @@ class Service:
         self.register(channel)
         return channel
 
-    async def grpc_server(self, address: str) -> grpc.aio.Server:
-        """A grpc.aio server with our services, health and reflection, bound to `address`."""
+    async def grpc_server(self, address: str, *more: str) -> grpc.aio.Server:
+        """A grpc.aio server with our services, health and reflection, bound to `address`
+        (and to any `more` addresses)."""
         server = grpc.aio.server(options=SERVER_OPTIONS)
         self.register(server)
         health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -112,8 +113,9 @@ class Service:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        if server.add_insecure_port(address) == 0:
-            raise OSError(f"cannot bind the gRPC server to {address}")
+        for where in (address, *more):
+            if server.add_insecure_port(where) == 0:
+                raise OSError(f"cannot bind the gRPC server to {where}")
         return server
 
     async def aclose(self) -> None:
