@@ -221,7 +221,7 @@ def test_parallel_tool_calls_streamed(pool: AdapterPool, flavor: Flavor) -> None
 @CHAT
 def test_json_schema(pool: AdapterPool, flavor: Flavor) -> None:
     gateway = pool.get(flavor)
-    schema = {
+    schema: Any = {
         "type": "object",
         "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
         "required": ["name", "age"],
