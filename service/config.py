@@ -17,8 +17,16 @@ from typing import Any
 
 import yaml
 
-PROVIDER_KINDS = frozenset({"openai", "local"})
+PROVIDER_KINDS = frozenset({"openai", "local", "anthropic", "gemini", "cohere", "tei", "jina"})
 CAPABILITIES = frozenset({"chat", "embeddings", "rerank"})
+# Where a provider kind lives when the config names no base_url.
+_DEFAULT_URLS = {
+    "local": "",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "cohere": "https://api.cohere.com",
+    "jina": "https://api.jina.ai",
+}
 _PROVIDER_FIELDS = frozenset(
     {"kind", "base_url", "api_key", "timeout", "connect_timeout", "headers"}
 )
@@ -116,7 +124,7 @@ def _provider(name: str, node: Any, path: str) -> ProviderConfig:
     if not (timeout > 0 and connect_timeout > 0):  # also refuses NaN
         raise ConfigError(f"{path}: timeouts must be positive")
     headers = _get(node, "headers", dict, path, {})
-    base_url = _get(node, "base_url", str, path) if kind != "local" else ""
+    base_url = _get(node, "base_url", str, path, _DEFAULT_URLS.get(kind, ...))
     return ProviderConfig(
         name=name,
         kind=kind,

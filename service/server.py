@@ -6,6 +6,7 @@ interface: a real grpc.aio server, or the in-process channel.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,6 @@ from service.engine import Engine
 from service.inprocess import InProcessChannel
 from service.pipeline import Pipeline
 from service.providers.base import Provider
-from service.providers.local import LocalProvider
-from service.providers.openai_compat import OpenAICompatProvider
 from service.servicers.chat import ChatServicer
 from service.servicers.embeddings import EmbeddingServicer
 from service.servicers.models import ModelServicer
@@ -59,13 +58,24 @@ SERVER_OPTIONS = (
 )
 
 
+# Provider kind -> the adapter class, imported only when a config uses that kind.
+ADAPTERS: dict[str, str] = {
+    "openai": "service.providers.openai_compat:OpenAICompatProvider",
+    "local": "service.providers.local:LocalProvider",
+    "anthropic": "service.providers.anthropic:AnthropicProvider",
+    "gemini": "service.providers.gemini:GeminiProvider",
+    "cohere": "service.providers.cohere:CohereProvider",
+    "tei": "service.providers.tei:TEIProvider",
+    "jina": "service.providers.jina:JinaProvider",
+}
+
+
 def build_providers(config: Config) -> dict[str, Provider]:
     providers: dict[str, Provider] = {}
     for name, provider in config.providers.items():
-        if provider.kind == "openai":
-            providers[name] = OpenAICompatProvider(provider)
-        elif provider.kind == "local":
-            providers[name] = LocalProvider(provider)
+        module, _, attribute = ADAPTERS[provider.kind].partition(":")
+        adapter = getattr(importlib.import_module(module), attribute)
+        providers[name] = adapter(provider)
     return providers
 
 

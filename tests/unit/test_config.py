@@ -109,7 +109,7 @@ def test_explicit_env_does_not_fall_back_to_the_process_environment(
 
 def test_unknown_provider_kind() -> None:
     with pytest.raises(ConfigError, match=r"config\.providers\.p\.kind: unknown provider kind"):
-        parse_config(doc(kind="anthropic"), env={})
+        parse_config(doc(kind="telepathy"), env={})
 
 
 def test_endpoint_referencing_an_unknown_provider() -> None:
