@@ -17,8 +17,13 @@ from typing import Any
 
 import yaml
 
+from service.catalog import CatalogError, EndpointConfig, ModelConfig, parse_model
+from service.routing.health import BreakerSettings
+from service.routing.policy import RetryPolicy, RoutingSettings
+
+__all__ = ["Config", "ConfigError", "EndpointConfig", "ModelConfig", "ProviderConfig"]
+
 PROVIDER_KINDS = frozenset({"openai", "local", "anthropic", "gemini", "cohere", "tei", "jina"})
-CAPABILITIES = frozenset({"chat", "embeddings", "rerank"})
 # Where a provider kind lives when the config names no base_url.
 _DEFAULT_URLS = {
     "local": "",
@@ -28,7 +33,16 @@ _DEFAULT_URLS = {
     "jina": "https://api.jina.ai",
 }
 _PROVIDER_FIELDS = frozenset(
-    {"kind", "base_url", "api_key", "timeout", "connect_timeout", "headers"}
+    {
+        "kind",
+        "base_url",
+        "api_key",
+        "timeout",
+        "connect_timeout",
+        "first_byte_timeout",
+        "idle_timeout",
+        "headers",
+    }
 )
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -45,31 +59,17 @@ class ProviderConfig:
     api_key: str = ""
     timeout: float = 300.0  # one attempt, start to end
     connect_timeout: float = 10.0
+    first_byte_timeout: float | None = None  # until the response headers arrive
+    idle_timeout: float | None = None  # between two reads of the body (stream chunks)
     headers: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific settings
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointConfig:
-    provider: str
-    model: str  # the upstream's model name
-
-
-@dataclass(frozen=True, slots=True)
-class ModelConfig:
-    id: str
-    name: str
-    capabilities: frozenset[str]
-    endpoints: tuple[EndpointConfig, ...]
-    owned_by: str
-    context_length: int | None = None
-    created: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     providers: Mapping[str, ProviderConfig]
     models: tuple[ModelConfig, ...]
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
 
     def model(self, model_id: str) -> ModelConfig | None:
         for model in self.models:
@@ -123,6 +123,10 @@ def _provider(name: str, node: Any, path: str) -> ProviderConfig:
     connect_timeout = _get(node, "connect_timeout", float, path, 10.0)
     if not (timeout > 0 and connect_timeout > 0):  # also refuses NaN
         raise ConfigError(f"{path}: timeouts must be positive")
+    first_byte = _get(node, "first_byte_timeout", float, path, None)
+    idle = _get(node, "idle_timeout", float, path, None)
+    if any(t is not None and not t > 0 for t in (first_byte, idle)):
+        raise ConfigError(f"{path}: timeouts must be positive")
     headers = _get(node, "headers", dict, path, {})
     base_url = _get(node, "base_url", str, path, _DEFAULT_URLS.get(kind, ...))
     return ProviderConfig(
@@ -132,38 +136,10 @@ def _provider(name: str, node: Any, path: str) -> ProviderConfig:
         api_key=_get(node, "api_key", str, path, ""),
         timeout=timeout,
         connect_timeout=connect_timeout,
+        first_byte_timeout=first_byte,
+        idle_timeout=idle,
         headers={str(k): str(v) for k, v in headers.items()},
         options={k: v for k, v in node.items() if k not in _PROVIDER_FIELDS},
-    )
-
-
-def _model(node: Any, path: str, providers: Mapping[str, ProviderConfig]) -> ModelConfig:
-    if not isinstance(node, dict):
-        raise ConfigError(f"{path}: expected a mapping")
-    model_id = _get(node, "id", str, path)
-    caps = _get(node, "capabilities", list, path, ["chat"])
-    if not caps or not all(isinstance(c, str) for c in caps) or set(caps) - CAPABILITIES:
-        raise ConfigError(f"{path}.capabilities: expected some of {sorted(CAPABILITIES)}")
-    raw_endpoints = _get(node, "endpoints", list, path)
-    if not raw_endpoints:
-        raise ConfigError(f"{path}.endpoints: at least one endpoint is required")
-    endpoints = []
-    for i, raw in enumerate(raw_endpoints):
-        epath = f"{path}.endpoints[{i}]"
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{epath}: expected a mapping")
-        provider = _get(raw, "provider", str, epath)
-        if provider not in providers:
-            raise ConfigError(f"{epath}.provider: unknown provider {provider!r}")
-        endpoints.append(EndpointConfig(provider=provider, model=_get(raw, "model", str, epath)))
-    return ModelConfig(
-        id=model_id,
-        name=_get(node, "name", str, path, model_id),
-        capabilities=frozenset(caps),
-        endpoints=tuple(endpoints),
-        owned_by=_get(node, "owned_by", str, path, model_id.split("/", 1)[0]),
-        context_length=_get(node, "context_length", int, path, None),
-        created=_get(node, "created", int, path, 0),
     )
 
 
@@ -180,15 +156,52 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
         for name, node in raw_providers.items()
     }
     raw_models = _get(data, "models", list, "config", [])
-    models = tuple(
-        _model(node, f"config.models[{i}]", providers) for i, node in enumerate(raw_models)
-    )
+    try:
+        models = tuple(
+            parse_model(node, f"config.models[{i}]", _get, providers)
+            for i, node in enumerate(raw_models)
+        )
+    except CatalogError as exc:
+        raise ConfigError(str(exc)) from None
     seen: set[str] = set()
     for model in models:
         if model.id in seen:
             raise ConfigError(f"config.models: duplicate model id {model.id!r}")
         seen.add(model.id)
-    return Config(providers=providers, models=models)
+    return Config(
+        providers=providers, models=models, routing=_routing(data.get("routing"), "config.routing")
+    )
+
+
+def _number(node: Mapping[str, Any], key: str, path: str, default: float, low: float) -> float:
+    value = _get(node, key, float, path, default)
+    if not value >= low:
+        raise ConfigError(f"{path}.{key}: must be at least {low:g}")
+    return float(value)
+
+
+def _routing(node: Any, path: str) -> RoutingSettings:
+    """`routing: {retries, backoff_base, backoff_max, retry_after_cap, breaker: {...}}`."""
+    if node is None:
+        return RoutingSettings()
+    if not isinstance(node, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    retry = RetryPolicy(
+        retries=int(_number(node, "retries", path, 2, 0)),
+        backoff_base=_number(node, "backoff_base", path, 0.1, 0),
+        backoff_max=_number(node, "backoff_max", path, 2.0, 0),
+        retry_after_cap=_number(node, "retry_after_cap", path, 10.0, 0),
+    )
+    raw = _get(node, "breaker", dict, path, {})
+    bpath = f"{path}.breaker"
+    breaker = BreakerSettings(
+        failures=int(_number(raw, "failures", bpath, 3, 1)),
+        error_rate=_number(raw, "error_rate", bpath, 0.5, 0),
+        window=_number(raw, "window", bpath, 60.0, 0),
+        min_calls=int(_number(raw, "min_calls", bpath, 10, 1)),
+        cooldown=_number(raw, "cooldown", bpath, 30.0, 0),
+    )
+    return RoutingSettings(retry=retry, breaker=breaker)
 
 
 # The embedded default: the built-in local models, no cloud provider, no key needed.
@@ -209,6 +222,24 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
             "owned_by": "local",
             "capabilities": ["chat"],
             "context_length": 2048,
+            "max_output_tokens": 2048,
+            "input_modalities": ["text"],
+            "supported_parameters": [
+                "max_tokens",
+                "max_completion_tokens",
+                "temperature",
+                "top_p",
+                "stop",
+                "seed",
+                "presence_penalty",
+                "frequency_penalty",
+                "logit_bias",
+                "tools",
+                "tool_choice",
+                "response_format",
+                "structured_outputs",
+                "n",
+            ],
             "endpoints": [{"provider": "local", "model": "smollm2-135m-instruct"}],
         },
     ],

@@ -21,6 +21,11 @@ def write_config(path: Path, upstream_url: str) -> Path:
     dead_port = free_port()  # nothing listens here: connections are refused
     path.write_text(
         f"""
+# The contract suite checks one attempt at a time: no retries, a breaker that never
+# opens. Resilience has its own suite (tests/resilience) with its own settings.
+routing:
+  retries: 0
+  breaker: {{failures: 100000, min_calls: 100000}}
 providers:
   mock:
     kind: openai
@@ -50,6 +55,12 @@ models:
     endpoints: [{{provider: mock, model: hang}}]
   - id: mock/slow
     endpoints: [{{provider: mock, model: slow}}]
+  - id: mock/cut
+    endpoints: [{{provider: mock, model: cut}}]
+  - id: mock/drop
+    endpoints: [{{provider: mock, model: drop}}]
+  - id: mock/empty
+    endpoints: [{{provider: mock, model: empty}}]
   - id: dead/chat
     endpoints: [{{provider: dead, model: anything}}]
   - id: mock/embed

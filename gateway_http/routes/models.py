@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 import orjson
 from starlette.types import Receive, Scope, Send
 from switchyard.v1 import models_pb2, models_pb2_grpc
@@ -17,8 +19,17 @@ class ListModels(Endpoint):
         self._stub = stub
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        wanted = [
+            name
+            for value in parse_qs(scope.get("query_string", b"").decode("latin-1")).get(
+                "supported_parameters", []
+            )
+            for name in value.split(",")
+            if name
+        ]
         response = await self._stub.List(
-            models_pb2.ListModelsRequest(), metadata=call_metadata(scope, rid)
+            models_pb2.ListModelsRequest(supported_parameters=wanted),
+            metadata=call_metadata(scope, rid),
         )
         await send_json(send, 200, orjson.dumps(models_json(response)), rid)
 

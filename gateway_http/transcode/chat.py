@@ -21,6 +21,7 @@ from gateway_http.transcode.fields import (
     req_str,
     string,
 )
+from gateway_http.transcode.routing import ROUTING_FIELDS, parse_routing
 
 # Fields this layer maps itself; any other top-level field goes to the upstream as is.
 _HANDLED = frozenset(
@@ -30,10 +31,7 @@ _HANDLED = frozenset(
         "logprobs", "top_logprobs", "user", "parallel_tool_calls", "tools", "tool_choice",
         "response_format", "stream", "stream_options", "timeout", "usage",
     }
-)  # fmt: skip
-# Routing preferences arrive with the routing work; until then they are refused rather
-# than silently ignored (ignoring `data_collection: deny` would break a promise).
-_NOT_YET = ("provider", "models", "fallback_models", "route")
+) | ROUTING_FIELDS  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,10 +176,10 @@ def _timeout(body: JSON) -> float | None:
 
 
 def parse_chat(body: JSON) -> ParsedChat:
-    for name in _NOT_YET:
-        if body.get(name) is not None:
-            raise bad_request(f"'{name}' (routing preferences) is not supported yet.", name)
-    out = chat_pb2.ChatRequest(model=req_str(body, "model"))
+    out = chat_pb2.ChatRequest(model=opt_str(body, "model") or "")
+    parse_routing(body, out)
+    if not out.model:
+        raise bad_request("'model' is required.", "model")
     messages = body.get("messages")
     if messages is None:
         raise bad_request("'messages' is required.", "messages")

@@ -14,9 +14,10 @@ import orjson
 from switchyard.v1 import embeddings_pb2
 
 from gateway_http.errors import bad_request
-from gateway_http.transcode.fields import JSON, integer, opt_int, opt_str, req_str
+from gateway_http.transcode.fields import JSON, integer, opt_int, opt_str
+from gateway_http.transcode.routing import ROUTING_FIELDS, parse_routing
 
-_HANDLED = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
+_HANDLED = frozenset({"model", "input", "encoding_format", "dimensions", "user"}) | ROUTING_FIELDS
 
 
 def _is_token_list(value: Any) -> bool:
@@ -28,7 +29,10 @@ def _is_token_list(value: Any) -> bool:
 
 
 def parse_embeddings(body: JSON) -> tuple[embeddings_pb2.EmbedRequest, str]:
-    out = embeddings_pb2.EmbedRequest(model=req_str(body, "model"))
+    out = embeddings_pb2.EmbedRequest(model=opt_str(body, "model") or "")
+    parse_routing(body, out)
+    if not out.model:
+        raise bad_request("'model' is required.", "model")
     raw = body.get("input")
     if raw is None:
         raise bad_request("'input' is required.", "input")

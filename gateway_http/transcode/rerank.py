@@ -6,13 +6,27 @@ import orjson
 from switchyard.v1 import rerank_pb2
 
 from gateway_http.errors import bad_request
-from gateway_http.transcode.fields import JSON, array, obj, opt_bool, opt_int, req_str, string
+from gateway_http.transcode.fields import (
+    JSON,
+    array,
+    obj,
+    opt_bool,
+    opt_int,
+    opt_str,
+    req_str,
+    string,
+)
+from gateway_http.transcode.routing import ROUTING_FIELDS, parse_routing
 
-_HANDLED = frozenset({"model", "query", "documents", "top_n", "return_documents"})
+_HANDLED = frozenset({"model", "query", "documents", "top_n", "return_documents"}) | ROUTING_FIELDS
 
 
 def parse_rerank(body: JSON) -> rerank_pb2.RerankRequest:
-    out = rerank_pb2.RerankRequest(model=req_str(body, "model"), query=req_str(body, "query"))
+    out = rerank_pb2.RerankRequest(model=opt_str(body, "model") or "")
+    parse_routing(body, out)
+    if not out.model:
+        raise bad_request("'model' is required.", "model")
+    out.query = req_str(body, "query")
     documents = body.get("documents")
     if documents is None:
         raise bad_request("'documents' is required.", "documents")

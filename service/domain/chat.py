@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from service.domain.routing import DEFAULT_ROUTING, Routing
+
 
 @dataclass(frozen=True, slots=True)
 class TextPart:
@@ -102,6 +104,7 @@ class ChatRequest:
     response_format: ResponseFormat | None = None
     include_usage: bool = False
     extra_json: str | None = None  # other upstream parameters, a JSON object as text
+    routing: Routing = DEFAULT_ROUTING
 
 
 @dataclass(frozen=True, slots=True)

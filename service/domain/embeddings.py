@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from service.domain.chat import Usage
+from service.domain.routing import DEFAULT_ROUTING, Routing
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +17,7 @@ class EmbedRequest:
     dimensions: int | None = None
     user: str | None = None
     extra_json: str | None = None
+    routing: Routing = DEFAULT_ROUTING
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,7 @@ class RerankRequest:
     top_n: int | None = None
     return_documents: bool = False
     extra_json: str | None = None
+    routing: Routing = DEFAULT_ROUTING
 
 
 @dataclass(frozen=True, slots=True)

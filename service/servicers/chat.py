@@ -42,7 +42,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             call = begin(self._pipeline, context)
             chat_request = request_from_proto(request)
             timing = StreamTiming()
-            deltas, served = self._engine.chat_stream(chat_request, call, timing)
+            deltas, served = await self._engine.chat_stream(chat_request, call, timing)
             builder = ChunkBuilder(served, _new_id(), int(time.time()), chat_request.include_usage)
             sent = False
             async for delta in deltas:

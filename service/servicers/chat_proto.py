@@ -9,6 +9,7 @@ from switchyard.v1 import chat_pb2, common_pb2
 from service import errors
 from service.domain import chat
 from service.engine import Served
+from service.servicers.routing_proto import routing_from_proto
 from service.servicers.validate import at_least, json_text, number_in, required
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -190,6 +191,7 @@ def request_from_proto(request: chat_pb2.ChatRequest) -> chat.ChatRequest:
         else None,
         include_usage=request.stream_options.include_usage,
         extra_json=json_text(request.extra_json, "extra") if request.extra_json else None,
+        routing=routing_from_proto(request.provider, has("provider"), request.models),
     )
 
 

@@ -10,6 +10,7 @@ from service.engine import Engine
 from service.pipeline import Pipeline
 from service.servicers.base import Context, abort, begin
 from service.servicers.chat_proto import usage_to_proto
+from service.servicers.routing_proto import routing_from_proto
 from service.servicers.validate import at_least, json_text, required
 
 MAX_INPUTS = 2048
@@ -39,6 +40,7 @@ def request_from_proto(request: embeddings_pb2.EmbedRequest) -> EmbedRequest:
         else None,
         user=request.user or None,
         extra_json=json_text(request.extra_json, "extra") if request.extra_json else None,
+        routing=routing_from_proto(request.provider, request.HasField("provider"), request.models),
     )
 
 

@@ -11,6 +11,7 @@ from service.domain.embeddings import RerankRequest
 from service.engine import Engine
 from service.pipeline import Pipeline
 from service.servicers.base import Context, abort, begin
+from service.servicers.routing_proto import routing_from_proto
 from service.servicers.validate import at_least, json_text, required
 
 MAX_DOCUMENTS = 1000
@@ -32,6 +33,7 @@ def request_from_proto(request: rerank_pb2.RerankRequest) -> RerankRequest:
         top_n=at_least(request.top_n, 1, "top_n") if request.HasField("top_n") else None,
         return_documents=request.return_documents,
         extra_json=json_text(request.extra_json, "extra") if request.extra_json else None,
+        routing=routing_from_proto(request.provider, request.HasField("provider"), request.models),
     )
 
 

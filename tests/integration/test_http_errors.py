@@ -144,11 +144,13 @@ def test_unknown_model(gateway: Gateway) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize("model", ["mock/fail500", "dead/chat", "mock/garbage"])
+@pytest.mark.parametrize(
+    "model", ["mock/fail500", "dead/chat", "mock/garbage", "mock/empty", "mock/cut", "mock/drop"]
+)
 def test_upstream_failure_is_502(gateway: Gateway, model: str, stream: bool) -> None:
     raw = post(gateway, "/chat/completions", {"model": model, "messages": HELLO, "stream": stream})
-    if model == "mock/garbage" and stream:
-        # The garbage stream sends a good first chunk: the 200 is out, so the failure
+    if model in ("mock/cut", "mock/drop") and stream:
+        # These streams send content before failing: the 200 is out, so the failure
         # arrives in-stream (next test).
         assert raw.status == 200
         return
@@ -167,10 +169,11 @@ def test_upstream_400_is_the_callers_fault(gateway: Gateway) -> None:
     assert error["metadata"]["provider_name"] == "mock"
 
 
-def test_failure_after_first_chunk_is_an_error_chunk(gateway: Gateway) -> None:
+@pytest.mark.parametrize("model", ["mock/cut", "mock/drop"])
+def test_failure_after_first_chunk_is_an_error_chunk(gateway: Gateway, model: str) -> None:
     conn, response = open_stream(
         gateway.base_url + "/chat/completions",
-        {"model": "mock/garbage", "messages": HELLO, "stream": True},
+        {"model": model, "messages": HELLO, "stream": True},
         {"Authorization": f"Bearer {gateway.key}"},
     )
     try:
@@ -181,6 +184,8 @@ def test_failure_after_first_chunk_is_an_error_chunk(gateway: Gateway) -> None:
     assert "[DONE]" not in events
     first, last = json.loads(events[0]), json.loads(events[-1])
     assert first["choices"][0]["delta"]["role"] == "assistant"
+    text = "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1])
+    assert text == "partial "  # what arrived before the failure was delivered
     assert last["id"] == first["id"]
     assert last["choices"][0]["finish_reason"] == "error"
     assert last["error"]["code"] == 502

@@ -104,18 +104,51 @@ def bad(call: Any, body: JSON) -> HttpError:
         (chat_body(timeout="soon"), "timeout"),
         (chat_body(timeout=0), "timeout"),
         (chat_body(timeout=86_401), "timeout"),
-        (chat_body(provider={"order": ["groq"]}), "provider"),
-        (chat_body(models=["a", "b"]), "models"),
-        (chat_body(route="fallback"), "route"),
+        (chat_body(provider={"order": "groq"}), "provider.order"),
+        (chat_body(provider={"sort": "fastest"}), "provider.sort"),
+        (chat_body(provider={"data_collection": "maybe"}), "provider.data_collection"),
+        (chat_body(provider={"colour": 1}), "provider"),
+        (chat_body(provider={"max_price": {"prompt": "x"}}), "provider.max_price.prompt"),
+        (chat_body(provider={"allow_fallbacks": "no"}), "provider.allow_fallbacks"),
+        (chat_body(models="a"), "models"),
+        (chat_body(fallback_models=[1]), "fallback_models[0]"),
     ],
 )
 def test_parse_chat_errors_name_the_param(body: JSON, param: str) -> None:
     assert bad(parse_chat, body).param == param
 
 
-def test_provider_is_refused_before_anything_else() -> None:
-    err = bad(parse_chat, {"provider": {"data_collection": "deny"}, "messages": 5})
-    assert err.param == "provider"
+def test_routing_fields_reach_the_proto() -> None:
+    request = parse_chat(
+        {
+            "models": ["a/primary", "b/second"],
+            "fallback_models": ["c/third"],
+            "messages": [{"role": "user", "content": "hi"}],
+            "provider": {
+                "order": ["groq", "together"],
+                "allow_fallbacks": False,
+                "require_parameters": False,
+                "data_collection": "deny",
+                "only": ["groq"],
+                "ignore": ["azure"],
+                "sort": "price",
+                "max_price": {"prompt": 1, "completion": 2.5},
+                "quantizations": ["fp8"],
+            },
+        }
+    ).request
+    assert request.model == "a/primary"  # `models[0]` when `model` is absent
+    assert list(request.models) == ["b/second", "c/third"]
+    prefs = request.provider
+    assert list(prefs.order) == ["groq", "together"]
+    assert prefs.HasField("allow_fallbacks") and prefs.allow_fallbacks is False
+    assert prefs.require_parameters is False
+    assert (prefs.data_collection, prefs.sort) == ("deny", "price")
+    assert (list(prefs.only), list(prefs.ignore)) == (["groq"], ["azure"])
+    assert (prefs.max_price.prompt, prefs.max_price.completion) == (1.0, 2.5)
+    assert not prefs.max_price.HasField("request")
+    assert list(prefs.quantizations) == ["fp8"]
+    assert "provider" not in (request.extra_json or "{}")
 
 
 # --- parse_chat: values -----------------------------------------------------------------

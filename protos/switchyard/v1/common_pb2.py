@@ -24,13 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchyard/v1/common.proto\x12\rswitchyard.v1\"\xcd\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\x12\x1a\n\rcached_tokens\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x1d\n\x10reasoning_tokens\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x11\n\x04\x63ost\x18\x06 \x01(\x01H\x02\x88\x01\x01\x42\x10\n\x0e_cached_tokensB\x13\n\x11_reasoning_tokensB\x07\n\x05_costb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchyard/v1/common.proto\x12\rswitchyard.v1\"t\n\x08MaxPrice\x12\x13\n\x06prompt\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\ncompletion\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x14\n\x07request\x18\x03 \x01(\x01H\x02\x88\x01\x01\x42\t\n\x07_promptB\r\n\x0b_completionB\n\n\x08_request\"\x96\x02\n\x13ProviderPreferences\x12\r\n\x05order\x18\x01 \x03(\t\x12\x1c\n\x0f\x61llow_fallbacks\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x1f\n\x12require_parameters\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12\x17\n\x0f\x64\x61ta_collection\x18\x04 \x01(\t\x12\x0c\n\x04only\x18\x05 \x03(\t\x12\x0e\n\x06ignore\x18\x06 \x03(\t\x12\x0c\n\x04sort\x18\x07 \x01(\t\x12*\n\tmax_price\x18\x08 \x01(\x0b\x32\x17.switchyard.v1.MaxPrice\x12\x15\n\rquantizations\x18\t \x03(\tB\x12\n\x10_allow_fallbacksB\x15\n\x13_require_parameters\"\xcd\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\x12\x1a\n\rcached_tokens\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x1d\n\x10reasoning_tokens\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x11\n\x04\x63ost\x18\x06 \x01(\x01H\x02\x88\x01\x01\x42\x10\n\x0e_cached_tokensB\x13\n\x11_reasoning_tokensB\x07\n\x05_costb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_USAGE']._serialized_start=46
-  _globals['_USAGE']._serialized_end=251
+  _globals['_MAXPRICE']._serialized_start=45
+  _globals['_MAXPRICE']._serialized_end=161
+  _globals['_PROVIDERPREFERENCES']._serialized_start=164
+  _globals['_PROVIDERPREFERENCES']._serialized_end=442
+  _globals['_USAGE']._serialized_start=445
+  _globals['_USAGE']._serialized_end=650
 # @@protoc_insertion_point(module_scope)

@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -15,6 +17,107 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+@_typing.final
+class MaxPrice(_message.Message):
+    """Routing preferences, as OpenRouter defines `provider` (DESIGN §6). Prices are USD
+    per million tokens (per request for `request`), as OpenRouter's max_price takes them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROMPT_FIELD_NUMBER: _builtins.int
+    COMPLETION_FIELD_NUMBER: _builtins.int
+    REQUEST_FIELD_NUMBER: _builtins.int
+    prompt: _builtins.float
+    completion: _builtins.float
+    request: _builtins.float
+    def __init__(
+        self,
+        *,
+        prompt: _builtins.float | None = ...,
+        completion: _builtins.float | None = ...,
+        request: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_completion", b"_completion", "_prompt", b"_prompt", "_request", b"_request", "completion", b"completion", "prompt", b"prompt", "request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_completion", b"_completion", "_prompt", b"_prompt", "_request", b"_request", "completion", b"completion", "prompt", b"prompt", "request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__completion: _TypeAlias = _typing.Literal["completion"]  # noqa: Y015
+    _WhichOneofArgType__completion: _TypeAlias = _typing.Literal["_completion", b"_completion"]  # noqa: Y015
+    _WhichOneofReturnType__prompt: _TypeAlias = _typing.Literal["prompt"]  # noqa: Y015
+    _WhichOneofArgType__prompt: _TypeAlias = _typing.Literal["_prompt", b"_prompt"]  # noqa: Y015
+    _WhichOneofReturnType__request: _TypeAlias = _typing.Literal["request"]  # noqa: Y015
+    _WhichOneofArgType__request: _TypeAlias = _typing.Literal["_request", b"_request"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__completion) -> _WhichOneofReturnType__completion | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__prompt) -> _WhichOneofReturnType__prompt | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__request) -> _WhichOneofReturnType__request | None: ...
+
+Global___MaxPrice: _TypeAlias = MaxPrice  # noqa: Y015
+
+@_typing.final
+class ProviderPreferences(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    ALLOW_FALLBACKS_FIELD_NUMBER: _builtins.int
+    REQUIRE_PARAMETERS_FIELD_NUMBER: _builtins.int
+    DATA_COLLECTION_FIELD_NUMBER: _builtins.int
+    ONLY_FIELD_NUMBER: _builtins.int
+    IGNORE_FIELD_NUMBER: _builtins.int
+    SORT_FIELD_NUMBER: _builtins.int
+    MAX_PRICE_FIELD_NUMBER: _builtins.int
+    QUANTIZATIONS_FIELD_NUMBER: _builtins.int
+    allow_fallbacks: _builtins.bool
+    """default true"""
+    require_parameters: _builtins.bool
+    """default true"""
+    data_collection: _builtins.str
+    """"allow" (default) | "deny" """
+    sort: _builtins.str
+    """"" | price | throughput | latency"""
+    @_builtins.property
+    def order(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """providers to try first, in this order"""
+
+    @_builtins.property
+    def only(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def ignore(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def max_price(self) -> Global___MaxPrice: ...
+    @_builtins.property
+    def quantizations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        order: _abc.Iterable[_builtins.str] | None = ...,
+        allow_fallbacks: _builtins.bool | None = ...,
+        require_parameters: _builtins.bool | None = ...,
+        data_collection: _builtins.str = ...,
+        only: _abc.Iterable[_builtins.str] | None = ...,
+        ignore: _abc.Iterable[_builtins.str] | None = ...,
+        sort: _builtins.str = ...,
+        max_price: Global___MaxPrice | None = ...,
+        quantizations: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_allow_fallbacks", b"_allow_fallbacks", "_require_parameters", b"_require_parameters", "allow_fallbacks", b"allow_fallbacks", "max_price", b"max_price", "require_parameters", b"require_parameters"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_allow_fallbacks", b"_allow_fallbacks", "_require_parameters", b"_require_parameters", "allow_fallbacks", b"allow_fallbacks", "data_collection", b"data_collection", "ignore", b"ignore", "max_price", b"max_price", "only", b"only", "order", b"order", "quantizations", b"quantizations", "require_parameters", b"require_parameters", "sort", b"sort"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__allow_fallbacks: _TypeAlias = _typing.Literal["allow_fallbacks"]  # noqa: Y015
+    _WhichOneofArgType__allow_fallbacks: _TypeAlias = _typing.Literal["_allow_fallbacks", b"_allow_fallbacks"]  # noqa: Y015
+    _WhichOneofReturnType__require_parameters: _TypeAlias = _typing.Literal["require_parameters"]  # noqa: Y015
+    _WhichOneofArgType__require_parameters: _TypeAlias = _typing.Literal["_require_parameters", b"_require_parameters"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__allow_fallbacks) -> _WhichOneofReturnType__allow_fallbacks | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__require_parameters) -> _WhichOneofReturnType__require_parameters | None: ...
+
+Global___ProviderPreferences: _TypeAlias = ProviderPreferences  # noqa: Y015
 
 @_typing.final
 class Usage(_message.Message):

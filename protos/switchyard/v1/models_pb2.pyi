@@ -19,6 +19,68 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class Pricing(_message.Message):
+    """USD per token (per request / per image), as decimal strings: OpenRouter's shape."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROMPT_FIELD_NUMBER: _builtins.int
+    COMPLETION_FIELD_NUMBER: _builtins.int
+    REQUEST_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
+    prompt: _builtins.str
+    completion: _builtins.str
+    request: _builtins.str
+    image: _builtins.str
+    def __init__(
+        self,
+        *,
+        prompt: _builtins.str = ...,
+        completion: _builtins.str = ...,
+        request: _builtins.str = ...,
+        image: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion", "image", b"image", "prompt", b"prompt", "request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Pricing: _TypeAlias = Pricing  # noqa: Y015
+
+@_typing.final
+class TopProvider(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTEXT_LENGTH_FIELD_NUMBER: _builtins.int
+    MAX_COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
+    IS_MODERATED_FIELD_NUMBER: _builtins.int
+    context_length: _builtins.int
+    max_completion_tokens: _builtins.int
+    is_moderated: _builtins.bool
+    def __init__(
+        self,
+        *,
+        context_length: _builtins.int | None = ...,
+        max_completion_tokens: _builtins.int | None = ...,
+        is_moderated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "_max_completion_tokens", b"_max_completion_tokens", "context_length", b"context_length", "max_completion_tokens", b"max_completion_tokens"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "_max_completion_tokens", b"_max_completion_tokens", "context_length", b"context_length", "is_moderated", b"is_moderated", "max_completion_tokens", b"max_completion_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__context_length: _TypeAlias = _typing.Literal["context_length"]  # noqa: Y015
+    _WhichOneofArgType__context_length: _TypeAlias = _typing.Literal["_context_length", b"_context_length"]  # noqa: Y015
+    _WhichOneofReturnType__max_completion_tokens: _TypeAlias = _typing.Literal["max_completion_tokens"]  # noqa: Y015
+    _WhichOneofArgType__max_completion_tokens: _TypeAlias = _typing.Literal["_max_completion_tokens", b"_max_completion_tokens"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__context_length) -> _WhichOneofReturnType__context_length | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_completion_tokens) -> _WhichOneofReturnType__max_completion_tokens | None: ...
+
+Global___TopProvider: _TypeAlias = TopProvider  # noqa: Y015
+
+@_typing.final
 class Model(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -28,6 +90,12 @@ class Model(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     CONTEXT_LENGTH_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
+    PRICING_FIELD_NUMBER: _builtins.int
+    INPUT_MODALITIES_FIELD_NUMBER: _builtins.int
+    OUTPUT_MODALITIES_FIELD_NUMBER: _builtins.int
+    SUPPORTED_PARAMETERS_FIELD_NUMBER: _builtins.int
+    TOP_PROVIDER_FIELD_NUMBER: _builtins.int
+    PROVIDERS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     owned_by: _builtins.str
     created: _builtins.int
@@ -37,6 +105,22 @@ class Model(_message.Message):
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """chat | embeddings | rerank"""
 
+    @_builtins.property
+    def pricing(self) -> Global___Pricing:
+        """of the cheapest endpoint"""
+
+    @_builtins.property
+    def input_modalities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def output_modalities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def supported_parameters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """supported by at least one endpoint"""
+
+    @_builtins.property
+    def top_provider(self) -> Global___TopProvider: ...
+    @_builtins.property
+    def providers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -46,10 +130,16 @@ class Model(_message.Message):
         name: _builtins.str = ...,
         context_length: _builtins.int | None = ...,
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
+        pricing: Global___Pricing | None = ...,
+        input_modalities: _abc.Iterable[_builtins.str] | None = ...,
+        output_modalities: _abc.Iterable[_builtins.str] | None = ...,
+        supported_parameters: _abc.Iterable[_builtins.str] | None = ...,
+        top_provider: Global___TopProvider | None = ...,
+        providers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "context_length", b"context_length"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "context_length", b"context_length", "pricing", b"pricing", "top_provider", b"top_provider"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "capabilities", b"capabilities", "context_length", b"context_length", "created", b"created", "id", b"id", "name", b"name", "owned_by", b"owned_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "capabilities", b"capabilities", "context_length", b"context_length", "created", b"created", "id", b"id", "input_modalities", b"input_modalities", "name", b"name", "output_modalities", b"output_modalities", "owned_by", b"owned_by", "pricing", b"pricing", "providers", b"providers", "supported_parameters", b"supported_parameters", "top_provider", b"top_provider"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__context_length: _TypeAlias = _typing.Literal["context_length"]  # noqa: Y015
     _WhichOneofArgType__context_length: _TypeAlias = _typing.Literal["_context_length", b"_context_length"]  # noqa: Y015
@@ -61,12 +151,19 @@ Global___Model: _TypeAlias = Model  # noqa: Y015
 class ListModelsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    SUPPORTED_PARAMETERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def supported_parameters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """only models supporting all of these"""
+
     def __init__(
         self,
+        *,
+        supported_parameters: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["supported_parameters", b"supported_parameters"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from switchyard.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -28,6 +29,8 @@ class RerankRequest(_message.Message):
     TOP_N_FIELD_NUMBER: _builtins.int
     RETURN_DOCUMENTS_FIELD_NUMBER: _builtins.int
     EXTRA_JSON_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     query: _builtins.str
     top_n: _builtins.int
@@ -35,6 +38,10 @@ class RerankRequest(_message.Message):
     extra_json: _builtins.str
     @_builtins.property
     def documents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def provider(self) -> _common_pb2.ProviderPreferences: ...
+    @_builtins.property
+    def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -44,10 +51,12 @@ class RerankRequest(_message.Message):
         top_n: _builtins.int | None = ...,
         return_documents: _builtins.bool = ...,
         extra_json: _builtins.str = ...,
+        provider: _common_pb2.ProviderPreferences | None = ...,
+        models: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_top_n", b"_top_n", "top_n", b"top_n"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_top_n", b"_top_n", "provider", b"provider", "top_n", b"top_n"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_top_n", b"_top_n", "documents", b"documents", "extra_json", b"extra_json", "model", b"model", "query", b"query", "return_documents", b"return_documents", "top_n", b"top_n"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_top_n", b"_top_n", "documents", b"documents", "extra_json", b"extra_json", "model", b"model", "models", b"models", "provider", b"provider", "query", b"query", "return_documents", b"return_documents", "top_n", b"top_n"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__top_n: _TypeAlias = _typing.Literal["top_n"]  # noqa: Y015
     _WhichOneofArgType__top_n: _TypeAlias = _typing.Literal["_top_n", b"_top_n"]  # noqa: Y015

@@ -1,0 +1,95 @@
+"""What a request needs from an endpoint, derived from the request itself.
+
+Two levels, as OpenRouter/Infron route: *hard* requirements always filter endpoints
+(tools, structured outputs, input modalities, `dimensions`): an endpoint that cannot do
+them cannot serve the request at all. With `require_parameters` (the default), every
+other sampling parameter the request sets must also be among an endpoint's declared
+`supported_parameters`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import orjson
+
+from service.catalog import EndpointConfig
+from service.domain.chat import AudioPart, ChatRequest, FilePart, ImagePart
+from service.domain.embeddings import EmbedRequest
+
+# Request fields that name a parameter an endpoint may or may not support.
+_SAMPLING = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "seed",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "parallel_tool_calls",
+)
+_MODALITY_OF = {ImagePart: "image", AudioPart: "audio", FilePart: "file"}
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    hard_parameters: frozenset[str] = frozenset()
+    parameters: frozenset[str] = frozenset()  # all the request sets, hard ones included
+    modalities: frozenset[str] = frozenset()  # input modalities beyond text
+
+    def unmet(self, endpoint: EndpointConfig, require_parameters: bool) -> str | None:
+        """What `endpoint` lacks for this request, in words; None if it can serve it."""
+        declared = endpoint.input_modalities
+        if declared is not None:
+            for modality in sorted(self.modalities - declared):
+                return f"{modality} input"
+        supported = endpoint.supported_parameters
+        if supported is None:
+            return None
+        wanted = self.parameters if require_parameters else self.hard_parameters
+        for name in sorted(wanted - supported):
+            return f"the '{name}' parameter"
+        return None
+
+
+def _modalities(request: ChatRequest) -> Iterator[str]:
+    for message in request.messages:
+        if isinstance(message.content, tuple):
+            for part in message.content:
+                modality = _MODALITY_OF.get(type(part))
+                if modality is not None:
+                    yield modality
+
+
+def for_chat(request: ChatRequest) -> Requirements:
+    hard = set()
+    if request.tools:
+        hard.add("tools")
+        if request.tool_choice is not None:
+            hard.add("tool_choice")
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_schema":
+        hard.add("structured_outputs")
+    elif fmt is not None and fmt.type == "json_object":
+        hard.add("response_format")
+    params = set(hard)
+    params.update(name for name in _SAMPLING if getattr(request, name) is not None)
+    if request.stop:
+        params.add("stop")
+    if request.logit_bias:
+        params.add("logit_bias")
+    if request.extra_json:
+        params.update(orjson.loads(request.extra_json))
+    return Requirements(frozenset(hard), frozenset(params), frozenset(_modalities(request)))
+
+
+def for_embeddings(request: EmbedRequest) -> Requirements:
+    hard = frozenset({"dimensions"}) if request.dimensions is not None else frozenset()
+    return Requirements(hard, hard)
+
+
+NONE = Requirements()
