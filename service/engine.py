@@ -109,6 +109,9 @@ class Engine:
     def health(self, key: str) -> EndpointHealth:
         return self._health.get(key)
 
+    def reset_health(self) -> None:
+        self._health.reset()
+
     def _deadline(self, call: CallContext, candidates: list[Candidate]) -> float | None:
         """The caller's deadline, else the primary model's default timeout."""
         if call.deadline is not None:

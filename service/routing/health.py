@@ -99,6 +99,10 @@ class HealthBoard:
             health = self._endpoints[key] = EndpointHealth(self._settings)
         return health
 
+    def reset(self) -> None:
+        """Forget every endpoint's history (close all breakers)."""
+        self._endpoints.clear()
+
     @staticmethod
     def now() -> float:
         return time.monotonic()

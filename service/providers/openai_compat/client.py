@@ -48,14 +48,23 @@ class OpenAICompatProvider:
         if attempt.deadline is not None:
             remaining = attempt.deadline - asyncio.get_running_loop().time()
             total = max(0.001, min(total, remaining))
-        return aiohttp.ClientTimeout(total=total, connect=self._config.connect_timeout)
+        return aiohttp.ClientTimeout(
+            total=total,
+            connect=self._config.connect_timeout,
+            sock_read=self._config.idle_timeout,  # also bounds every gap between chunks
+        )
+
+    async def _open(self, path: str, body: dict[str, Any], attempt: Attempt) -> Any:
+        """POST and wait for the response headers, within the first-byte limit."""
+        request = self._client().post(
+            self._config.base_url + path, data=orjson.dumps(body), timeout=self._timeout(attempt)
+        )
+        async with asyncio.timeout(self._config.first_byte_timeout):
+            return await request
 
     async def _post(self, path: str, body: dict[str, Any], attempt: Attempt) -> Any:
-        url = self._config.base_url + path
         try:
-            async with self._client().post(
-                url, data=orjson.dumps(body), timeout=self._timeout(attempt)
-            ) as response:
+            async with await self._open(path, body, attempt) as response:
                 payload = await response.read()
                 if response.status >= 400:
                     raise status_error(self.name, response.status, payload, response.headers)
@@ -76,12 +85,9 @@ class OpenAICompatProvider:
 
     async def stream(self, request: ChatRequest, attempt: Attempt) -> AsyncIterator[ChatDelta]:
         body = convert.chat_body(request, attempt.upstream_model, stream=True)
-        url = self._config.base_url + "/chat/completions"
         finished = False
         try:
-            async with self._client().post(
-                url, data=orjson.dumps(body), timeout=self._timeout(attempt)
-            ) as response:
+            async with await self._open("/chat/completions", body, attempt) as response:
                 if response.status >= 400:
                     payload = await response.read()
                     raise status_error(self.name, response.status, payload, response.headers)
