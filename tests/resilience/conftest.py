@@ -37,6 +37,7 @@ models:
 {models}
   - {{id: br/switch, endpoints: [{{provider: a, model: switch}}]}}
   - {{id: br/flaky, endpoints: [{{provider: a, model: flaky}}]}}
+  - {{id: slow/model, timeout: 0.3, endpoints: [{{provider: b, model: hang}}]}}
 """
 
 

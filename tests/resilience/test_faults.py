@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -131,9 +132,27 @@ def test_no_fallback_allowed_gives_502(
 
 def test_retry_after_is_honoured(local: LocalGateway, fresh: tuple[MockOpenAI, MockOpenAI]) -> None:
     a, _ = fresh
-    started = __import__("time").monotonic()
+    started = time.monotonic()
     status, _, _ = ask(local, "fail429", stream=False)
-    elapsed = __import__("time").monotonic() - started
+    elapsed = time.monotonic() - started
     assert status == 200
     assert a.count("fail429") == 2
     assert elapsed >= 1.0, "the retry came before the upstream's Retry-After"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_model_default_timeout_is_408(
+    local: LocalGateway, fresh: tuple[MockOpenAI, MockOpenAI], stream: bool
+) -> None:
+    """A model's own `timeout` bounds a request that names none: 408, not a hang."""
+    started = time.monotonic()
+    raw = request(
+        "POST",
+        local.base_url + "/chat/completions",
+        {"model": "slow/model", "messages": [{"role": "user", "content": "x"}], "stream": stream},
+        {"Authorization": f"Bearer {local.key}"},
+    )
+    assert raw.status == 408, raw.body
+    assert raw.json()["error"]["type"] == "timeout_error"
+    assert time.monotonic() - started < 3
+    assert_nothing_left(local)
