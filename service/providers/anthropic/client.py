@@ -1,0 +1,170 @@
+"""I/O for Anthropic's Messages API over one pooled, keep-alive aiohttp session.
+
+Every call is bounded by the provider's `timeout` (the whole attempt, stream included),
+its `connect_timeout` and the request's deadline, whichever ends first, and by the
+optional `first_byte_timeout` (until the headers) and `idle_timeout` (between reads).
+
+Options read from the provider's config entry: `anthropic_version` (the
+`anthropic-version` header, default 2023-06-01) and `default_max_tokens` (Anthropic
+requires `max_tokens`; this fills it when the client sent none, default 4096).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
+
+import aiohttp
+import orjson
+from multidict import CIMultiDict
+
+from service.config import ConfigError, ProviderConfig
+from service.domain.chat import ChatDelta, ChatRequest, ChatResult
+from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, RerankResult
+from service.providers.anthropic import convert, errors
+from service.providers.anthropic.convert import JSON
+from service.providers.anthropic.stream import StreamTranslator, UpstreamStreamError
+from service.providers.base import Attempt
+from service.providers.openai_compat.stream import BrokenStreamError, sse_data
+
+DEFAULT_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def _option(config: ProviderConfig, key: str, kind: type, default: Any) -> Any:
+    """A kind-specific setting from the provider's config entry, checked at start-up."""
+    value = config.options.get(key)
+    if value is None:
+        return default
+    wrong = not isinstance(value, kind) or isinstance(value, bool)
+    if wrong or (isinstance(value, int) and value < 1):
+        expected = "a positive integer" if kind is int else f"a {kind.__name__}"
+        raise ConfigError(f"config.providers.{config.name}.{key}: expected {expected}")
+    return value
+
+
+class AnthropicProvider:
+    def __init__(self, config: ProviderConfig) -> None:
+        self.name = config.name
+        self._config = config
+        self._url = config.base_url + "/v1/messages"
+        self._default_max_tokens: int = _option(
+            config, "default_max_tokens", int, DEFAULT_MAX_TOKENS
+        )
+        # Case-insensitive, so that a configured header replaces ours instead of doubling it.
+        headers: CIMultiDict[str] = CIMultiDict()
+        headers["content-type"] = "application/json"
+        headers["anthropic-version"] = _option(config, "anthropic_version", str, DEFAULT_VERSION)
+        for key, value in config.headers.items():
+            headers[key] = value
+        if config.api_key:
+            headers["x-api-key"] = config.api_key
+        self._headers = headers
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=self._headers, trust_env=False
+            )
+        return self._session
+
+    def _timeout(self, attempt: Attempt) -> aiohttp.ClientTimeout:
+        total = self._config.timeout
+        if attempt.deadline is not None:
+            remaining = attempt.deadline - asyncio.get_running_loop().time()
+            total = max(0.001, min(total, remaining))
+        return aiohttp.ClientTimeout(
+            total=total,
+            connect=self._config.connect_timeout,
+            sock_read=self._config.idle_timeout,  # also bounds every gap between events
+        )
+
+    async def _open(self, body: JSON, attempt: Attempt) -> aiohttp.ClientResponse:
+        """POST and wait for the response headers, within the first-byte limit."""
+        request = self._client().post(
+            self._url, data=orjson.dumps(body), timeout=self._timeout(attempt)
+        )
+        async with asyncio.timeout(self._config.first_byte_timeout):
+            return await request
+
+    def _prepare(
+        self, request: ChatRequest, attempt: Attempt, *, stream: bool
+    ) -> convert.MessagesCall:
+        try:
+            return convert.build_request(
+                request,
+                attempt.upstream_model,
+                stream=stream,
+                default_max_tokens=self._default_max_tokens,
+            )
+        except convert.RejectedError as exc:
+            raise errors.rejected(self.name, str(exc), exc.param) from None
+        except convert.UnsupportedError as exc:
+            raise errors.unsupported(self.name, str(exc)) from None
+
+    async def complete(self, request: ChatRequest, attempt: Attempt) -> ChatResult:
+        call = self._prepare(request, attempt, stream=False)
+        try:
+            async with await self._open(call.body, attempt) as response:
+                payload = await response.read()
+                if response.status >= 400:
+                    raise errors.status_error(self.name, response.status, payload, response.headers)
+        except _TRANSPORT_ERRORS as exc:
+            raise errors.transport_error(self.name, exc) from exc
+        try:
+            return convert.parse_message(orjson.loads(payload), call.format_tool)
+        except orjson.JSONDecodeError as exc:
+            raise errors.bad_response(self.name, "not JSON") from exc
+        except convert.BadUpstreamError as exc:
+            raise errors.bad_response(self.name, str(exc)) from exc
+
+    async def stream(self, request: ChatRequest, attempt: Attempt) -> AsyncIterator[ChatDelta]:
+        call = self._prepare(request, attempt, stream=True)
+        translator = StreamTranslator(call.format_tool)
+        try:
+            async with await self._open(call.body, attempt) as response:
+                if response.status >= 400:
+                    payload = await response.read()
+                    raise errors.status_error(self.name, response.status, payload, response.headers)
+                try:
+                    async for data in sse_data(response.content.iter_any()):
+                        delta = translator.feed(orjson.loads(data))
+                        if delta is not None:
+                            yield delta
+                        if translator.done:
+                            break
+                finally:
+                    # An unfinished body must not go back to the pool: closing it is
+                    # also what tells the upstream that we stopped listening.
+                    response.close()
+        except _TRANSPORT_ERRORS as exc:
+            raise errors.transport_error(self.name, exc) from exc
+        except UpstreamStreamError as exc:
+            raise errors.stream_error(self.name, exc.error_type, exc.message) from exc
+        except (orjson.JSONDecodeError, BrokenStreamError) as exc:
+            raise errors.bad_response(self.name, "broken event stream") from exc
+        except convert.BadUpstreamError as exc:
+            raise errors.bad_response(self.name, str(exc)) from exc
+        if not translator.finished:
+            raise errors.bad_response(self.name, "the stream ended before it finished")
+
+    def _no(self, what: str) -> NoReturn:
+        raise errors.unsupported(self.name, f"Anthropic serves no {what}.")
+
+    async def embed(self, request: EmbedRequest, attempt: Attempt) -> EmbedResult:
+        self._no("embeddings")
+
+    async def rerank(self, request: RerankRequest, attempt: Attempt) -> RerankResult:
+        self._no("rerank")
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+__all__ = ["AnthropicProvider"]

@@ -1,0 +1,410 @@
+"""Pure mapping between the domain's chat types and Anthropic's Messages API objects.
+
+Where the dialects differ: system and developer messages become the top-level `system`
+blocks; tool results are `tool_result` blocks in a *user* turn, and consecutive messages
+landing on the same role are merged into one turn (results first, as Anthropic asks);
+`max_tokens` is required upstream and falls back to the provider's default; structured
+output travels as a forced tool whose input comes back as message *content*; Anthropic
+counts cache reads and writes apart from `input_tokens`, OpenAI's `prompt_tokens`
+include them (reads as `cached_tokens`).
+
+What cannot be expressed is refused before any I/O: `RejectedError` when the request
+is at fault (a 400 naming `param`), `UnsupportedError` when it is valid but Anthropic
+cannot serve it (another provider might).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from service.domain.chat import (
+    AudioPart,
+    ChatRequest,
+    ChatResult,
+    Choice,
+    Content,
+    FilePart,
+    ImagePart,
+    Message,
+    RefusalPart,
+    TextPart,
+    ToolCall,
+    Usage,
+)
+
+JSON = dict[str, Any]
+# The structured-output tool's name when the response format names none.
+FORMAT_TOOL = "json_response"
+_FORMAT_DESCRIPTION = "Give your final answer by calling this tool: its input is the answer."
+_TOOL_CHOICE = {"none": "none", "auto": "auto", "required": "any"}
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "refusal": "content_filter",
+}
+
+
+class BadUpstreamError(ValueError):
+    """The upstream's answer does not have the shape Anthropic documents."""
+
+
+class RejectedError(ValueError):
+    """The client's request cannot be expressed for Anthropic; `param` names the culprit."""
+
+    def __init__(self, message: str, param: str | None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class UnsupportedError(ValueError):
+    """A valid request that Anthropic cannot serve (audio input, foreign file ids)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesCall:
+    """The upstream body, plus what reading the answer needs to know about it."""
+
+    body: JSON
+    format_tool: str | None = None  # the tool whose input is the structured answer
+
+
+# --- requests -------------------------------------------------------------------------
+
+
+def _text(text: str) -> JSON:
+    return {"type": "text", "text": text}
+
+
+def _data_url(url: str, param: str) -> tuple[str, str] | None:
+    """(media type, base64 payload) of a `data:` URL; None for any other URL."""
+    if not url.startswith("data:"):
+        return None
+    header, comma, data = url[5:].partition(",")
+    media_type, *flags = header.split(";")
+    if not comma or "base64" not in flags:
+        raise RejectedError("Data URLs must be base64-encoded ('data:<type>;base64,...').", param)
+    return media_type.strip().lower(), data
+
+
+def _image(part: ImagePart, param: str) -> JSON:
+    where = f"{param}.image_url.url"
+    inline = _data_url(part.url, where)
+    if inline is not None:
+        media_type, data = inline
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    if part.url.startswith(("https://", "http://")):
+        # Anthropic fetches URL images itself; `detail` has no equivalent there.
+        return {"type": "image", "source": {"type": "url", "url": part.url}}
+    raise RejectedError("An image URL must be http(s) or a base64 data URL.", where)
+
+
+def _document(part: FilePart, param: str) -> JSON:
+    if part.file_data is None:
+        raise UnsupportedError("Anthropic cannot resolve OpenAI file ids; send 'file_data'.")
+    where = f"{param}.file.file_data"
+    # OpenAI clients send a data URL; bare base64 is taken as a PDF, OpenAI's one file type.
+    media_type, data = _data_url(part.file_data, where) or ("application/pdf", part.file_data)
+    if media_type == "application/pdf":
+        source: JSON = {"type": "base64", "media_type": media_type, "data": data}
+    elif media_type == "text/plain":
+        try:
+            text = base64.b64decode(data, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise RejectedError("The file is not base64 of UTF-8 text.", where) from None
+        source = {"type": "text", "media_type": media_type, "data": text}
+    else:
+        raise UnsupportedError(f"Anthropic reads PDF and plain-text files, not {media_type}.")
+    block: JSON = {"type": "document", "source": source}
+    if part.filename:
+        block["title"] = part.filename
+    return block
+
+
+def _user_blocks(content: Content, param: str) -> list[JSON]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [_text(content)] if content else []  # Anthropic refuses empty text blocks
+    blocks = []
+    for j, part in enumerate(content):
+        where = f"{param}[{j}]"
+        if isinstance(part, TextPart):
+            if part.text:
+                blocks.append(_text(part.text))
+        elif isinstance(part, ImagePart):
+            blocks.append(_image(part, where))
+        elif isinstance(part, FilePart):
+            blocks.append(_document(part, where))
+        elif isinstance(part, RefusalPart):
+            blocks.append(_text(part.refusal))
+        elif isinstance(part, AudioPart):
+            raise UnsupportedError("Anthropic does not accept audio input.")
+    return blocks
+
+
+def _text_only(content: Content, param: str, role: str) -> list[JSON]:
+    if content is None or isinstance(content, str):
+        return [_text(content)] if content else []
+    blocks = []
+    for j, part in enumerate(content):
+        if isinstance(part, TextPart):
+            text = part.text
+        elif isinstance(part, RefusalPart):
+            text = part.refusal
+        else:
+            raise RejectedError(f"Anthropic takes only text in {role} messages.", f"{param}[{j}]")
+        if text:
+            blocks.append(_text(text))
+    return blocks
+
+
+def _arguments(arguments: str, param: str) -> orjson.Fragment:
+    """A tool call's arguments as the `input` object, kept byte-for-byte."""
+    if not arguments.strip():
+        return orjson.Fragment(b"{}")
+    try:
+        parsed = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise RejectedError("Tool-call arguments must be a JSON object.", param)
+    return orjson.Fragment(arguments)
+
+
+def _assistant_blocks(message: Message, i: int) -> list[JSON]:
+    blocks = _text_only(message.content, f"messages[{i}].content", "assistant")
+    for j, call in enumerate(message.tool_calls):
+        where = f"messages[{i}].tool_calls[{j}].function.arguments"
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.id,
+                "name": call.name,
+                "input": _arguments(call.arguments, where),
+            }
+        )
+    return blocks
+
+
+def _tool_result(message: Message, i: int) -> JSON:
+    if not message.tool_call_id:
+        raise RejectedError("A tool message needs 'tool_call_id'.", f"messages[{i}].tool_call_id")
+    block: JSON = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    if isinstance(message.content, str):
+        block["content"] = message.content
+    elif message.content is not None:
+        block["content"] = _user_blocks(message.content, f"messages[{i}].content")
+    return block
+
+
+def _conversation(messages: tuple[Message, ...]) -> tuple[list[JSON], list[JSON]]:
+    """(system blocks, alternating user/assistant turns)."""
+    system: list[JSON] = []
+    turns: list[JSON] = []
+    for i, message in enumerate(messages):
+        if message.role in ("system", "developer"):
+            system.extend(_text_only(message.content, f"messages[{i}].content", "system"))
+            continue
+        if message.role == "assistant":
+            role, blocks = "assistant", _assistant_blocks(message, i)
+        elif message.role == "tool":
+            role, blocks = "user", [_tool_result(message, i)]
+        else:
+            role, blocks = "user", _user_blocks(message.content, f"messages[{i}].content")
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    for turn in turns:  # tool results must lead their user turn
+        turn["content"].sort(key=lambda block: block["type"] != "tool_result")
+    return system, turns
+
+
+def _tools(request: ChatRequest) -> tuple[list[JSON], JSON | None, str | None]:
+    """(tools, tool_choice, name of the structured-output tool)."""
+    tools: list[JSON] = []
+    for tool in request.tools:
+        item: JSON = {"name": tool.name}
+        if tool.description is not None:
+            item["description"] = tool.description
+        schema = tool.parameters_json
+        item["input_schema"] = orjson.Fragment(schema) if schema else {"type": "object"}
+        tools.append(item)
+    fmt, choice = request.response_format, request.tool_choice
+    format_tool = None
+    if fmt is not None and fmt.type in ("json_schema", "json_object"):
+        format_tool = fmt.name if fmt.type == "json_schema" and fmt.name else FORMAT_TOOL
+        if any(tool.name == format_tool for tool in request.tools):
+            raise RejectedError(f"A tool is already named '{format_tool}'.", "response_format")
+        schema_json = fmt.schema_json if fmt.type == "json_schema" else None
+        tools.append(
+            {
+                "name": format_tool,
+                "description": fmt.description or _FORMAT_DESCRIPTION,
+                "input_schema": orjson.Fragment(schema_json) if schema_json else {"type": "object"},
+            }
+        )
+    tool_choice: JSON | None = None
+    if choice is not None and choice.mode == "function":
+        tool_choice = {"type": "tool", "name": choice.function}
+    elif format_tool is not None:
+        # With callable tools the model must either call one or answer through the
+        # format tool ("any"); otherwise the format tool is the answer.
+        callable_tools = request.tools and (choice is None or choice.mode != "none")
+        tool_choice = {"type": "any"} if callable_tools else {"type": "tool", "name": format_tool}
+    elif choice is not None and tools:
+        tool_choice = {"type": _TOOL_CHOICE.get(choice.mode, "auto")}
+    if request.parallel_tool_calls is False and tools:
+        tool_choice = tool_choice or {"type": "auto"}
+        if tool_choice["type"] != "none":
+            tool_choice["disable_parallel_tool_use"] = True
+    return tools, tool_choice, format_tool
+
+
+def _refuse_unsupported(request: ChatRequest) -> None:
+    # seed and the penalties are sampling hints Anthropic lacks: they are dropped. These
+    # change what the client gets back, so they are refused instead.
+    if request.n not in (None, 1):
+        raise RejectedError("Anthropic returns one choice ('n' must be 1).", "n")
+    if request.logprobs:
+        raise RejectedError("Anthropic does not return logprobs.", "logprobs")
+    if request.logit_bias:
+        raise RejectedError("Anthropic does not support 'logit_bias'.", "logit_bias")
+
+
+def build_request(
+    request: ChatRequest, upstream_model: str, *, stream: bool, default_max_tokens: int
+) -> MessagesCall:
+    """The `POST /v1/messages` body. Provider extras (e.g. `top_k`) go first; typed fields win."""
+    _refuse_unsupported(request)
+    extra = orjson.loads(request.extra_json) if request.extra_json else {}
+    body: JSON = extra if isinstance(extra, dict) else {}
+    system, turns = _conversation(request.messages)
+    body["model"] = upstream_model
+    body["messages"] = turns
+    if system:
+        body["system"] = system
+    limits = (request.max_completion_tokens, request.max_tokens, default_max_tokens)
+    body["max_tokens"] = next(n for n in limits if n is not None)
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    if request.user is not None:
+        metadata = body.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
+        body["metadata"] = {**metadata, "user_id": request.user}
+    tools, tool_choice, format_tool = _tools(request)
+    if tools:
+        body["tools"] = tools
+    if tool_choice is not None:
+        body["tool_choice"] = tool_choice
+    if stream:
+        body["stream"] = True
+    else:
+        body.pop("stream", None)
+    return MessagesCall(body=body, format_tool=format_tool)
+
+
+# --- responses ------------------------------------------------------------------------
+
+
+def obj(value: Any, where: str) -> JSON:
+    if not isinstance(value, dict):
+        raise BadUpstreamError(f"{where}: expected an object")
+    return value
+
+
+def string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise BadUpstreamError(f"{where}: expected a string")
+    return value
+
+
+def integer(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadUpstreamError(f"{where}: expected an integer")
+    return value
+
+
+def _count(usage: JSON, key: str) -> int:
+    value = usage.get(key)
+    return 0 if value is None else integer(value, f"usage.{key}")
+
+
+def parse_usage(value: Any) -> Usage | None:
+    """OpenAI-style usage: prompt tokens include cache reads and writes."""
+    if value is None:
+        return None
+    usage = obj(value, "usage")
+    read = _count(usage, "cache_read_input_tokens")
+    prompt = _count(usage, "input_tokens") + read + _count(usage, "cache_creation_input_tokens")
+    completion = _count(usage, "output_tokens")
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        cached_tokens=read if usage.get("cache_read_input_tokens") is not None else None,
+    )
+
+
+def finish_reason(stop_reason: str | None, *, tool_calls: bool) -> str:
+    """OpenAI's finish_reason; `tool_use` without real tool calls was the format tool."""
+    if stop_reason == "tool_use" and not tool_calls:
+        return "stop"
+    if stop_reason is None:
+        return "tool_calls" if tool_calls else "stop"
+    return _FINISH.get(stop_reason, "stop")
+
+
+def tool_input_json(block: JSON, where: str) -> str:
+    value = block.get("input", {})
+    return orjson.dumps(obj(value, f"{where}.input")).decode()
+
+
+def parse_message(value: Any, format_tool: str | None = None) -> ChatResult:
+    """A Message object (non-streaming answer) as a one-choice `ChatResult`."""
+    body = obj(value, "message")
+    if not isinstance(body.get("content"), list):
+        raise BadUpstreamError("content: expected an array")
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    answer: str | None = None
+    for k, raw in enumerate(body["content"]):
+        where = f"content[{k}]"
+        block = obj(raw, where)
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(string(block.get("text"), f"{where}.text"))
+        elif kind == "tool_use":
+            name = string(block.get("name"), f"{where}.name")
+            arguments = tool_input_json(block, where)
+            if name == format_tool:
+                answer = arguments
+            else:
+                calls.append(ToolCall(string(block.get("id"), f"{where}.id"), name, arguments))
+        # thinking, redacted_thinking and server-tool blocks have no OpenAI equivalent.
+    stop_reason = body.get("stop_reason")
+    if stop_reason is not None:
+        stop_reason = string(stop_reason, "stop_reason")
+    content = answer if answer is not None else ("".join(texts) if texts else None)
+    message = Message(role="assistant", content=content, tool_calls=tuple(calls))
+    finish = finish_reason(stop_reason, tool_calls=bool(calls))
+    return ChatResult(
+        choices=(Choice(index=0, message=message, finish_reason=finish),),
+        usage=parse_usage(body.get("usage")),
+    )
