@@ -1,0 +1,57 @@
+"""I/O for Cohere's v2 API: `POST /v2/embed` and `POST /v2/rerank`, Bearer-authenticated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from service.config import ConfigError, ProviderConfig
+from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, RerankResult
+from service.providers.base import Attempt
+from service.providers.cohere import convert
+from service.providers.cohere.errors import STATUSES, error_message
+from service.providers.http_json import EmbeddingService, JsonClient, reading, rejected
+
+INPUT_TYPES = frozenset({"search_document", "search_query", "classification", "clustering"})
+TRUNCATE = frozenset({"NONE", "START", "END"})
+
+
+def _checked_options(config: ProviderConfig) -> Mapping[str, Any]:
+    """Fail start-up on an option Cohere would refuse on every call."""
+    path = f"config.providers.{config.name}"
+    options = config.options
+    if "input_type" in options and options["input_type"] not in INPUT_TYPES:
+        raise ConfigError(f"{path}.input_type: expected one of {sorted(INPUT_TYPES)}")
+    if "truncate" in options and options["truncate"] not in TRUNCATE:
+        raise ConfigError(f"{path}.truncate: expected one of {sorted(TRUNCATE)}")
+    for name in ("max_tokens", "max_tokens_per_doc"):
+        value = options.get(name)
+        if name in options and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"{path}.{name}: expected a positive integer")
+    return options
+
+
+class CohereProvider(EmbeddingService):
+    def __init__(self, config: ProviderConfig) -> None:
+        self.name = config.name
+        self._options = _checked_options(config)
+        self._http = JsonClient(config, error_message, STATUSES)
+
+    async def embed(self, request: EmbedRequest, attempt: Attempt) -> EmbedResult:
+        if request.token_inputs:
+            raise rejected(
+                self.name, "Cohere embeds text: send 'input' as strings, not token ids.", "input"
+            )
+        body = convert.embed_body(request, attempt.upstream_model, self._options)
+        reply = await self._http.post("/v2/embed", body, attempt)
+        with reading(self.name):
+            return convert.parse_embeddings(reply.body, len(request.texts))
+
+    async def rerank(self, request: RerankRequest, attempt: Attempt) -> RerankResult:
+        body = convert.rerank_body(request, attempt.upstream_model, self._options)
+        reply = await self._http.post("/v2/rerank", body, attempt)
+        with reading(self.name):
+            return convert.parse_rerank(reply.body, len(request.documents), request.top_n)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -1,0 +1,175 @@
+"""JSON-over-HTTP plumbing shared by the embedding/rerank adapters (Cohere, TEI, Jina).
+
+These upstreams differ in paths, bodies and error shapes, not in transport: each POSTs
+one JSON object and reads one JSON answer. `JsonClient` owns that part once: a pooled
+keep-alive aiohttp session (DESIGN §9), a per-attempt timeout bounded by the provider's
+`timeout`, its `connect_timeout` and the request deadline, and every failure raised as a
+`ProviderError`. What stays per provider is the error-body parser handed in.
+
+`EmbeddingService` is the base for adapters that serve no chat: the core only routes
+chat to them when a model's configuration says so, and then must get a clean refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from service.config import ProviderConfig
+from service.domain.chat import ChatDelta, ChatRequest, ChatResult
+from service.providers.base import Attempt
+from service.providers.errors import FailureKind, ProviderError
+from service.providers.openai_compat.convert import BadUpstreamError
+from service.providers.openai_compat.errors import bad_response, retry_after, transport_error
+
+JSON = dict[str, Any]
+# (status, body) -> (message, param): reads one provider's error envelope.
+ErrorParser = Callable[[int, bytes], tuple[str, str | None]]
+
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A successful answer: the parsed JSON body and the headers (TEI counts tokens there)."""
+
+    body: Any
+    headers: Mapping[str, str]
+
+
+def status_error(
+    provider: str,
+    status: int,
+    payload: bytes,
+    headers: Mapping[str, str],
+    parse: ErrorParser,
+    reported: int | None,
+) -> ProviderError:
+    """The error for an upstream's error answer; `reported` is the status the core judges by."""
+    message, param = parse(status, payload)
+    return ProviderError(
+        FailureKind.STATUS,
+        provider,
+        f"{provider} answered HTTP {status}: {message}",
+        status=reported,
+        param=param,
+        retry_after=retry_after(headers),
+    )
+
+
+def rejected(provider: str, message: str, param: str) -> ProviderError:
+    """A request the adapter refuses before sending: the client's fault, a 400 naming `param`."""
+    return ProviderError(FailureKind.STATUS, provider, message, status=400, param=param)
+
+
+@contextmanager
+def reading(provider: str) -> Iterator[None]:
+    """Turns an answer that convert.py cannot read into a BAD_RESPONSE (a 502, retryable)."""
+    try:
+        yield
+    except BadUpstreamError as exc:
+        raise bad_response(provider, str(exc)) from exc
+
+
+def merged_params(extra_json: str | None, *defaults: Mapping[str, Any]) -> JSON:
+    """Upstream body params by precedence: later defaults over earlier, request extras last.
+
+    Typed fields are set by the caller afterwards, so they win over everything.
+    """
+    body: JSON = {}
+    for layer in defaults:
+        body.update(layer)
+    if extra_json:
+        body.update(orjson.loads(extra_json))
+    return body
+
+
+class JsonClient:
+    """POSTs JSON to one upstream over a pooled session; raises `ProviderError` for all failures.
+
+    `statuses` re-reads a provider's own status codes where the HTTP meaning would mislead
+    the core (e.g. a 4xx that is not the client's fault); None reports no status at all.
+    """
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        parse_error: ErrorParser,
+        statuses: Mapping[int, int | None] | None = None,
+    ) -> None:
+        self._config = config
+        self._parse_error = parse_error
+        self._statuses = dict(statuses or {})
+        self._session: aiohttp.ClientSession | None = None
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers.update(config.headers)
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        self._headers = headers
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use: a session belongs to the running event loop.
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=self._headers, trust_env=False
+            )
+        return self._session
+
+    def _timeout(self, attempt: Attempt) -> aiohttp.ClientTimeout:
+        total = self._config.timeout
+        if attempt.deadline is not None:
+            remaining = attempt.deadline - asyncio.get_running_loop().time()
+            total = max(0.001, min(total, remaining))
+        return aiohttp.ClientTimeout(total=total, connect=self._config.connect_timeout)
+
+    async def post(self, path: str, body: JSON, attempt: Attempt) -> Reply:
+        name = self._config.name
+        url = self._config.base_url + path
+        try:
+            async with self._client().post(
+                url, data=orjson.dumps(body), timeout=self._timeout(attempt)
+            ) as response:
+                payload = await response.read()
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                if response.status >= 400:
+                    status = response.status
+                    reported = self._statuses.get(status, status)
+                    raise status_error(name, status, payload, headers, self._parse_error, reported)
+        except _TRANSPORT_ERRORS as exc:
+            raise transport_error(name, exc) from exc
+        try:
+            return Reply(body=orjson.loads(payload), headers=headers)
+        except orjson.JSONDecodeError as exc:
+            raise bad_response(name, "not JSON") from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class EmbeddingService:
+    """Base of the embedding/rerank-only adapters: chat is refused as UNSUPPORTED."""
+
+    name: str
+
+    def _no_chat(self) -> ProviderError:
+        return ProviderError(
+            FailureKind.UNSUPPORTED,
+            self.name,
+            f"{self.name} serves embeddings and rerank only, not chat completions.",
+        )
+
+    async def complete(self, request: ChatRequest, attempt: Attempt) -> ChatResult:
+        raise self._no_chat()
+
+    async def stream(self, request: ChatRequest, attempt: Attempt) -> AsyncIterator[ChatDelta]:
+        raise self._no_chat()
+        yield  # an async generator, as the Provider protocol's `stream` must be

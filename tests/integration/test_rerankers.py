@@ -1,0 +1,383 @@
+"""Cohere, TEI and Jina through a real gateway, against the mock in mock_rerankers.py.
+
+What the contract suite (tests/contract/test_adapters.py) does not show: chat refused
+twice over (by the catalog, then by the adapter), upstream failures mapped to the error
+contract, Cohere's `input_type` on the wire, TEI's bare arrays and `dimensions` switch,
+and token-id inputs where a provider takes text only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from service.config import ProviderConfig
+from service.domain.embeddings import EmbedRequest, RerankRequest
+from service.providers.base import Attempt, Provider
+from service.providers.cohere import CohereProvider
+from service.providers.errors import FailureKind, ProviderError
+from service.providers.jina import JinaProvider
+from service.providers.tei import TEIProvider
+from tests.fixtures.gateway import Gateway, start_gateway
+from tests.fixtures.http import RawResponse, request
+from tests.fixtures.mock_rerankers import MockRerankers
+
+PROVIDERS = ("cohere", "tei", "jina")
+DOCUMENTS = ["Berlin is in Germany", "Paris is the capital of France", "Madrid is in Spain"]
+
+
+def _config(url: str) -> str:
+    key = "api_key: upstream-secret"
+    providers = {
+        "cohere": f"{{kind: cohere, base_url: '{url}', {key}}}",
+        "cohere_query": f"{{kind: cohere, base_url: '{url}', {key}, input_type: search_query}}",
+        "tei": f"{{kind: tei, base_url: '{url}', timeout: 20}}",
+        "tei_dims": f"{{kind: tei, base_url: '{url}', dimensions_supported: true}}",
+        "tei_fail500": f"{{kind: tei, base_url: '{url}/fail500'}}",
+        "tei_fail429": f"{{kind: tei, base_url: '{url}/fail429'}}",
+        "jina": f"{{kind: jina, base_url: '{url}', {key}}}",
+        "cohere_badkey": f"{{kind: cohere, base_url: '{url}', api_key: wrong}}",
+        "jina_badkey": f"{{kind: jina, base_url: '{url}', api_key: wrong}}",
+    }
+    models = {
+        # Embedding and rerank models: no chat capability.
+        "cohere/embed": ("cohere", "embed-v4.0"),
+        "cohere/rerank": ("cohere", "rerank-v3.5"),
+        "cohere/query-embed": ("cohere_query", "embed-v4.0"),
+        "tei/embed": ("tei", "BAAI/bge-small-en-v1.5"),
+        "tei/rerank": ("tei", "BAAI/bge-reranker-base"),
+        "tei/dims-embed": ("tei_dims", "nomic-ai/nomic-embed-text-v1.5"),
+        "jina/embed": ("jina", "jina-embeddings-v3"),
+        "jina/rerank": ("jina", "jina-reranker-v2-base-multilingual"),
+        "cohere/fail500": ("cohere", "fail500"),
+        "cohere/fail429": ("cohere", "fail429"),
+        "tei/fail500": ("tei_fail500", "any"),
+        "tei/fail429": ("tei_fail429", "any"),
+        "jina/fail500": ("jina", "fail500"),
+        "jina/fail429": ("jina", "fail429"),
+        "cohere/badkey-embed": ("cohere_badkey", "embed-v4.0"),
+        "jina/badkey-embed": ("jina_badkey", "jina-embeddings-v3"),
+    }
+    # One attempt per call and no breaker in the way: these tests are about how each
+    # adapter maps its upstream's answers, not about retries (tests/resilience has those).
+    lines = ["routing: {retries: 0, breaker: {failures: 1000, min_calls: 1000}}", "providers:"]
+    lines += [f"  {name}: {body}" for name, body in providers.items()]
+    lines.append("models:")
+    for model_id, (provider, upstream) in models.items():
+        lines.append(
+            f"  - {{id: {model_id}, capabilities: [embeddings, rerank], "
+            f"endpoints: [{{provider: {provider}, model: '{upstream}'}}]}}"
+        )
+    for provider in PROVIDERS:  # misconfigured on purpose: chat routed to a rerank service
+        lines.append(
+            f"  - {{id: {provider}/forced-chat, capabilities: [chat], "
+            f"endpoints: [{{provider: {provider}, model: anything}}]}}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[MockRerankers]:
+    mock = MockRerankers().start()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream: MockRerankers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    config = tmp_path_factory.mktemp("rerankers") / "switchyard.yaml"
+    config.write_text(_config(upstream.base_url), encoding="utf-8")
+    running = start_gateway(config, tmp_path_factory.mktemp("data-rerankers"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def mock(upstream: MockRerankers) -> MockRerankers:
+    upstream.clear()
+    return upstream
+
+
+def post(gateway: Gateway, path: str, body: dict[str, Any]) -> RawResponse:
+    headers = {"Authorization": f"Bearer {gateway.key}", "Content-Type": "application/json"}
+    return request("POST", gateway.base_url + path, body, headers)
+
+
+def error_of(raw: RawResponse, status: int, kind: str) -> dict[str, Any]:
+    assert raw.status == status, raw.body
+    error: dict[str, Any] = raw.json()["error"]
+    assert error["code"] == status
+    assert error["type"] == kind
+    return error
+
+
+def embed(gateway: Gateway, model: str, **fields: Any) -> RawResponse:
+    return post(gateway, "/embeddings", {"model": model, "input": ["a", "b"], **fields})
+
+
+def rerank(gateway: Gateway, model: str, **fields: Any) -> RawResponse:
+    body = {"model": model, "query": "capital of France", "documents": DOCUMENTS, **fields}
+    return post(gateway, "/rerank", body)
+
+
+# --- chat is not served -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_chat_on_an_embedding_model_is_refused_by_the_catalog(
+    gateway: Gateway, provider: str
+) -> None:
+    raw = post(
+        gateway,
+        "/chat/completions",
+        {"model": f"{provider}/embed", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    error = error_of(raw, 400, "invalid_request_error")
+    assert error["param"] == "model"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_forced_through_is_refused_by_the_adapter(
+    gateway: Gateway, mock: MockRerankers, provider: str, stream: bool
+) -> None:
+    raw = post(
+        gateway,
+        "/chat/completions",
+        {
+            "model": f"{provider}/forced-chat",
+            "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    )
+    error = error_of(raw, 503, "service_unavailable")
+    assert error["metadata"]["provider_name"] == provider
+    assert "not chat" in error["message"]
+    assert mock.requests == []  # refused before anything was sent
+
+
+# --- upstream failures ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("call", [embed, rerank])
+@pytest.mark.parametrize("status", ["500", "429"])
+def test_upstream_failures_become_502(
+    gateway: Gateway, provider: str, call: Any, status: str
+) -> None:
+    """With retries off, an upstream 500 or 429 ends as a 502 naming the provider."""
+    error = error_of(call(gateway, f"{provider}/fail{status}"), 502, "upstream_error")
+    expected = "tei_fail" + status if provider == "tei" else provider
+    assert error["metadata"]["provider_name"] == expected
+    assert error["metadata"]["upstream_status"] == status
+    assert f"HTTP {status}" in error["message"]
+
+
+@pytest.mark.parametrize("provider", ["cohere", "jina"])
+def test_a_refused_upstream_key_is_not_the_clients_fault(gateway: Gateway, provider: str) -> None:
+    error = error_of(embed(gateway, f"{provider}/badkey-embed"), 502, "upstream_error")
+    assert error["metadata"]["provider_name"] == f"{provider}_badkey"
+    assert error["metadata"]["upstream_status"] == "401"
+
+
+# --- Cohere -----------------------------------------------------------------------------
+
+
+def test_cohere_input_type_defaults_to_search_document(
+    gateway: Gateway, mock: MockRerankers
+) -> None:
+    raw = embed(gateway, "cohere/embed")
+    assert raw.status == 200, raw.body
+    (body,) = mock.bodies("/v2/embed")
+    assert body["input_type"] == "search_document"
+    assert body["model"] == "embed-v4.0"
+    assert body["texts"] == ["a", "b"]
+    assert body["embedding_types"] == ["float"]
+    (sent,) = [r for r in mock.requests if r.path == "/v2/embed"]
+    assert sent.headers["authorization"] == "Bearer upstream-secret"
+    usage = raw.json()["usage"]
+    assert usage == {"prompt_tokens": 2, "total_tokens": 2}  # meta.billed_units.input_tokens
+
+
+def test_cohere_input_type_from_extra_params_and_from_the_provider(
+    gateway: Gateway, mock: MockRerankers
+) -> None:
+    assert embed(gateway, "cohere/embed", input_type="search_query").status == 200
+    assert embed(gateway, "cohere/query-embed").status == 200
+    assert embed(gateway, "cohere/query-embed", input_type="clustering").status == 200
+    types = [b["input_type"] for b in mock.bodies("/v2/embed")]
+    assert types == ["search_query", "search_query", "clustering"]
+
+
+def test_cohere_dimensions_become_output_dimension(gateway: Gateway, mock: MockRerankers) -> None:
+    raw = embed(gateway, "cohere/embed", dimensions=256)
+    assert raw.status == 200, raw.body
+    assert {len(d["embedding"]) for d in raw.json()["data"]} == {256}
+    assert mock.bodies("/v2/embed")[0]["output_dimension"] == 256
+
+
+@pytest.mark.parametrize("provider", ["cohere", "jina"])
+def test_token_ids_are_refused_where_only_text_is_taken(
+    gateway: Gateway, mock: MockRerankers, provider: str
+) -> None:
+    raw = post(gateway, "/embeddings", {"model": f"{provider}/embed", "input": [[101, 102]]})
+    error = error_of(raw, 400, "invalid_request_error")
+    assert error["param"] == "input"
+    assert error["metadata"]["provider_name"] == provider
+    assert mock.requests == []
+
+
+def test_cohere_rerank_search_units(gateway: Gateway, mock: MockRerankers) -> None:
+    raw = rerank(gateway, "cohere/rerank", top_n=2, max_tokens_per_doc=256)
+    assert raw.status == 200, raw.body
+    answer = raw.json()
+    assert [r["index"] for r in answer["results"]] == [1, 0]
+    assert answer["usage"] == {"search_units": 1}
+    (body,) = mock.bodies("/v2/rerank")
+    assert body == {
+        "model": "rerank-v3.5",
+        "query": "capital of France",
+        "documents": DOCUMENTS,
+        "top_n": 2,
+        "max_tokens_per_doc": 256,
+    }
+
+
+# --- TEI --------------------------------------------------------------------------------
+
+
+def test_tei_bare_rerank_array_is_mapped(gateway: Gateway, mock: MockRerankers) -> None:
+    raw = rerank(gateway, "tei/rerank", top_n=2, return_documents=True)
+    assert raw.status == 200, raw.body
+    answer = raw.json()
+    results = answer["results"]
+    assert [r["index"] for r in results] == [1, 0]  # cut to top_n by the adapter
+    assert results[0]["document"] == {"text": "Paris is the capital of France"}
+    assert results[0]["relevance_score"] > results[1]["relevance_score"]
+    assert answer["usage"]["total_tokens"] > 0  # from x-compute-tokens
+    (body,) = mock.bodies("/rerank")
+    assert body == {
+        "query": "capital of France",
+        "texts": DOCUMENTS,
+        "raw_scores": False,
+        "return_text": False,
+        "truncate": True,
+    }
+    assert "authorization" not in mock.requests[0].headers  # no key configured
+
+
+def test_tei_bare_embed_array_and_token_ids(gateway: Gateway, mock: MockRerankers) -> None:
+    texts = embed(gateway, "tei/embed")
+    ids = post(gateway, "/embeddings", {"model": "tei/embed", "input": [[101, 7592, 102]]})
+    assert texts.status == ids.status == 200, (texts.body, ids.body)
+    assert texts.json()["model"] == "tei/embed"  # TEI's one model is named by our catalog
+    data = texts.json()["data"]
+    assert [d["index"] for d in data] == [0, 1] and data[0]["embedding"] != data[1]["embedding"]
+    assert texts.json()["usage"] == {"prompt_tokens": 2, "total_tokens": 2}
+    assert ids.json()["usage"]["prompt_tokens"] == 3
+    first, second = mock.bodies("/embed")
+    assert first == {"inputs": ["a", "b"], "normalize": True, "truncate": True}
+    assert second["inputs"] == [[101, 7592, 102]]
+
+
+def test_tei_dimensions_need_the_option(gateway: Gateway, mock: MockRerankers) -> None:
+    refused = embed(gateway, "tei/embed", dimensions=8)
+    error = error_of(refused, 400, "invalid_request_error")
+    assert error["param"] == "dimensions"
+    assert mock.requests == []
+    sized = embed(gateway, "tei/dims-embed", dimensions=8)
+    assert sized.status == 200, sized.body
+    assert {len(d["embedding"]) for d in sized.json()["data"]} == {8}
+    assert mock.bodies("/embed")[0]["dimensions"] == 8
+
+
+# --- Jina -------------------------------------------------------------------------------
+
+
+def test_jina_task_dimensions_and_rerank(gateway: Gateway, mock: MockRerankers) -> None:
+    raw = embed(gateway, "jina/embed", task="retrieval.query", dimensions=32)
+    assert raw.status == 200, raw.body
+    assert {len(d["embedding"]) for d in raw.json()["data"]} == {32}
+    (body,) = mock.bodies("/v1/embeddings")
+    assert body == {
+        "task": "retrieval.query",
+        "model": "jina-embeddings-v3",
+        "input": ["a", "b"],
+        "dimensions": 32,
+    }
+    ranked = rerank(gateway, "jina/rerank", top_n=1)
+    assert ranked.status == 200, ranked.body
+    assert [r["index"] for r in ranked.json()["results"]] == [1]
+    assert mock.bodies("/v1/rerank")[0]["return_documents"] is False
+
+
+def test_jina_validation_error_names_the_param(gateway: Gateway) -> None:
+    raw = embed(gateway, "jina/embed", task="summarize")
+    error = error_of(raw, 400, "invalid_request_error")
+    assert error["param"] == "task"
+    assert error["metadata"]["provider_name"] == "jina"
+
+
+# --- the adapters on their own: what the gateway's answer does not show -----------------
+
+
+def _adapter(kind: str, url: str, timeout: float = 30.0) -> Provider:
+    classes: dict[str, Callable[[ProviderConfig], Provider]] = {
+        "cohere": CohereProvider,
+        "tei": TEIProvider,
+        "jina": JinaProvider,
+    }
+    config = ProviderConfig(
+        name=kind, kind=kind, base_url=url, api_key="upstream-secret", timeout=timeout
+    )
+    return classes[kind](config)
+
+
+def _failure(adapter: Provider, call: Callable[[], Awaitable[Any]]) -> ProviderError:
+    async def scenario() -> ProviderError:
+        try:
+            await call()
+        except ProviderError as err:
+            return err
+        finally:
+            await adapter.aclose()
+        raise AssertionError("the call succeeded")
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_429_carries_retry_after(upstream: MockRerankers, provider: str) -> None:
+    url = upstream.base_url + ("/fail429" if provider == "tei" else "")
+    adapter = _adapter(provider, url)
+    err = _failure(
+        adapter, lambda: adapter.embed(EmbedRequest(model="m", texts=("a",)), Attempt("fail429"))
+    )
+    assert (err.kind, err.status, err.retry_after) == (FailureKind.STATUS, 429, 7.0)
+    assert err.retryable and not err.client_fault
+
+
+@pytest.mark.parametrize("provider", ["cohere", "jina"])
+def test_a_hanging_upstream_is_cut_at_the_deadline(upstream: MockRerankers, provider: str) -> None:
+    adapter = _adapter(provider, upstream.base_url)
+    rerank_request = RerankRequest(model="m", query="q", documents=("a",))
+
+    async def call() -> Any:
+        deadline = asyncio.get_running_loop().time() + 0.3
+        return await adapter.rerank(rerank_request, Attempt("hang", deadline))
+
+    started = time.monotonic()
+    err = _failure(adapter, call)
+    assert err.kind is FailureKind.TIMEOUT
+    assert time.monotonic() - started < 5
+
+
+def test_a_hanging_upstream_is_cut_at_the_provider_timeout(upstream: MockRerankers) -> None:
+    adapter = _adapter("cohere", upstream.base_url, timeout=0.3)
+    embed_request = EmbedRequest(model="m", texts=("a",))
+    err = _failure(adapter, lambda: adapter.embed(embed_request, Attempt("hang")))
+    assert err.kind is FailureKind.TIMEOUT
