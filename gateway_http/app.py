@@ -15,12 +15,19 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from switchyard.v1 import chat_pb2_grpc, embeddings_pb2_grpc, models_pb2_grpc, rerank_pb2_grpc
+from switchyard.v1 import (
+    admin_pb2_grpc,
+    chat_pb2_grpc,
+    embeddings_pb2_grpc,
+    models_pb2_grpc,
+    rerank_pb2_grpc,
+)
 
 from gateway_http.errors import HttpError
 from gateway_http.routes.base import AuthProbe
 from gateway_http.routes.chat import ChatCompletions
 from gateway_http.routes.embeddings import Embeddings
+from gateway_http.routes.keys import Account, Key, Keys
 from gateway_http.routes.models import GetModel, ListModels
 from gateway_http.routes.rerank import Rerank
 from gateway_http.wire import request_id
@@ -51,6 +58,9 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
     chat = chat_pb2_grpc.ChatServiceStub(channel)
     models = models_pb2_grpc.ModelServiceStub(channel)
     probe = AuthProbe(models)
+    admin = admin_pb2_grpc.AdminServiceStub(channel)
+    key = Key(probe, admin)
+    account = Account(probe, admin_pb2_grpc.AccountServiceStub(channel))
     rerank = Rerank(probe, rerank_pb2_grpc.RerankServiceStub(channel))
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -68,5 +78,11 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
         ),
         Route("/v1/rerank", rerank, methods=["POST"]),
         Route("/rerank", rerank, methods=["POST"]),
+        Route("/v1/keys", Keys(probe, admin), methods=["GET", "POST"]),
+        Route("/v1/keys/{key_id}", key, methods=["GET", "PATCH", "DELETE"]),
+        Route("/v1/keys/{key_id}/credits", key, methods=["POST"]),
+        Route("/v1/key", account, methods=["GET"]),
+        Route("/v1/credits", account, methods=["GET"]),
+        Route("/v1/generation", account, methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})

@@ -25,7 +25,9 @@ REASONS: dict[str, tuple[int, str]] = {
     "INSUFFICIENT_CREDITS": (402, "insufficient_quota"),
     "MODERATION_FLAGGED": (403, "permission_error"),
     "MODEL_NOT_ALLOWED": (403, "permission_error"),
+    "KEY_NOT_ALLOWED": (403, "permission_error"),
     "MODEL_NOT_FOUND": (404, "not_found_error"),
+    "GENERATION_NOT_FOUND": (404, "not_found_error"),
     "REQUEST_TIMEOUT": (408, "timeout_error"),
     "RATE_LIMITED": (429, "rate_limit_error"),
     "UPSTREAM_ERROR": (502, "upstream_error"),
@@ -53,6 +55,7 @@ class HttpError(Exception):
     param: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     retry_after: float | None = None
+    extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def body(self) -> dict[str, Any]:
         return {
@@ -70,9 +73,10 @@ class HttpError(Exception):
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         if self.retry_after is None:
-            return []
+            return list(self.extra_headers)
         # Rounded up: a client must never be told to come back before it may.
-        return [(b"retry-after", str(max(1, math.ceil(self.retry_after))).encode())]
+        retry = str(max(1, math.ceil(self.retry_after))).encode()
+        return [(b"retry-after", retry), *self.extra_headers]
 
 
 def bad_request(message: str, param: str | None = None) -> HttpError:
@@ -104,7 +108,7 @@ def from_rpc_error(err: grpc.aio.AioRpcError) -> HttpError:
                 info = error_details_pb2.ErrorInfo()
                 detail.Unpack(info)
                 reason = info.reason
-                metadata = dict(info.metadata)
+                metadata = {k: _metadata_value(v) for k, v in info.metadata.items()}
             elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
@@ -121,4 +125,17 @@ def from_rpc_error(err: grpc.aio.AioRpcError) -> HttpError:
         elif reason == "REQUEST_TIMEOUT":
             message = "The request did not complete before its deadline."
     status, kind = REASONS.get(reason, REASONS["INTERNAL"])
-    return HttpError(status, kind, message, param, metadata, retry_after)
+    headers = tuple(
+        (k.encode(), str(v).encode()) for k, v in metadata.items() if k.startswith("x-ratelimit-")
+    )
+    return HttpError(status, kind, message, param, metadata, retry_after, headers)
+
+
+def _metadata_value(value: str) -> Any:
+    """ErrorInfo metadata is text; a value marked `json:` carries structure (a list...)."""
+    if value.startswith("json:"):
+        try:
+            return orjson.loads(value[5:])
+        except orjson.JSONDecodeError:
+            return value
+    return value

@@ -59,6 +59,7 @@ async def stream_chat(
     hold: float,
     keepalive: float,
     started: float,
+    include_cost: bool = False,
 ) -> None:
     """Relay a ChatService.Stream call as SSE. Raises HttpError if it fails before the 200."""
     chunks: AsyncIterator[Any] = aiter(call)
@@ -75,7 +76,7 @@ async def stream_chat(
             (b"x-request-id", rid.encode()),
         ]
         if first is not None:
-            headers.extend(served_headers(first.provider, started, first.upstream_ms))
+            headers.extend(served_headers(first, started))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         try:
             while first is None:
@@ -83,10 +84,10 @@ async def stream_chat(
                 await asyncio.wait((first_task,), timeout=keepalive)
                 if first_task.done():
                     first = _result(first_task)
-            body = frame(chunk_json(first, include_usage))
+            body = frame(chunk_json(first, include_usage, include_cost))
             await send({"type": "http.response.body", "body": body, "more_body": True})
             async for chunk in chunks:
-                body = frame(chunk_json(chunk, include_usage))
+                body = frame(chunk_json(chunk, include_usage, include_cost))
                 await send({"type": "http.response.body", "body": body, "more_body": True})
             tail = DONE
         except HttpError as err:

@@ -72,12 +72,33 @@ async def read_json(receive: Receive) -> dict[str, Any]:
     return body
 
 
-def served_headers(provider: str, started: float, upstream_ms: float) -> list[tuple[bytes, bytes]]:
-    """Who served the request, and the time spent in the gateway itself (not upstream)."""
-    overhead = max(0.0, (time.perf_counter() - started) * 1000 - upstream_ms)
+def rate_limit_headers(limits: Any) -> list[tuple[bytes, bytes]]:
+    """OpenAI's x-ratelimit-* headers from a RateLimits message (only the limits set)."""
+    out = []
+    if limits.HasField("limit_requests"):
+        out += [
+            (b"x-ratelimit-limit-requests", str(limits.limit_requests).encode()),
+            (b"x-ratelimit-remaining-requests", str(limits.remaining_requests).encode()),
+            (b"x-ratelimit-reset-requests", f"{limits.reset_requests_s:.3f}s".encode()),
+        ]
+    if limits.HasField("limit_tokens"):
+        out += [
+            (b"x-ratelimit-limit-tokens", str(limits.limit_tokens).encode()),
+            (b"x-ratelimit-remaining-tokens", str(limits.remaining_tokens).encode()),
+            (b"x-ratelimit-reset-tokens", f"{limits.reset_tokens_s:.3f}s".encode()),
+        ]
+    return out
+
+
+def served_headers(response: Any, started: float) -> list[tuple[bytes, bytes]]:
+    """Who served, the generation to look up, the key's rate limits, and the time spent in
+    the gateway itself (not upstream). `response` is a response (or first chunk) message."""
+    overhead = max(0.0, (time.perf_counter() - started) * 1000 - response.upstream_ms)
     return [
-        (b"x-switchyard-provider", provider.encode()),
+        (b"x-switchyard-provider", response.provider.encode()),
+        (b"x-generation-id", response.id.encode()),
         (b"x-switchyard-overhead-ms", f"{overhead:.3f}".encode()),
+        *rate_limit_headers(response.rate_limits),
     ]
 
 

@@ -59,6 +59,7 @@ class ModelConfig:
     context_length: int | None = None
     created: int = 0
     timeout: float | None = None  # default request timeout, seconds
+    moderated: bool = False  # inputs are moderated before routing
 
 
 Getter = Callable[..., Any]
@@ -167,4 +168,5 @@ def parse_model(node: Any, path: str, get: Getter, providers: Collection[str]) -
         context_length=context_length,
         created=get(node, "created", int, path, 0),
         timeout=timeout,
+        moderated=get(node, "moderated", bool, path, False),
     )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from service.config import ConfigError
+from service.store.keys import KeyRecord
 
 DEFAULT_CONFIG = "switchyard.yaml"  # used when present in the working directory
 
@@ -59,10 +60,72 @@ def _parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create a key (shown once)")
     create.add_argument("--name", required=True)
+    _policy_arguments(create)
     key_commands.add_parser("list", help="list keys (never their secrets)")
+    update = key_commands.add_parser("update", help="change a key's name or limits")
+    update.add_argument("key_id")
+    update.add_argument("--name")
+    _policy_arguments(update)
+    update.add_argument(
+        "--clear",
+        action="append",
+        default=[],
+        choices=("limit", "rpm", "tpm", "max-concurrent", "models", "expires"),
+        help="remove a limit (repeatable)",
+    )
     revoke = key_commands.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id")
+    delete = key_commands.add_parser("delete", help="delete a key by id")
+    delete.add_argument("key_id")
+
+    credits = commands.add_parser("credits", help="manage credits")
+    credit_commands = credits.add_subparsers(dest="credits_command", required=True)
+    add = credit_commands.add_parser("add", help="raise a key's credit limit (USD)")
+    add.add_argument("key_id")
+    add.add_argument("amount", type=float)
     return parser
+
+
+def _policy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=float, help="credit limit in USD (default: unlimited)")
+    parser.add_argument("--rpm", type=int, help="requests per minute")
+    parser.add_argument("--tpm", type=int, help="tokens per minute")
+    parser.add_argument("--max-concurrent", type=int, help="requests at once")
+    parser.add_argument("--models", help="allowed models, comma-separated globs")
+    parser.add_argument("--expires", type=float, help="expiry, unix time")
+    parser.add_argument("--admin", action="store_true", default=None, help="an admin key")
+    parser.add_argument("--disabled", choices=("yes", "no"), help="disable or enable")
+
+
+_CLEARABLE = {
+    "limit": "credit_limit",
+    "rpm": "rpm",
+    "tpm": "tpm",
+    "max-concurrent": "max_concurrent",
+    "models": "allowed_models",
+    "expires": "expires_at",
+}
+
+
+def _policy_changes(args: argparse.Namespace) -> dict[str, object]:
+    changes: dict[str, object] = {}
+    for flag, field in (
+        ("limit", "credit_limit"),
+        ("rpm", "rpm"),
+        ("tpm", "tpm"),
+        ("max_concurrent", "max_concurrent"),
+        ("expires", "expires_at"),
+        ("admin", "is_admin"),
+    ):
+        if getattr(args, flag) is not None:
+            changes[field] = getattr(args, flag)
+    if args.models is not None:
+        changes["allowed_models"] = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    if args.disabled is not None:
+        changes["disabled"] = args.disabled == "yes"
+    for name in getattr(args, "clear", []):
+        changes[_CLEARABLE[name]] = None
+    return changes
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -94,21 +157,62 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys(args: argparse.Namespace) -> int:
-    from service.store.keys import KeyStore
+def _describe(key: KeyRecord) -> str:
+    p = key.policy
+    limit = "unlimited" if p.credit_limit is None else f"${p.credit_limit:g}"
+    parts = [f"limit {limit}", f"used ${key.usage:.6f}"]
+    parts += [f"{n} {v}" for n, v in (("rpm", p.rpm), ("tpm", p.tpm)) if v is not None]
+    if p.max_concurrent is not None:
+        parts.append(f"concurrent {p.max_concurrent}")
+    if p.allowed_models is not None:
+        parts.append("models " + ",".join(p.allowed_models))
+    if p.is_admin:
+        parts.append("admin")
+    return ", ".join(parts)
 
-    store = KeyStore(_data_dir(args) / "switchyard.db")
+
+def _keys(args: argparse.Namespace) -> int:
+    from service.store.keys import KeyPolicy, KeyStore
+
+    store = KeyStore(_data_dir(args) / "switchyard.db", cache_seconds=0)
     try:
-        if args.keys_command == "create":
-            record, plain = store.create(args.name)
+        if getattr(args, "credits_command", None) == "add":
+            if not args.amount > 0:
+                print("switchyard: the amount must be positive", file=sys.stderr)
+                return 2
+            key = store.add_credits(args.key_id, args.amount)
+            if key is None:
+                print(f"switchyard: no key with id {args.key_id}", file=sys.stderr)
+                return 1
+            print(f"{key.id}: {_describe(key)}")
+        elif args.keys_command == "create":
+            policy = KeyPolicy(**_policy_changes(args))  # type: ignore[arg-type]
+            record, plain = store.create(args.name, policy)
             print(f"id:   {record.id}\nname: {record.name}\nkey:  {plain}")
             print("Store the key now: it is not kept and cannot be shown again.", file=sys.stderr)
         elif args.keys_command == "list":
-            print(f"{'ID':<22} {'NAME':<20} {'KEY':<16} {'CREATED':<20} STATUS")
+            print(f"{'ID':<22} {'NAME':<20} {'KEY':<16} {'CREATED':<17} {'STATUS':<8} POLICY")
             for key in store.list():
                 created = datetime.fromtimestamp(key.created_at, UTC).strftime("%Y-%m-%d %H:%M")
-                status = "active" if key.active else "revoked"
-                print(f"{key.id:<22} {key.name:<20} {key.display:<16} {created:<20} {status}")
+                status = "active" if key.active else "revoked" if key.revoked_at else "inactive"
+                print(
+                    f"{key.id:<22} {key.name:<20} {key.display:<16} {created:<17} {status:<8} "
+                    f"{_describe(key)}"
+                )
+        elif args.keys_command == "update":
+            changes = _policy_changes(args)
+            if args.name is not None:
+                changes["name"] = args.name
+            updated = store.update(args.key_id, changes)
+            if updated is None:
+                print(f"switchyard: no key with id {args.key_id}", file=sys.stderr)
+                return 1
+            print(f"{updated.id}: {_describe(updated)}")
+        elif args.keys_command == "delete":
+            if not store.delete(args.key_id):
+                print(f"switchyard: no key with id {args.key_id}", file=sys.stderr)
+                return 1
+            print(f"deleted {args.key_id}")
         else:
             if not store.revoke(args.key_id):
                 print(f"switchyard: no active key with id {args.key_id}", file=sys.stderr)

@@ -70,6 +70,7 @@ class Config:
     providers: Mapping[str, ProviderConfig]
     models: tuple[ModelConfig, ...]
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    moderation: Mapping[str, Any] | None = None  # {kind: rules|openai, ...}
 
     def model(self, model_id: str) -> ModelConfig | None:
         for model in self.models:
@@ -168,8 +169,14 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
         if model.id in seen:
             raise ConfigError(f"config.models: duplicate model id {model.id!r}")
         seen.add(model.id)
+    moderation = _get(data, "moderation", dict, "config", None)
+    if moderation is not None and moderation.get("kind") not in ("rules", "openai"):
+        raise ConfigError("config.moderation.kind: expected 'rules' or 'openai'")
     return Config(
-        providers=providers, models=models, routing=_routing(data.get("routing"), "config.routing")
+        providers=providers,
+        models=models,
+        routing=_routing(data.get("routing"), "config.routing"),
+        moderation=moderation,
     )
 
 

@@ -13,10 +13,11 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from service import errors
+from service.catalog import Pricing
 from service.config import Config, ModelConfig
 from service.domain.chat import ChatDelta, ChatRequest, ChatResult
 from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, RerankResult
@@ -45,6 +46,8 @@ class Served:
     model: str
     provider: str
     upstream_ms: float = 0.0  # waiting on the upstream (to first chunk, for streams)
+    upstream_model: str = ""
+    pricing: Pricing = field(default_factory=Pricing)
 
 
 class StreamTiming:
@@ -205,7 +208,11 @@ class Engine:
     @staticmethod
     def _served(candidate: Candidate, upstream_ms: float) -> Served:
         return Served(
-            model=candidate.model.id, provider=candidate.endpoint.provider, upstream_ms=upstream_ms
+            model=candidate.model.id,
+            provider=candidate.endpoint.provider,
+            upstream_ms=upstream_ms,
+            upstream_model=candidate.endpoint.model,
+            pricing=candidate.endpoint.pricing,
         )
 
     async def _unary(

@@ -30,7 +30,7 @@ import uvloop
 from gateway_http import create_app
 from service.config import load_config
 from service.server import Service
-from service.store.keys import KeyStore
+from service.store.keys import KeyPolicy, KeyStore
 
 log = logging.getLogger("switchyard")
 
@@ -60,18 +60,31 @@ class ServeOptions:
     workers: int = 1
 
 
-def ensure_dev_key(keys: KeyStore, data_dir: Path) -> None:
-    """On a first start (empty key store), create a development key and save it 0600."""
-    if keys.count():
-        return
-    _, plain = keys.create("development")
-    path = data_dir / "dev-key"
+def _save_secret(path: Path, plain: str, what: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(plain + "\n")
     os.chmod(path, 0o600)
     # Printed once, on purpose, to the console only: it is never logged.
-    print(f"Created a development API key (saved to {path}):\n\n    {plain}\n", flush=True)
+    print(f"Created {what} (saved to {path}):\n\n    {plain}\n", flush=True)
+
+
+def ensure_dev_key(keys: KeyStore, data_dir: Path) -> None:
+    """First start: a development key (and an admin key), each saved 0600 in the data dir.
+
+    The admin key is SWITCHYARD_ADMIN_KEY when set (stored hashed, like any key), else a
+    new one is made once, next to the development key.
+    """
+    if not keys.count():
+        _, plain = keys.create("development")
+        _save_secret(data_dir / "dev-key", plain, "a development API key")
+    given = os.environ.get("SWITCHYARD_ADMIN_KEY")
+    if given:
+        if keys.find_by_secret(given) is None:
+            keys.insert("admin (SWITCHYARD_ADMIN_KEY)", given, KeyPolicy(is_admin=True))
+    elif not keys.has_admin():
+        _, plain = keys.create("admin", KeyPolicy(is_admin=True))
+        _save_secret(data_dir / "admin-key", plain, "an admin API key")
 
 
 class _Uvicorn(uvicorn.Server):

@@ -7,6 +7,7 @@ interface: a real grpc.aio server, or the in-process channel.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from switchyard.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     chat_pb2,
     chat_pb2_grpc,
     embeddings_pb2,
@@ -25,11 +28,17 @@ from switchyard.v1 import (
     rerank_pb2_grpc,
 )
 
+from service.accounting.gate import Accounting
+from service.accounting.ledger import Ledger
 from service.config import Config
 from service.engine import Engine
 from service.inprocess import InProcessChannel
+from service.moderation.base import Moderator
+from service.moderation.openai import OpenAIModerator
+from service.moderation.rules import RuleModerator
 from service.pipeline import Pipeline
 from service.providers.base import Provider
+from service.servicers.admin import AccountServicer, AdminServicer
 from service.servicers.chat import ChatServicer
 from service.servicers.embeddings import EmbeddingServicer
 from service.servicers.models import ModelServicer
@@ -43,6 +52,8 @@ SERVICE_NAMES = tuple(
         (embeddings_pb2, "EmbeddingService"),
         (rerank_pb2, "RerankService"),
         (models_pb2, "ModelService"),
+        (admin_pb2, "AdminService"),
+        (admin_pb2, "AccountService"),
     )
 )
 
@@ -79,32 +90,46 @@ def build_providers(config: Config) -> dict[str, Provider]:
     return providers
 
 
+def build_moderator(settings: Mapping[str, Any] | None) -> Moderator | None:
+    if settings is None:
+        return None
+    if settings["kind"] == "rules":
+        categories = settings.get("categories") or {}
+        return RuleModerator({str(k): [str(p) for p in v] for k, v in categories.items()})
+    return OpenAIModerator(
+        base_url=str(settings["base_url"]),
+        api_key=str(settings.get("api_key", "")),
+        model=str(settings.get("model", "omni-moderation-latest")),
+    )
+
+
 @dataclass
 class Service:
     config: Config
     keys: KeyStore
     engine: Engine
     pipeline: Pipeline
+    accounting: Accounting
 
     @classmethod
     def build(cls, config: Config, data_dir: Path) -> Service:
-        keys = KeyStore(data_dir / "switchyard.db")
+        database = data_dir / "switchyard.db"
+        keys = KeyStore(database)
         engine = Engine(config, build_providers(config))
-        return cls(config=config, keys=keys, engine=engine, pipeline=Pipeline(keys))
+        accounting = Accounting(config.models, Ledger(database), build_moderator(config.moderation))
+        return cls(config, keys, engine, Pipeline(keys), accounting)
 
     def register(self, server: Any) -> None:
-        chat_pb2_grpc.add_ChatServiceServicer_to_server(
-            ChatServicer(self.pipeline, self.engine), server
-        )
-        embeddings_pb2_grpc.add_EmbeddingServiceServicer_to_server(
-            EmbeddingServicer(self.pipeline, self.engine), server
-        )
-        rerank_pb2_grpc.add_RerankServiceServicer_to_server(
-            RerankServicer(self.pipeline, self.engine), server
-        )
+        core = (self.pipeline, self.engine, self.accounting)
+        chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(*core), server)
+        embeddings_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(*core), server)
+        rerank_pb2_grpc.add_RerankServiceServicer_to_server(RerankServicer(*core), server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelServicer(self.pipeline, self.engine), server
         )
+        keys = (self.pipeline, self.keys, self.accounting)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(*keys), server)
+        admin_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(*keys), server)
 
     def in_process_channel(self) -> InProcessChannel:
         channel = InProcessChannel()
@@ -130,4 +155,5 @@ class Service:
 
     async def aclose(self) -> None:
         await self.engine.aclose()
+        await self.accounting.aclose()  # drains the ledger
         self.keys.close()

@@ -51,17 +51,18 @@ class ChatCompletions(Endpoint):
                     call,
                     rid=rid,
                     include_usage=parsed.request.stream_options.include_usage,
+                    include_cost=parsed.usage_include,
                     hold=self._hold,
                     keepalive=self._keepalive,
                     started=started,
                 )
                 return
             response = await self._stub.Complete(parsed.request, metadata=metadata, timeout=timeout)
-            payload = orjson.dumps(response_json(response))
+            payload = orjson.dumps(response_json(response, parsed.usage_include))
             await send_json(
                 send,
                 200,
                 payload,
                 rid,
-                served_headers(response.provider, started, response.upstream_ms),
+                served_headers(response, started),
             )

@@ -36,5 +36,5 @@ class Embeddings(Endpoint):
             200,
             payload,
             rid,
-            served_headers(response.provider, started, response.upstream_ms),
+            served_headers(response, started),
         )

@@ -34,5 +34,5 @@ class Rerank(Endpoint):
             200,
             payload,
             rid,
-            served_headers(response.provider, started, response.upstream_ms),
+            served_headers(response, started),
         )

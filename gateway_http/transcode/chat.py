@@ -39,6 +39,7 @@ class ParsedChat:
     request: chat_pb2.ChatRequest
     stream: bool
     timeout: float | None
+    usage_include: bool = False  # Infron's `usage: {include: true}`: top-level cost too
 
 
 def _parts(content: list[Any], param: str, out: chat_pb2.ContentParts) -> None:
@@ -226,7 +227,12 @@ def parse_chat(body: JSON) -> ParsedChat:
     extra = {k: v for k, v in body.items() if k not in _HANDLED and v is not None}
     if extra:
         out.extra_json = orjson.dumps(extra).decode()
-    return ParsedChat(request=out, stream=stream, timeout=_timeout(body))
+    usage_include = False
+    if body.get("usage") is not None:
+        usage_include = bool(opt_bool(obj(body["usage"], "usage"), "include", "usage.include"))
+        if usage_include and stream:
+            out.stream_options.include_usage = True  # the cost travels in the usage chunk
+    return ParsedChat(out, stream, _timeout(body), usage_include)
 
 
 # --- results --------------------------------------------------------------------------
@@ -276,7 +282,14 @@ def _logprobs(holder: chat_pb2.Choice | chat_pb2.ChunkChoice) -> JSON | None:
     }
 
 
-def response_json(response: chat_pb2.ChatResponse) -> JSON:
+def _cost(out: JSON, usage: common_pb2.Usage) -> None:
+    """Infron's top-level cost fields, for `usage: {include: true}`."""
+    cost = usage.cost if usage.HasField("cost") else 0.0
+    out["cost"] = cost
+    out["cost_details"] = {"upstream_inference_cost": cost}
+
+
+def response_json(response: chat_pb2.ChatResponse, include_cost: bool = False) -> JSON:
     choices = []
     for choice in response.choices:
         message = choice.message
@@ -314,10 +327,12 @@ def response_json(response: chat_pb2.ChatResponse) -> JSON:
         out["system_fingerprint"] = response.system_fingerprint
     if response.HasField("usage"):
         out["usage"] = usage_json(response.usage)
+        if include_cost:
+            _cost(out, response.usage)
     return out
 
 
-def chunk_json(chunk: chat_pb2.ChatChunk, include_usage: bool) -> JSON:
+def chunk_json(chunk: chat_pb2.ChatChunk, include_usage: bool, include_cost: bool = False) -> JSON:
     choices = []
     for choice in chunk.choices:
         d = choice.delta
@@ -364,6 +379,8 @@ def chunk_json(chunk: chat_pb2.ChatChunk, include_usage: bool) -> JSON:
         out["system_fingerprint"] = chunk.system_fingerprint
     if include_usage:
         out["usage"] = usage_json(chunk.usage) if chunk.HasField("usage") else None
+        if include_cost and chunk.HasField("usage"):
+            _cost(out, chunk.usage)
     return out
 
 

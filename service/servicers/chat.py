@@ -1,28 +1,43 @@
-"""`switchyard.v1.ChatService`."""
+"""`switchyard.v1.ChatService`: each call passes the accounting gate, then the engine."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 from switchyard.v1 import chat_pb2, chat_pb2_grpc
 
-from service import errors
-from service.engine import Engine, StreamTiming
-from service.pipeline import Pipeline
+from service.accounting.gate import Accounting, Ticket
+from service.accounting.pricing import chat_prompt, chat_worst_case, tokens_for_chars
+from service.domain.chat import ChatRequest, Message, TextPart, Usage
+from service.engine import Engine, Served, StreamTiming
+from service.pipeline import CallContext, Pipeline
+from service.servicers.accounting_proto import rate_limits_to_proto
 from service.servicers.base import Context, abort, begin
 from service.servicers.chat_proto import ChunkBuilder, request_from_proto, response_to_proto
 
 
-def _new_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex
+def _texts(message: Message) -> list[str]:
+    content = message.content
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, tuple):
+        return [p.text for p in content if isinstance(p, TextPart)]
+    return []
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
-    def __init__(self, pipeline: Pipeline, engine: Engine) -> None:
+    def __init__(self, pipeline: Pipeline, engine: Engine, accounting: Accounting) -> None:
         self._pipeline = pipeline
         self._engine = engine
+        self._accounting = accounting
+
+    async def _admit(self, call: CallContext, request: ChatRequest) -> Ticket:
+        requested = [request.model, *request.routing.fallback_models]
+        worst, tokens = chat_worst_case(request, self._accounting.models(requested))
+        texts = [t for m in request.messages if m.role != "assistant" for t in _texts(m)]
+        return await self._accounting.open(call, "chat", requested, worst, tokens, texts)
 
     async def Complete(  # noqa: N802 - gRPC method name
         self, request: chat_pb2.ChatRequest, context: Context
@@ -30,8 +45,26 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         try:
             call = begin(self._pipeline, context)
             chat_request = request_from_proto(request)
-            result, served = await self._engine.chat(chat_request, call)
-            return response_to_proto(result, served, _new_id(), int(time.time()))
+            ticket = await self._admit(call, chat_request)
+            try:
+                result, served = await self._engine.chat(chat_request, call)
+            except BaseException:
+                self._accounting.abandon(ticket)
+                raise
+            usage = result.usage or Usage()
+            price = await self._accounting.settle(
+                ticket,
+                served,
+                usage,
+                finish_reason=result.choices[0].finish_reason if result.choices else "",
+                images=chat_prompt(chat_request)[1],
+            )
+            out = response_to_proto(result, served, ticket.generation_id, int(time.time()))
+            usage_out = out.usage
+            usage_out.SetInParent()
+            usage_out.cost = price
+            rate_limits_to_proto(self._accounting.limits(ticket), out.rate_limits)
+            return out
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "ChatService.Complete")
 
@@ -41,21 +74,56 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         try:
             call = begin(self._pipeline, context)
             chat_request = request_from_proto(request)
+            ticket = await self._admit(call, chat_request)
+        except Exception as exc:  # noqa: BLE001 - every failure ends as a status
+            await abort(context, exc, "ChatService.Stream")
+        served: Served | None = None
+        builder: ChunkBuilder | None = None
+        try:
             timing = StreamTiming()
             deltas, served = await self._engine.chat_stream(chat_request, call, timing)
-            builder = ChunkBuilder(served, _new_id(), int(time.time()), chat_request.include_usage)
-            sent = False
+            builder = ChunkBuilder(
+                served, ticket.generation_id, int(time.time()), chat_request.include_usage
+            )
+            first = True
             async for delta in deltas:
                 chunk = builder.chunk(delta)
                 if chunk is not None:
-                    if not sent:
+                    if first:
                         chunk.upstream_ms = timing.first_delta_ms
-                    sent = True
+                        rate_limits_to_proto(self._accounting.limits(ticket), chunk.rate_limits)
+                        first = False
                     yield chunk
-            if not sent:
-                raise errors.upstream_error(served.provider, "The upstream stream was empty.")
-            usage = builder.usage_chunk()
-            if usage is not None:
-                yield usage
+            usage = builder.usage or self._produced(chat_request, builder)
+            price = await self._accounting.settle(
+                ticket, served, usage, finish_reason=builder.finish_reason, streamed=True
+            )
+            final = builder.usage_chunk(usage, price)
+            if final is not None:
+                yield final
+        except (asyncio.CancelledError, GeneratorExit):
+            # The client went away mid-stream: bill what was generated, once.
+            if served is not None and builder is not None and ticket.reservation.open:
+                await self._accounting.settle(
+                    ticket,
+                    served,
+                    builder.usage or self._produced(chat_request, builder),
+                    finish_reason="cancelled",
+                    streamed=True,
+                    cancelled=True,
+                )
+            else:
+                self._accounting.abandon(ticket)
+            raise
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
+            self._accounting.abandon(ticket)
             await abort(context, exc, "ChatService.Stream")
+
+    @staticmethod
+    def _produced(request: ChatRequest, builder: ChunkBuilder) -> Usage:
+        """Usage when the upstream reported none (a cut stream): our own estimate."""
+        prompt = chat_prompt(request)[0]
+        completion = tokens_for_chars(builder.produced_chars)
+        return Usage(
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        )

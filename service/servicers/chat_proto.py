@@ -282,6 +282,8 @@ class ChunkBuilder:
         self._tool_calls: set[tuple[int, int]] = set()
         self.usage: chat.Usage | None = None
         self.fingerprint = ""
+        self.produced_chars = 0  # content and arguments sent, to bill a cut stream
+        self.finish_reason = ""
 
     def _chunk(self) -> chat_pb2.ChatChunk:
         return chat_pb2.ChatChunk(
@@ -303,6 +305,10 @@ class ChunkBuilder:
         out = self._chunk()
         for choice in delta.choices:
             item = out.choices.add(index=choice.index, finish_reason=choice.finish_reason or "")
+            self.finish_reason = choice.finish_reason or self.finish_reason
+            self.produced_chars += len(choice.content or "") + sum(
+                len(c.arguments or "") for c in choice.tool_calls
+            )
             d = item.delta
             if choice.index not in self._started:
                 self._started.add(choice.index)
@@ -328,10 +334,11 @@ class ChunkBuilder:
                 _logprobs_to_proto(choice.logprobs, item.logprobs)
         return out
 
-    def usage_chunk(self) -> chat_pb2.ChatChunk | None:
-        """The final usage-only chunk, when the client asked for it."""
+    def usage_chunk(self, usage: chat.Usage, cost: float) -> chat_pb2.ChatChunk | None:
+        """The final usage-only chunk (with the cost), when the client asked for it."""
         if not self._include_usage:
             return None
         out = self._chunk()
-        usage_to_proto(self.usage or chat.Usage(), out.usage)
+        usage_to_proto(usage, out.usage)
+        out.usage.cost = cost
         return out

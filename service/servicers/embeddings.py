@@ -5,9 +5,12 @@ from __future__ import annotations
 from switchyard.v1 import embeddings_pb2, embeddings_pb2_grpc
 
 from service import errors
+from service.accounting.gate import Accounting
+from service.accounting.pricing import embed_worst_case
 from service.domain.embeddings import EmbedRequest
 from service.engine import Engine
 from service.pipeline import Pipeline
+from service.servicers.accounting_proto import rate_limits_to_proto
 from service.servicers.base import Context, abort, begin
 from service.servicers.chat_proto import usage_to_proto
 from service.servicers.routing_proto import routing_from_proto
@@ -45,9 +48,10 @@ def request_from_proto(request: embeddings_pb2.EmbedRequest) -> EmbedRequest:
 
 
 class EmbeddingServicer(embeddings_pb2_grpc.EmbeddingServiceServicer):
-    def __init__(self, pipeline: Pipeline, engine: Engine) -> None:
+    def __init__(self, pipeline: Pipeline, engine: Engine, accounting: Accounting) -> None:
         self._pipeline = pipeline
         self._engine = engine
+        self._accounting = accounting
 
     async def Embed(  # noqa: N802 - gRPC method name
         self, request: embeddings_pb2.EmbedRequest, context: Context
@@ -55,19 +59,36 @@ class EmbeddingServicer(embeddings_pb2_grpc.EmbeddingServiceServicer):
         try:
             call = begin(self._pipeline, context)
             embed_request = request_from_proto(request)
-            result, served = await self._engine.embed(embed_request, call)
-            if embed_request.dimensions is not None and any(
-                len(v) != embed_request.dimensions for v in result.vectors
-            ):
-                raise errors.upstream_error(
-                    served.provider, "The upstream ignored 'dimensions'.", None
-                )
+            requested = [embed_request.model, *embed_request.routing.fallback_models]
+            worst, tokens = embed_worst_case(embed_request, self._accounting.models(requested))
+            ticket = await self._accounting.open(
+                call, "embeddings", requested, worst, tokens, embed_request.texts
+            )
+            try:
+                result, served = await self._engine.embed(embed_request, call)
+                if embed_request.dimensions is not None and any(
+                    len(v) != embed_request.dimensions for v in result.vectors
+                ):
+                    raise errors.upstream_error(
+                        served.provider, "The upstream ignored 'dimensions'.", None
+                    )
+            except BaseException:
+                self._accounting.abandon(ticket)
+                raise
+            price = await self._accounting.settle(
+                ticket, served, result.usage, finish_reason="stop"
+            )
             out = embeddings_pb2.EmbedResponse(
-                model=served.model, provider=served.provider, upstream_ms=served.upstream_ms
+                id=ticket.generation_id,
+                model=served.model,
+                provider=served.provider,
+                upstream_ms=served.upstream_ms,
             )
             for i, vector in enumerate(result.vectors):
                 out.data.add(index=i, values=vector)
             usage_to_proto(result.usage, out.usage)
+            out.usage.cost = price
+            rate_limits_to_proto(self._accounting.limits(ticket), out.rate_limits)
             return out
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "EmbeddingService.Embed")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-
 from switchyard.v1 import rerank_pb2, rerank_pb2_grpc
 
 from service import errors
+from service.accounting.gate import Accounting
+from service.accounting.pricing import rerank_worst_case
+from service.domain.chat import Usage
 from service.domain.embeddings import RerankRequest
 from service.engine import Engine
 from service.pipeline import Pipeline
+from service.servicers.accounting_proto import rate_limits_to_proto
 from service.servicers.base import Context, abort, begin
 from service.servicers.routing_proto import routing_from_proto
 from service.servicers.validate import at_least, json_text, required
@@ -38,9 +40,10 @@ def request_from_proto(request: rerank_pb2.RerankRequest) -> RerankRequest:
 
 
 class RerankServicer(rerank_pb2_grpc.RerankServiceServicer):
-    def __init__(self, pipeline: Pipeline, engine: Engine) -> None:
+    def __init__(self, pipeline: Pipeline, engine: Engine, accounting: Accounting) -> None:
         self._pipeline = pipeline
         self._engine = engine
+        self._accounting = accounting
 
     async def Rerank(  # noqa: N802 - gRPC method name
         self, request: rerank_pb2.RerankRequest, context: Context
@@ -48,9 +51,25 @@ class RerankServicer(rerank_pb2_grpc.RerankServiceServicer):
         try:
             call = begin(self._pipeline, context)
             rerank_request = request_from_proto(request)
-            result, served = await self._engine.rerank(rerank_request, call)
+            requested = [rerank_request.model, *rerank_request.routing.fallback_models]
+            worst, tokens = rerank_worst_case(rerank_request, self._accounting.models(requested))
+            texts = [rerank_request.query, *rerank_request.documents]
+            ticket = await self._accounting.open(call, "rerank", requested, worst, tokens, texts)
+            try:
+                result, served = await self._engine.rerank(rerank_request, call)
+            except BaseException:
+                self._accounting.abandon(ticket)
+                raise
+            used = result.total_tokens or 0
+            price = await self._accounting.settle(
+                ticket,
+                served,
+                Usage(prompt_tokens=used, total_tokens=used),
+                finish_reason="stop",
+                units=result.search_units or 1,
+            )
             out = rerank_pb2.RerankResponse(
-                id="rerank-" + uuid.uuid4().hex,
+                id=ticket.generation_id,
                 model=served.model,
                 provider=served.provider,
                 upstream_ms=served.upstream_ms,
@@ -63,6 +82,8 @@ class RerankServicer(rerank_pb2_grpc.RerankServiceServicer):
                 out.usage.total_tokens = result.total_tokens
             if result.search_units is not None:
                 out.usage.search_units = result.search_units
+            out.usage.cost = price
+            rate_limits_to_proto(self._accounting.limits(ticket), out.rate_limits)
             return out
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "RerankService.Rerank")

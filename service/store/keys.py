@@ -1,18 +1,22 @@
-"""The SQLite key store: hashed keys, created and revoked by the CLI, read per request.
+"""The SQLite key store: hashed keys and their policies, managed by admins, read per request.
 
 Lookups go through a short-lived in-memory cache so that the hot path does not touch
-SQLite on every call; a revocation made by another process takes effect within
-`cache_seconds`.
+SQLite on every call; a change made by another process (the CLI) takes effect within
+`cache_seconds`. Spending (`usage`) is written by the ledger, in the same transaction as
+the generation it pays for.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from service.auth.keys import display_prefix, hash_key, new_key, same_hash
 
@@ -26,6 +30,35 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at REAL
 );
 """
+# Columns added after the first schema, with their SQL types (a simple forward migration).
+POLICY_COLUMNS = {
+    "is_admin": "INTEGER NOT NULL DEFAULT 0",
+    "credit_limit": "REAL",
+    "usage": "REAL NOT NULL DEFAULT 0",
+    "rpm": "INTEGER",
+    "tpm": "INTEGER",
+    "max_concurrent": "INTEGER",
+    "allowed_models": "TEXT",
+    "expires_at": "REAL",
+    "disabled": "INTEGER NOT NULL DEFAULT 0",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPolicy:
+    """What a key may do. None means "no limit"."""
+
+    credit_limit: float | None = None  # USD
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+    allowed_models: tuple[str, ...] | None = None  # globs; None = every model
+    expires_at: float | None = None  # unix time
+    disabled: bool = False
+    is_admin: bool = False
+
+
+POLICY_FIELDS = tuple(f.name for f in fields(KeyPolicy))
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,23 +68,52 @@ class KeyRecord:
     display: str
     created_at: float
     revoked_at: float | None = None
+    policy: KeyPolicy = KeyPolicy()
+    usage: float = 0.0  # USD spent, as of the last read
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.policy.disabled and not self.expired
+
+    @property
+    def expired(self) -> bool:
+        expires = self.policy.expires_at
+        return expires is not None and expires <= time.time()
 
 
-def _record(row: tuple[str, str, str, float, float | None]) -> KeyRecord:
-    return KeyRecord(id=row[0], name=row[1], display=row[2], created_at=row[3], revoked_at=row[4])
+_COLUMNS = "id, name, display, created_at, revoked_at, " + ", ".join(("usage", *POLICY_FIELDS))
+
+
+def _record(row: tuple[Any, ...]) -> KeyRecord:
+    key_id, name, display, created_at, revoked_at, usage, *policy = row
+    values = dict(zip(POLICY_FIELDS, policy, strict=True))
+    values["disabled"] = bool(values["disabled"])
+    values["is_admin"] = bool(values["is_admin"])
+    models = values["allowed_models"]
+    values["allowed_models"] = tuple(json.loads(models)) if models is not None else None
+    return KeyRecord(key_id, name, display, created_at, revoked_at, KeyPolicy(**values), usage)
+
+
+def _column_value(name: str, value: Any) -> Any:
+    if name == "allowed_models":
+        return json.dumps(list(value)) if value is not None else None
+    if name in ("disabled", "is_admin"):
+        return int(bool(value))
+    return value
 
 
 class KeyStore:
     def __init__(self, path: Path, *, cache_seconds: float = 2.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(api_keys)")}
+        for column, kind in POLICY_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE api_keys ADD COLUMN {column} {kind}")
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, KeyRecord, str]] = {}
         self._cache_seconds = cache_seconds
@@ -59,34 +121,101 @@ class KeyStore:
     def close(self) -> None:
         self._db.close()
 
-    def create(self, name: str) -> tuple[KeyRecord, str]:
+    def create(self, name: str, policy: KeyPolicy | None = None) -> tuple[KeyRecord, str]:
         """Create a key; the plain key is returned here once and never stored."""
-        plain = new_key()
+        return self.insert(name, new_key(), policy)
+
+    def insert(
+        self, name: str, plain: str, policy: KeyPolicy | None = None
+    ) -> tuple[KeyRecord, str]:
+        """Store a key whose secret the caller chose (e.g. SWITCHYARD_ADMIN_KEY)."""
+        policy = policy or KeyPolicy()
         record = KeyRecord(
             id="key_" + uuid.uuid4().hex[:16],
             name=name,
             display=display_prefix(plain),
             created_at=time.time(),
+            policy=policy,
         )
+        columns = ", ".join(POLICY_FIELDS)
+        marks = ", ".join("?" for _ in POLICY_FIELDS)
         with self._lock:
             self._db.execute(
-                "INSERT INTO api_keys (id, name, key_hash, display, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (record.id, record.name, hash_key(plain), record.display, record.created_at),
+                f"INSERT INTO api_keys (id, name, key_hash, display, created_at, {columns}) "  # noqa: S608 - fixed column names
+                f"VALUES (?, ?, ?, ?, ?, {marks})",
+                (
+                    record.id,
+                    record.name,
+                    hash_key(plain),
+                    record.display,
+                    record.created_at,
+                    *(_column_value(f, getattr(policy, f)) for f in POLICY_FIELDS),
+                ),
             )
         return record, plain
 
     def list(self) -> list[KeyRecord]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, name, display, created_at, revoked_at FROM api_keys ORDER BY created_at"
+                f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at"  # noqa: S608 - fixed
             ).fetchall()
         return [_record(row) for row in rows]
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?",  # noqa: S608 - fixed
+                (key_id,),
+            ).fetchone()
+        return _record(row) if row is not None else None
 
     def count(self) -> int:
         with self._lock:
             (n,) = self._db.execute("SELECT COUNT(*) FROM api_keys").fetchone()
         return int(n)
+
+    def has_admin(self) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM api_keys WHERE is_admin = 1 AND revoked_at IS NULL LIMIT 1"
+            ).fetchone()
+        return row is not None
+
+    def find_by_secret(self, plain: str) -> KeyRecord | None:
+        """The key with this secret, whatever its state (no cache)."""
+        digest = hash_key(plain)
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?",  # noqa: S608 - fixed
+                (digest,),
+            ).fetchone()
+        return _record(row) if row is not None else None
+
+    def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
+        """Change policy fields (and `name`); returns the updated key, or None."""
+        allowed = {"name", *POLICY_FIELDS}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"unknown key fields: {sorted(unknown)}")
+        if changes:
+            sets = ", ".join(f"{name} = ?" for name in changes)
+            with self._lock:
+                self._db.execute(
+                    f"UPDATE api_keys SET {sets} WHERE id = ?",  # noqa: S608 - checked names
+                    (*(_column_value(k, v) for k, v in changes.items()), key_id),
+                )
+                self._cache.clear()
+        return self.get(key_id)
+
+    def add_credits(self, key_id: str, amount: float) -> KeyRecord | None:
+        """Raise a key's credit limit by `amount` (a key with no limit gets one)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE api_keys SET credit_limit = COALESCE(credit_limit, 0) + ? WHERE id = ?",
+                (amount, key_id),
+            )
+            self._cache.clear()
+        return self.get(key_id)
 
     def revoke(self, key_id: str) -> bool:
         with self._lock:
@@ -97,25 +226,32 @@ class KeyStore:
             self._cache.clear()
         return cursor.rowcount == 1
 
+    def delete(self, key_id: str) -> bool:
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM api_keys WHERE id = ?", (key_id,))
+            self._cache.clear()
+        return cursor.rowcount == 1
+
     def verify(self, plain: str) -> KeyRecord | None:
         """The active key whose hash matches `plain`, or None."""
         digest = hash_key(plain)
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now and same_hash(cached[2], digest):
-            return cached[1]
+            record = cached[1]
+            return record if record.active else None
         with self._lock:
             row = self._db.execute(
-                "SELECT id, name, display, created_at, revoked_at, key_hash FROM api_keys "
-                "WHERE key_hash = ?",
+                f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE key_hash = ?",  # noqa: S608
                 (digest,),
             ).fetchone()
-        if row is None or not same_hash(row[5], digest):
+        if row is None or not same_hash(row[-1], digest):
             return None
-        record = _record(row[:5])
-        if not record.active:
-            return None
+        record = _record(row[:-1])
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now + self._cache_seconds, record, digest)
-        return record
+        return record if record.active else None
+
+    def with_usage(self, record: KeyRecord, usage: float) -> KeyRecord:
+        return replace(record, usage=usage)

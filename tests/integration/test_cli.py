@@ -59,6 +59,7 @@ def test_first_start_creates_a_dev_key_once(tmp_path: Path) -> None:
     try:
         key_file = data_dir / "dev-key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE((data_dir / "admin-key").stat().st_mode) == 0o600
         assert gateway.key.startswith("sk-sy-")
         assert gateway.key in gateway.log(), "the first start prints the key"
         assert models_status(gateway, gateway.key) == 200
@@ -77,7 +78,8 @@ def test_first_start_creates_a_dev_key_once(tmp_path: Path) -> None:
     try:
         assert again.key == gateway.key
         assert gateway.key not in again.log(), "a key is printed only when it is created"
-        assert len(keys(data_dir, "list").stdout.strip().splitlines()) == 2  # header + 1 key
+        listed = keys(data_dir, "list").stdout.strip().splitlines()
+        assert len(listed) == 3  # the header, the dev key and the admin key
     finally:
         again.stop()
 
@@ -112,7 +114,8 @@ def test_workers_share_both_ports(config_file: Path, tmp_path: Path) -> None:
         for _ in range(20):
             raw = request("POST", gateway.base_url + "/chat/completions", body, headers)
             assert raw.status == 200
-        assert len(keys(gateway.data_dir, "list").stdout.strip().splitlines()) == 2  # one key
+        listed = keys(gateway.data_dir, "list").stdout.strip().splitlines()
+        assert len(listed) == 3  # the dev and admin keys were created once, not per worker
     finally:
         gateway.stop()
     assert all(not Path(f"/proc/{pid}").exists() for pid in workers), "workers outlived stop"

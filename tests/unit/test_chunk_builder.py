@@ -76,7 +76,7 @@ def test_every_chunk_has_the_same_header() -> None:
         built(b, calls(ToolCallDelta(index=0, id="c", name="f"))),
         built(b, text(0, "", finish="stop")),
     ]
-    usage = b.usage_chunk()
+    usage = b.usage_chunk(Usage(), 0.0)
     assert usage is not None
     for chunk in [*chunks, usage]:
         assert_header(chunk)
@@ -142,10 +142,12 @@ def test_usage_with_choices_is_held_back_for_the_usage_chunk() -> None:
     assert not out.HasField("usage")
     assert out.choices[0].finish_reason == "stop"
     assert b.usage == usage
-    final = b.usage_chunk()
+    assert b.usage is not None
+    final = b.usage_chunk(b.usage, 0.25)
     assert final is not None
     assert_header(final)
     assert len(final.choices) == 0
+    assert final.usage.cost == 0.25
     assert final.HasField("usage")
     assert (
         final.usage.prompt_tokens,
@@ -162,7 +164,7 @@ def test_no_usage_chunk_unless_asked() -> None:
     out = built(b, ChatDelta(choices=(ChoiceDelta(index=0, content="!"),), usage=usage))
     assert not out.HasField("usage")
     assert b.usage == usage  # still recorded, for billing
-    assert b.usage_chunk() is None
+    assert b.usage_chunk(usage, 0.0) is None
 
 
 def test_usage_only_delta_yields_no_chunk() -> None:
@@ -170,15 +172,16 @@ def test_usage_only_delta_yields_no_chunk() -> None:
     usage = Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3)
     assert b.chunk(ChatDelta(choices=(), usage=usage)) is None
     assert b.usage == usage
-    final = b.usage_chunk()
+    final = b.usage_chunk(usage, 0.0)
     assert final is not None
     assert final.usage.total_tokens == 3
 
 
-def test_usage_chunk_without_upstream_usage_reports_zeros() -> None:
+def test_usage_chunk_carries_the_usage_it_is_given() -> None:
     b = builder(include_usage=True)
-    built(b, text(0, "a"))
-    final = b.usage_chunk()
+    built(b, text(0, "abc"))
+    assert b.usage is None and b.produced_chars == 3  # what a cut stream is billed from
+    final = b.usage_chunk(Usage(prompt_tokens=2, completion_tokens=1, total_tokens=3), 0.5)
     assert final is not None
     assert final.HasField("usage")
-    assert final.usage.total_tokens == 0
+    assert (final.usage.total_tokens, final.usage.cost) == (3, 0.5)

@@ -701,6 +701,7 @@ class ChatResponse(_message.Message):
     PROVIDER_FIELD_NUMBER: _builtins.int
     SYSTEM_FINGERPRINT_FIELD_NUMBER: _builtins.int
     UPSTREAM_MS_FIELD_NUMBER: _builtins.int
+    RATE_LIMITS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     created: _builtins.int
     model: _builtins.str
@@ -714,6 +715,8 @@ class ChatResponse(_message.Message):
     def choices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Choice]: ...
     @_builtins.property
     def usage(self) -> _common_pb2.Usage: ...
+    @_builtins.property
+    def rate_limits(self) -> _common_pb2.RateLimits: ...
     def __init__(
         self,
         *,
@@ -725,10 +728,11 @@ class ChatResponse(_message.Message):
         provider: _builtins.str = ...,
         system_fingerprint: _builtins.str = ...,
         upstream_ms: _builtins.float = ...,
+        rate_limits: _common_pb2.RateLimits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rate_limits", b"rate_limits", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "id", b"id", "model", b"model", "provider", b"provider", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -856,6 +860,7 @@ class ChatChunk(_message.Message):
     PROVIDER_FIELD_NUMBER: _builtins.int
     SYSTEM_FINGERPRINT_FIELD_NUMBER: _builtins.int
     UPSTREAM_MS_FIELD_NUMBER: _builtins.int
+    RATE_LIMITS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     created: _builtins.int
     model: _builtins.str
@@ -869,6 +874,10 @@ class ChatChunk(_message.Message):
     def usage(self) -> _common_pb2.Usage:
         """only on the last chunk, with include_usage"""
 
+    @_builtins.property
+    def rate_limits(self) -> _common_pb2.RateLimits:
+        """on the first chunk"""
+
     def __init__(
         self,
         *,
@@ -880,10 +889,11 @@ class ChatChunk(_message.Message):
         provider: _builtins.str = ...,
         system_fingerprint: _builtins.str = ...,
         upstream_ms: _builtins.float = ...,
+        rate_limits: _common_pb2.RateLimits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rate_limits", b"rate_limits", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "id", b"id", "model", b"model", "provider", b"provider", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -120,6 +120,66 @@ class ProviderPreferences(_message.Message):
 Global___ProviderPreferences: _TypeAlias = ProviderPreferences  # noqa: Y015
 
 @_typing.final
+class RateLimits(_message.Message):
+    """A key's rate-limit state after a call, for the x-ratelimit-* headers (OpenAI's names)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_REQUESTS_FIELD_NUMBER: _builtins.int
+    REMAINING_REQUESTS_FIELD_NUMBER: _builtins.int
+    RESET_REQUESTS_S_FIELD_NUMBER: _builtins.int
+    LIMIT_TOKENS_FIELD_NUMBER: _builtins.int
+    REMAINING_TOKENS_FIELD_NUMBER: _builtins.int
+    RESET_TOKENS_S_FIELD_NUMBER: _builtins.int
+    limit_requests: _builtins.int
+    remaining_requests: _builtins.int
+    reset_requests_s: _builtins.float
+    """until the window has room for one more request"""
+    limit_tokens: _builtins.int
+    remaining_tokens: _builtins.int
+    reset_tokens_s: _builtins.float
+    def __init__(
+        self,
+        *,
+        limit_requests: _builtins.int | None = ...,
+        remaining_requests: _builtins.int | None = ...,
+        reset_requests_s: _builtins.float | None = ...,
+        limit_tokens: _builtins.int | None = ...,
+        remaining_tokens: _builtins.int | None = ...,
+        reset_tokens_s: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit_requests", b"_limit_requests", "_limit_tokens", b"_limit_tokens", "_remaining_requests", b"_remaining_requests", "_remaining_tokens", b"_remaining_tokens", "_reset_requests_s", b"_reset_requests_s", "_reset_tokens_s", b"_reset_tokens_s", "limit_requests", b"limit_requests", "limit_tokens", b"limit_tokens", "remaining_requests", b"remaining_requests", "remaining_tokens", b"remaining_tokens", "reset_requests_s", b"reset_requests_s", "reset_tokens_s", b"reset_tokens_s"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit_requests", b"_limit_requests", "_limit_tokens", b"_limit_tokens", "_remaining_requests", b"_remaining_requests", "_remaining_tokens", b"_remaining_tokens", "_reset_requests_s", b"_reset_requests_s", "_reset_tokens_s", b"_reset_tokens_s", "limit_requests", b"limit_requests", "limit_tokens", b"limit_tokens", "remaining_requests", b"remaining_requests", "remaining_tokens", b"remaining_tokens", "reset_requests_s", b"reset_requests_s", "reset_tokens_s", b"reset_tokens_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__limit_requests: _TypeAlias = _typing.Literal["limit_requests"]  # noqa: Y015
+    _WhichOneofArgType__limit_requests: _TypeAlias = _typing.Literal["_limit_requests", b"_limit_requests"]  # noqa: Y015
+    _WhichOneofReturnType__limit_tokens: _TypeAlias = _typing.Literal["limit_tokens"]  # noqa: Y015
+    _WhichOneofArgType__limit_tokens: _TypeAlias = _typing.Literal["_limit_tokens", b"_limit_tokens"]  # noqa: Y015
+    _WhichOneofReturnType__remaining_requests: _TypeAlias = _typing.Literal["remaining_requests"]  # noqa: Y015
+    _WhichOneofArgType__remaining_requests: _TypeAlias = _typing.Literal["_remaining_requests", b"_remaining_requests"]  # noqa: Y015
+    _WhichOneofReturnType__remaining_tokens: _TypeAlias = _typing.Literal["remaining_tokens"]  # noqa: Y015
+    _WhichOneofArgType__remaining_tokens: _TypeAlias = _typing.Literal["_remaining_tokens", b"_remaining_tokens"]  # noqa: Y015
+    _WhichOneofReturnType__reset_requests_s: _TypeAlias = _typing.Literal["reset_requests_s"]  # noqa: Y015
+    _WhichOneofArgType__reset_requests_s: _TypeAlias = _typing.Literal["_reset_requests_s", b"_reset_requests_s"]  # noqa: Y015
+    _WhichOneofReturnType__reset_tokens_s: _TypeAlias = _typing.Literal["reset_tokens_s"]  # noqa: Y015
+    _WhichOneofArgType__reset_tokens_s: _TypeAlias = _typing.Literal["_reset_tokens_s", b"_reset_tokens_s"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit_requests) -> _WhichOneofReturnType__limit_requests | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit_tokens) -> _WhichOneofReturnType__limit_tokens | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__remaining_requests) -> _WhichOneofReturnType__remaining_requests | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__remaining_tokens) -> _WhichOneofReturnType__remaining_tokens | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reset_requests_s) -> _WhichOneofReturnType__reset_requests_s | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reset_tokens_s) -> _WhichOneofReturnType__reset_tokens_s | None: ...
+
+Global___RateLimits: _TypeAlias = RateLimits  # noqa: Y015
+
+@_typing.final
 class Usage(_message.Message):
     """Token accounting of one call. Costs are USD; absent until accounting prices a call."""
 

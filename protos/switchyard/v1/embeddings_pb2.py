@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from switchyard.v1 import common_pb2 as switchyard_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eswitchyard/v1/embeddings.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/common.proto\"\x17\n\x08TokenIds\x12\x0b\n\x03ids\x18\x01 \x03(\x05\"\xeb\x01\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12-\n\x0ctoken_inputs\x18\x03 \x03(\x0b\x32\x17.switchyard.v1.TokenIds\x12\x17\n\ndimensions\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04user\x18\x05 \x01(\t\x12\x12\n\nextra_json\x18\x06 \x01(\t\x12\x34\n\x08provider\x18\x07 \x01(\x0b\x32\".switchyard.v1.ProviderPreferences\x12\x0e\n\x06models\x18\x08 \x03(\tB\r\n\x0b_dimensions\"*\n\tEmbedding\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x06values\x18\x02 \x03(\x02\"\x92\x01\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12&\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x18.switchyard.v1.Embedding\x12#\n\x05usage\x18\x03 \x01(\x0b\x32\x14.switchyard.v1.Usage\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x13\n\x0bupstream_ms\x18\x05 \x01(\x01\x32V\n\x10\x45mbeddingService\x12\x42\n\x05\x45mbed\x12\x1b.switchyard.v1.EmbedRequest\x1a\x1c.switchyard.v1.EmbedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eswitchyard/v1/embeddings.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/common.proto\"\x17\n\x08TokenIds\x12\x0b\n\x03ids\x18\x01 \x03(\x05\"\xeb\x01\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12-\n\x0ctoken_inputs\x18\x03 \x03(\x0b\x32\x17.switchyard.v1.TokenIds\x12\x17\n\ndimensions\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04user\x18\x05 \x01(\t\x12\x12\n\nextra_json\x18\x06 \x01(\t\x12\x34\n\x08provider\x18\x07 \x01(\x0b\x32\".switchyard.v1.ProviderPreferences\x12\x0e\n\x06models\x18\x08 \x03(\tB\r\n\x0b_dimensions\"*\n\tEmbedding\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x06values\x18\x02 \x03(\x02\"\xce\x01\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12&\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x18.switchyard.v1.Embedding\x12#\n\x05usage\x18\x03 \x01(\x0b\x32\x14.switchyard.v1.Usage\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x13\n\x0bupstream_ms\x18\x05 \x01(\x01\x12\n\n\x02id\x18\x06 \x01(\t\x12.\n\x0brate_limits\x18\x07 \x01(\x0b\x32\x19.switchyard.v1.RateLimits2V\n\x10\x45mbeddingService\x12\x42\n\x05\x45mbed\x12\x1b.switchyard.v1.EmbedRequest\x1a\x1c.switchyard.v1.EmbedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,7 +39,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMBEDDING']._serialized_start=340
   _globals['_EMBEDDING']._serialized_end=382
   _globals['_EMBEDRESPONSE']._serialized_start=385
-  _globals['_EMBEDRESPONSE']._serialized_end=531
-  _globals['_EMBEDDINGSERVICE']._serialized_start=533
-  _globals['_EMBEDDINGSERVICE']._serialized_end=619
+  _globals['_EMBEDRESPONSE']._serialized_end=591
+  _globals['_EMBEDDINGSERVICE']._serialized_start=593
+  _globals['_EMBEDDINGSERVICE']._serialized_end=679
 # @@protoc_insertion_point(module_scope)

@@ -122,13 +122,19 @@ class EmbedResponse(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     UPSTREAM_MS_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    RATE_LIMITS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     provider: _builtins.str
     upstream_ms: _builtins.float
+    id: _builtins.str
+    """the generation id (GET /v1/generation?id=)"""
     @_builtins.property
     def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Embedding]: ...
     @_builtins.property
     def usage(self) -> _common_pb2.Usage: ...
+    @_builtins.property
+    def rate_limits(self) -> _common_pb2.RateLimits: ...
     def __init__(
         self,
         *,
@@ -137,10 +143,12 @@ class EmbedResponse(_message.Message):
         usage: _common_pb2.Usage | None = ...,
         provider: _builtins.str = ...,
         upstream_ms: _builtins.float = ...,
+        id: _builtins.str = ...,
+        rate_limits: _common_pb2.RateLimits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rate_limits", b"rate_limits", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "model", b"model", "provider", b"provider", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

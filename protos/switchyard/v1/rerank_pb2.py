@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from switchyard.v1 import common_pb2 as switchyard_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchyard/v1/rerank.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/common.proto\"\xd2\x01\n\rRerankRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x11\n\tdocuments\x18\x03 \x03(\t\x12\x12\n\x05top_n\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x10return_documents\x18\x05 \x01(\x08\x12\x12\n\nextra_json\x18\x06 \x01(\t\x12\x34\n\x08provider\x18\x07 \x01(\x0b\x32\".switchyard.v1.ProviderPreferences\x12\x0e\n\x06models\x18\x08 \x03(\tB\x08\n\x06_top_n\"Z\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x17\n\x0frelevance_score\x18\x02 \x01(\x01\x12\x15\n\x08\x64ocument\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x0b\n\t_document\"\x81\x01\n\x0bRerankUsage\x12\x19\n\x0ctotal_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x19\n\x0csearch_units\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x11\n\x04\x63ost\x18\x03 \x01(\x01H\x02\x88\x01\x01\x42\x0f\n\r_total_tokensB\x0f\n\r_search_unitsB\x07\n\x05_cost\"\xab\x01\n\x0eRerankResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12,\n\x07results\x18\x03 \x03(\x0b\x32\x1b.switchyard.v1.RerankResult\x12)\n\x05usage\x18\x04 \x01(\x0b\x32\x1a.switchyard.v1.RerankUsage\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\x13\n\x0bupstream_ms\x18\x06 \x01(\x01\x32V\n\rRerankService\x12\x45\n\x06Rerank\x12\x1c.switchyard.v1.RerankRequest\x1a\x1d.switchyard.v1.RerankResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchyard/v1/rerank.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/common.proto\"\xd2\x01\n\rRerankRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x11\n\tdocuments\x18\x03 \x03(\t\x12\x12\n\x05top_n\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x10return_documents\x18\x05 \x01(\x08\x12\x12\n\nextra_json\x18\x06 \x01(\t\x12\x34\n\x08provider\x18\x07 \x01(\x0b\x32\".switchyard.v1.ProviderPreferences\x12\x0e\n\x06models\x18\x08 \x03(\tB\x08\n\x06_top_n\"Z\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x17\n\x0frelevance_score\x18\x02 \x01(\x01\x12\x15\n\x08\x64ocument\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x0b\n\t_document\"\x81\x01\n\x0bRerankUsage\x12\x19\n\x0ctotal_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x19\n\x0csearch_units\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x11\n\x04\x63ost\x18\x03 \x01(\x01H\x02\x88\x01\x01\x42\x0f\n\r_total_tokensB\x0f\n\r_search_unitsB\x07\n\x05_cost\"\xdb\x01\n\x0eRerankResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12,\n\x07results\x18\x03 \x03(\x0b\x32\x1b.switchyard.v1.RerankResult\x12)\n\x05usage\x18\x04 \x01(\x0b\x32\x1a.switchyard.v1.RerankUsage\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\x13\n\x0bupstream_ms\x18\x06 \x01(\x01\x12.\n\x0brate_limits\x18\x07 \x01(\x0b\x32\x19.switchyard.v1.RateLimits2V\n\rRerankService\x12\x45\n\x06Rerank\x12\x1c.switchyard.v1.RerankRequest\x1a\x1d.switchyard.v1.RerankResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,7 +39,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RERANKUSAGE']._serialized_start=379
   _globals['_RERANKUSAGE']._serialized_end=508
   _globals['_RERANKRESPONSE']._serialized_start=511
-  _globals['_RERANKRESPONSE']._serialized_end=682
-  _globals['_RERANKSERVICE']._serialized_start=684
-  _globals['_RERANKSERVICE']._serialized_end=770
+  _globals['_RERANKRESPONSE']._serialized_end=730
+  _globals['_RERANKSERVICE']._serialized_start=732
+  _globals['_RERANKSERVICE']._serialized_end=818
 # @@protoc_insertion_point(module_scope)

@@ -139,6 +139,7 @@ class RerankResponse(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     UPSTREAM_MS_FIELD_NUMBER: _builtins.int
+    RATE_LIMITS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     model: _builtins.str
     provider: _builtins.str
@@ -149,6 +150,8 @@ class RerankResponse(_message.Message):
 
     @_builtins.property
     def usage(self) -> Global___RerankUsage: ...
+    @_builtins.property
+    def rate_limits(self) -> _common_pb2.RateLimits: ...
     def __init__(
         self,
         *,
@@ -158,10 +161,11 @@ class RerankResponse(_message.Message):
         usage: Global___RerankUsage | None = ...,
         provider: _builtins.str = ...,
         upstream_ms: _builtins.float = ...,
+        rate_limits: _common_pb2.RateLimits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rate_limits", b"rate_limits", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "model", b"model", "provider", b"provider", "results", b"results", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "results", b"results", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

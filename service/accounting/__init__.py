@@ -1,0 +1,1 @@
+"""Attributing, pricing, limiting and recording every call (DESIGN §7)."""

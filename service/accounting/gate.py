@@ -1,0 +1,161 @@
+"""The accounting gate around every generation: before, allowed / moderated / limited /
+reserved; after, priced, settled, and written to the ledger with the key's spending."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from service import errors
+from service.accounting.credits import Credits, Reservation
+from service.accounting.ledger import Generation, Ledger
+from service.accounting.limiter import Admission, LimitState, RateLimiter
+from service.accounting.pricing import cost
+from service.catalog import ModelConfig
+from service.domain.chat import Usage
+from service.engine import Served
+from service.moderation.base import Moderator, flagged_error
+from service.pipeline import CallContext
+from service.routing.router import split_variant
+from service.store.keys import KeyRecord
+
+
+def new_generation_id() -> str:
+    return "gen-" + uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class Ticket:
+    """One generation's passage through the gate."""
+
+    call: CallContext
+    kind: str
+    generation_id: str
+    reservation: Reservation
+    admission: Admission
+    tokens: int  # the estimate counted against tokens-per-minute
+    started: float
+    limits: LimitState  # as this request left them when it was admitted
+
+
+class Accounting:
+    def __init__(
+        self,
+        models: Iterable[ModelConfig],
+        ledger: Ledger,
+        moderator: Moderator | None = None,
+    ) -> None:
+        self._models: Mapping[str, ModelConfig] = {m.id: m for m in models}
+        self.ledger = ledger
+        self.credits = Credits()
+        self.limiter = RateLimiter()
+        self._moderator = moderator
+
+    def models(self, requested: Sequence[str]) -> list[ModelConfig]:
+        found = (self._models.get(split_variant(m)[0]) for m in requested)
+        return [m for m in found if m is not None]
+
+    @staticmethod
+    def check_allowed(key: KeyRecord, requested: Sequence[str]) -> None:
+        globs = key.policy.allowed_models
+        if globs is None:
+            return
+        for model in requested:
+            base = split_variant(model)[0]
+            if not any(fnmatch.fnmatchcase(base, g) for g in globs):
+                raise errors.GatewayError(
+                    "MODEL_NOT_ALLOWED",
+                    f"This key may not use the model '{base}'.",
+                    param="model",
+                    metadata={"model": base},
+                )
+
+    async def open(
+        self,
+        call: CallContext,
+        kind: str,
+        requested: Sequence[str],
+        worst_cost: float,
+        tokens: int,
+        moderation_texts: Sequence[str],
+    ) -> Ticket:
+        """Admit a generation, or raise the contract error (403, 429, 402) that stops it."""
+        self.check_allowed(call.key, requested)
+        if self._moderator is not None and any(m.moderated for m in self.models(requested)):
+            verdict = await self._moderator.check(moderation_texts)
+            if verdict.flagged:
+                raise flagged_error(verdict)
+        admission = self.limiter.admit(call.key.id, call.key.policy, tokens)
+        try:
+            reservation = self.credits.reserve(call.key, worst_cost)
+        except errors.GatewayError:
+            self.limiter.finish(admission, 0)
+            raise
+        limits = self.limiter.state(call.key.id, call.key.policy)
+        return Ticket(
+            call,
+            kind,
+            new_generation_id(),
+            reservation,
+            admission,
+            tokens,
+            time.perf_counter(),
+            limits,
+        )
+
+    @staticmethod
+    def limits(ticket: Ticket) -> LimitState:
+        """The key's limits as of this request's admission (what its headers report)."""
+        return ticket.limits
+
+    def abandon(self, ticket: Ticket) -> None:
+        """The call failed: nothing is billed, every hold is released."""
+        self.credits.release(ticket.reservation)
+        self.limiter.finish(ticket.admission, 0)
+
+    async def settle(
+        self,
+        ticket: Ticket,
+        served: Served,
+        usage: Usage,
+        *,
+        finish_reason: str,
+        streamed: bool = False,
+        cancelled: bool = False,
+        images: int = 0,
+        units: int = 1,
+    ) -> float:
+        """Bill what was produced, release the rest, and record the generation."""
+        price = cost(served.pricing, usage.prompt_tokens, usage.completion_tokens, images, units)
+        self.credits.settle(ticket.reservation, price)
+        self.limiter.finish(ticket.admission, usage.total_tokens)
+        elapsed = (time.perf_counter() - ticket.started) * 1000
+        generation = Generation(
+            id=ticket.generation_id,
+            key_id=ticket.call.key.id,
+            model=served.model,
+            provider=served.provider,
+            upstream_model=served.upstream_model,
+            kind=ticket.kind,
+            created_at=time.time(),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=price,
+            latency_ms=served.upstream_ms if streamed else elapsed,
+            generation_time_ms=elapsed,
+            finish_reason=finish_reason,
+            streamed=streamed,
+            cancelled=cancelled,
+        )
+        # Shielded: a client that leaves while we write still gets billed, once.
+        await asyncio.shield(self.ledger.record(generation))
+        return price
+
+    async def aclose(self) -> None:
+        if self._moderator is not None:
+            await self._moderator.aclose()
+        await asyncio.to_thread(self.ledger.close)

@@ -1,0 +1,101 @@
+"""Prices from the catalog: the worst case to reserve before a call, the cost after it.
+
+Token counts before a call are estimates (no tokenizer for every upstream): about
+three characters per token, rounded up, plus a per-message overhead, which errs on
+the side of reserving too much; what is billed is the usage the upstream reports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from service.catalog import EndpointConfig, ModelConfig, Pricing
+from service.domain.chat import ChatRequest, ImagePart, TextPart, Usage
+from service.domain.embeddings import EmbedRequest, RerankRequest
+
+CHARS_PER_TOKEN = 3
+MESSAGE_OVERHEAD = 4
+DEFAULT_MAX_OUTPUT = 4096
+
+
+def tokens_for_chars(chars: int) -> int:
+    return math.ceil(chars / CHARS_PER_TOKEN)
+
+
+def estimate_tokens(text: str) -> int:
+    return tokens_for_chars(len(text))
+
+
+def chat_prompt(request: ChatRequest) -> tuple[int, int]:
+    """(estimated prompt tokens, image count)."""
+    tokens = images = 0
+    for message in request.messages:
+        tokens += MESSAGE_OVERHEAD
+        content = message.content
+        if isinstance(content, str):
+            tokens += estimate_tokens(content)
+        elif isinstance(content, tuple):
+            for part in content:
+                if isinstance(part, TextPart):
+                    tokens += estimate_tokens(part.text)
+                elif isinstance(part, ImagePart):
+                    images += 1
+        for call in message.tool_calls:
+            tokens += estimate_tokens(call.name + call.arguments)
+    for tool in request.tools:
+        tokens += estimate_tokens(
+            tool.name + (tool.description or "") + (tool.parameters_json or "")
+        )
+    return tokens, images
+
+
+def _endpoints(models: Iterable[ModelConfig]) -> list[EndpointConfig]:
+    return [e for m in models for e in m.endpoints]
+
+
+def chat_worst_case(request: ChatRequest, models: Iterable[ModelConfig]) -> tuple[float, int]:
+    """(the most this request can cost on any endpoint it may reach, its token estimate)."""
+    prompt, images = chat_prompt(request)
+    worst, tokens = 0.0, prompt
+    for endpoint in _endpoints(models):
+        output = (
+            request.max_completion_tokens
+            or request.max_tokens
+            or endpoint.max_output_tokens
+            or endpoint.context_length
+            or DEFAULT_MAX_OUTPUT
+        )
+        tokens = max(tokens, prompt + output)
+        worst = max(worst, cost(endpoint.pricing, prompt, output, images))
+    return worst, tokens
+
+
+def embed_worst_case(request: EmbedRequest, models: Iterable[ModelConfig]) -> tuple[float, int]:
+    tokens = sum(len(ids) for ids in request.token_inputs) + sum(
+        estimate_tokens(t) for t in request.texts
+    )
+    worst = max((cost(e.pricing, tokens, 0) for e in _endpoints(models)), default=0.0)
+    return worst, tokens
+
+
+def rerank_worst_case(request: RerankRequest, models: Iterable[ModelConfig]) -> tuple[float, int]:
+    tokens = estimate_tokens(request.query) * len(request.documents) + sum(
+        estimate_tokens(d) for d in request.documents
+    )
+    worst = max((cost(e.pricing, tokens, 0, units=1) for e in _endpoints(models)), default=0.0)
+    return worst, tokens
+
+
+def cost(pricing: Pricing, prompt: int, completion: int, images: int = 0, units: int = 1) -> float:
+    """USD for one call: tokens, the per-request fee (per search unit for rerank), images."""
+    return (
+        prompt * pricing.prompt
+        + completion * pricing.completion
+        + units * pricing.request
+        + images * pricing.image
+    )
+
+
+def usage_cost(pricing: Pricing, usage: Usage, images: int = 0) -> float:
+    return cost(pricing, usage.prompt_tokens, usage.completion_tokens, images)

@@ -1,0 +1,1 @@
+"""Input moderation for models marked `moderated: true` (DESIGN §7)."""
