@@ -311,3 +311,18 @@ def test_load_config_of_a_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "missing.yaml"
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(path, env={})
+
+
+def test_the_example_config_loads_and_builds() -> None:
+    """switchyard.example.yaml is documentation users copy: it must stay valid."""
+    from service.server import build_providers
+
+    example = Path(__file__).parents[2] / "switchyard.example.yaml"
+    env = {
+        name: "x"
+        for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "COHERE_API_KEY")
+    }
+    config = load_config(example, env=env)
+    assert {p.kind for p in config.providers.values()} >= {"local", "openai", "anthropic"}
+    assert set(build_providers(config)) == set(config.providers)
+    assert config.moderation is not None and config.routing.retry.retries == 2
