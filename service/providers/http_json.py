@@ -27,6 +27,7 @@ from service.providers.base import Attempt
 from service.providers.errors import FailureKind, ProviderError
 from service.providers.openai_compat.convert import BadUpstreamError
 from service.providers.openai_compat.errors import bad_response, retry_after, transport_error
+from service.providers.session import UpstreamSession
 
 JSON = dict[str, Any]
 # (status, body) -> (message, param): reads one provider's error envelope.
@@ -106,36 +107,17 @@ class JsonClient:
         self._config = config
         self._parse_error = parse_error
         self._statuses = dict(statuses or {})
-        self._session: aiohttp.ClientSession | None = None
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         headers.update(config.headers)
         if config.api_key:
             headers["Authorization"] = f"Bearer {config.api_key}"
-        self._headers = headers
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use: a session belongs to the running event loop.
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, trust_env=False
-            )
-        return self._session
-
-    def _timeout(self, attempt: Attempt) -> aiohttp.ClientTimeout:
-        total = self._config.timeout
-        if attempt.deadline is not None:
-            remaining = attempt.deadline - asyncio.get_running_loop().time()
-            total = max(0.001, min(total, remaining))
-        return aiohttp.ClientTimeout(total=total, connect=self._config.connect_timeout)
+        self._http = UpstreamSession(config, headers)
 
     async def post(self, path: str, body: JSON, attempt: Attempt) -> Reply:
         name = self._config.name
         url = self._config.base_url + path
         try:
-            async with self._client().post(
-                url, data=orjson.dumps(body), timeout=self._timeout(attempt)
-            ) as response:
+            async with await self._http.post(url, orjson.dumps(body), attempt) as response:
                 payload = await response.read()
                 headers = {k.lower(): v for k, v in response.headers.items()}
                 if response.status >= 400:
@@ -150,9 +132,7 @@ class JsonClient:
             raise bad_response(name, "not JSON") from exc
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
 
 class EmbeddingService:

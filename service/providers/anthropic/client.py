@@ -23,10 +23,10 @@ from service.config import ConfigError, ProviderConfig
 from service.domain.chat import ChatDelta, ChatRequest, ChatResult
 from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, RerankResult
 from service.providers.anthropic import convert, errors
-from service.providers.anthropic.convert import JSON
 from service.providers.anthropic.stream import StreamTranslator, UpstreamStreamError
 from service.providers.base import Attempt
 from service.providers.openai_compat.stream import BrokenStreamError, sse_data
+from service.providers.session import UpstreamSession
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -61,35 +61,7 @@ class AnthropicProvider:
             headers[key] = value
         if config.api_key:
             headers["x-api-key"] = config.api_key
-        self._headers = headers
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, trust_env=False
-            )
-        return self._session
-
-    def _timeout(self, attempt: Attempt) -> aiohttp.ClientTimeout:
-        total = self._config.timeout
-        if attempt.deadline is not None:
-            remaining = attempt.deadline - asyncio.get_running_loop().time()
-            total = max(0.001, min(total, remaining))
-        return aiohttp.ClientTimeout(
-            total=total,
-            connect=self._config.connect_timeout,
-            sock_read=self._config.idle_timeout,  # also bounds every gap between events
-        )
-
-    async def _open(self, body: JSON, attempt: Attempt) -> aiohttp.ClientResponse:
-        """POST and wait for the response headers, within the first-byte limit."""
-        request = self._client().post(
-            self._url, data=orjson.dumps(body), timeout=self._timeout(attempt)
-        )
-        async with asyncio.timeout(self._config.first_byte_timeout):
-            return await request
+        self._http = UpstreamSession(config, headers)
 
     def _prepare(
         self, request: ChatRequest, attempt: Attempt, *, stream: bool
@@ -109,7 +81,9 @@ class AnthropicProvider:
     async def complete(self, request: ChatRequest, attempt: Attempt) -> ChatResult:
         call = self._prepare(request, attempt, stream=False)
         try:
-            async with await self._open(call.body, attempt) as response:
+            async with await self._http.post(
+                self._url, orjson.dumps(call.body), attempt
+            ) as response:
                 payload = await response.read()
                 if response.status >= 400:
                     raise errors.status_error(self.name, response.status, payload, response.headers)
@@ -126,7 +100,9 @@ class AnthropicProvider:
         call = self._prepare(request, attempt, stream=True)
         translator = StreamTranslator(call.format_tool)
         try:
-            async with await self._open(call.body, attempt) as response:
+            async with await self._http.post(
+                self._url, orjson.dumps(call.body), attempt
+            ) as response:
                 if response.status >= 400:
                     payload = await response.read()
                     raise errors.status_error(self.name, response.status, payload, response.headers)
@@ -162,9 +138,7 @@ class AnthropicProvider:
         self._no("rerank")
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
 
 __all__ = ["AnthropicProvider"]

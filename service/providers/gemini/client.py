@@ -37,6 +37,7 @@ from service.providers.gemini.errors import (
 )
 from service.providers.gemini.stream import StreamTranslator
 from service.providers.openai_compat.stream import BrokenStreamError, sse_data
+from service.providers.session import UpstreamSession
 
 _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 _VERSIONS = ("/v1beta", "/v1", "/v1alpha")
@@ -52,36 +53,18 @@ class GeminiProvider:
         headers = {"Content-Type": "application/json", **config.headers}
         if config.api_key:
             headers["x-goog-api-key"] = config.api_key
-        self._headers = headers
-        self._session: aiohttp.ClientSession | None = None
+        self._http = UpstreamSession(config, headers)
         limits = FetchLimits.from_options(
             config.options.get("fetch"), f"config.providers.{config.name}.fetch"
         )
         self._fetcher = AttachmentFetcher(config.name, limits)
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, trust_env=False
-            )
-        return self._session
-
-    def _timeout(self, attempt: Attempt) -> aiohttp.ClientTimeout:
-        total = self._config.timeout
-        if attempt.deadline is not None:
-            remaining = attempt.deadline - asyncio.get_running_loop().time()
-            total = max(0.001, min(total, remaining))
-        return aiohttp.ClientTimeout(total=total, connect=self._config.connect_timeout)
 
     def _url(self, model: str, method: str) -> str:
         return f"{self._root}/{quote(convert.model_path(model), safe='/-_.~')}:{method}"
 
     async def _post(self, url: str, body: dict[str, Any], attempt: Attempt) -> Any:
         try:
-            async with self._client().post(
-                url, data=orjson.dumps(body), timeout=self._timeout(attempt)
-            ) as response:
+            async with await self._http.post(url, orjson.dumps(body), attempt) as response:
                 payload = await response.read()
                 if response.status >= 400:
                     raise status_error(self.name, response.status, payload, response.headers)
@@ -138,9 +121,7 @@ class GeminiProvider:
         url = self._url(attempt.upstream_model, "streamGenerateContent") + "?alt=sse"
         translator = StreamTranslator()
         try:
-            async with self._client().post(
-                url, data=orjson.dumps(body), timeout=self._timeout(attempt)
-            ) as response:
+            async with await self._http.post(url, orjson.dumps(body), attempt) as response:
                 if response.status >= 400:
                     payload = await response.read()
                     raise status_error(self.name, response.status, payload, response.headers)
@@ -196,6 +177,4 @@ class GeminiProvider:
         raise unsupported(self.name, "has no rerank API")
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()

@@ -21,6 +21,7 @@ from service.providers.errors import ProviderError
 from service.providers.openai_compat import convert
 from service.providers.openai_compat.errors import bad_response, status_error, transport_error
 from service.providers.openai_compat.stream import BrokenStreamError, sse_data
+from service.providers.session import UpstreamSession
 
 _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
@@ -29,42 +30,16 @@ class OpenAICompatProvider:
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.name
         self._config = config
-        self._session: aiohttp.ClientSession | None = None
         headers = {"Content-Type": "application/json", **config.headers}
         if config.api_key:
             headers["Authorization"] = f"Bearer {config.api_key}"
-        self._headers = headers
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, trust_env=False
-            )
-        return self._session
-
-    def _timeout(self, attempt: Attempt) -> aiohttp.ClientTimeout:
-        total = self._config.timeout
-        if attempt.deadline is not None:
-            remaining = attempt.deadline - asyncio.get_running_loop().time()
-            total = max(0.001, min(total, remaining))
-        return aiohttp.ClientTimeout(
-            total=total,
-            connect=self._config.connect_timeout,
-            sock_read=self._config.idle_timeout,  # also bounds every gap between chunks
-        )
-
-    async def _open(self, path: str, body: dict[str, Any], attempt: Attempt) -> Any:
-        """POST and wait for the response headers, within the first-byte limit."""
-        request = self._client().post(
-            self._config.base_url + path, data=orjson.dumps(body), timeout=self._timeout(attempt)
-        )
-        async with asyncio.timeout(self._config.first_byte_timeout):
-            return await request
+        self._http = UpstreamSession(config, headers)
 
     async def _post(self, path: str, body: dict[str, Any], attempt: Attempt) -> Any:
         try:
-            async with await self._open(path, body, attempt) as response:
+            async with await self._http.post(
+                self._config.base_url + path, orjson.dumps(body), attempt
+            ) as response:
                 payload = await response.read()
                 if response.status >= 400:
                     raise status_error(self.name, response.status, payload, response.headers)
@@ -87,7 +62,9 @@ class OpenAICompatProvider:
         body = convert.chat_body(request, attempt.upstream_model, stream=True)
         finished = False
         try:
-            async with await self._open("/chat/completions", body, attempt) as response:
+            async with await self._http.post(
+                self._config.base_url + "/chat/completions", orjson.dumps(body), attempt
+            ) as response:
                 if response.status >= 400:
                     payload = await response.read()
                     raise status_error(self.name, response.status, payload, response.headers)
@@ -129,9 +106,7 @@ class OpenAICompatProvider:
             raise bad_response(self.name, str(exc)) from exc
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
 
 __all__ = ["OpenAICompatProvider", "ProviderError"]
