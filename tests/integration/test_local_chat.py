@@ -344,15 +344,18 @@ def test_full_queue_answers_503_with_retry_after(small_queue: Gateway) -> None:
     body = {
         "model": MODEL,
         "messages": ask("Write a long story."),
-        "max_tokens": 300,
+        "max_tokens": 150,
         "temperature": 0,
+        "logit_bias": {"2": -100},  # no <|im_end|>: every generation runs its full length
     }
     headers = {"Authorization": f"Bearer {small_queue.key}"}
     statuses: list[int] = []
     refused: list[dict[str, Any]] = []
 
     def call() -> None:
-        raw = request("POST", small_queue.base_url + "/chat/completions", body, headers)
+        raw = request(
+            "POST", small_queue.base_url + "/chat/completions", body, headers, timeout=120
+        )
         statuses.append(raw.status)
         if raw.status == 503:
             refused.append({"retry": raw.headers.get("retry-after"), **raw.json()["error"]})
