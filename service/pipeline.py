@@ -12,10 +12,14 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from service import errors
 from service.auth.keys import bearer_token
-from service.store.keys import KeyRecord, KeyStore
+from service.store.keys import KeyRecord
+
+if TYPE_CHECKING:
+    from service.accounting.backends import KeyBackend
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -37,7 +41,7 @@ class CallContext:
 
 
 class Pipeline:
-    def __init__(self, keys: KeyStore) -> None:
+    def __init__(self, keys: KeyBackend) -> None:
         self._keys = keys
 
     def begin(

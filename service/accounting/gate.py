@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from service import errors
+from service.accounting.backends import CounterBackend, CreditBackend, LedgerBackend
 from service.accounting.credits import Credits, Reservation
-from service.accounting.ledger import Generation, Ledger
+from service.accounting.ledger import Generation
 from service.accounting.limiter import Admission, LimitState, RateLimiter
 from service.accounting.pricing import cost
 from service.catalog import ModelConfig
@@ -46,13 +47,15 @@ class Accounting:
     def __init__(
         self,
         models: Iterable[ModelConfig],
-        ledger: Ledger,
+        ledger: LedgerBackend,
         moderator: Moderator | None = None,
+        credits: CreditBackend | None = None,
+        limiter: CounterBackend | None = None,
     ) -> None:
         self._models: Mapping[str, ModelConfig] = {m.id: m for m in models}
         self.ledger = ledger
-        self.credits = Credits()
-        self.limiter = RateLimiter()
+        self.credits: CreditBackend = credits or Credits()
+        self.limiter: CounterBackend = limiter or RateLimiter()
         self._moderator = moderator
 
     def models(self, requested: Sequence[str]) -> list[ModelConfig]:

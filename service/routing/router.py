@@ -177,10 +177,12 @@ class Router:
             excluded = _within(endpoint, prefs)
             if excluded is not None:
                 reasons.append(f"{endpoint.provider} for {model.id}: {excluded}")
+                log.debug("skipping %s for %s: %s", endpoint.key, model.id, excluded)
                 continue
             lacking = needs.unmet(endpoint, prefs.require_parameters)
             if lacking is not None:
                 reasons.append(f"{endpoint.provider} for {model.id} does not support {lacking}")
+                log.debug("skipping %s for %s: lacks %s", endpoint.key, model.id, lacking)
                 continue
             usable.append(endpoint)
         return usable

@@ -9,11 +9,12 @@ from typing import Any
 from switchyard.v1 import admin_pb2, admin_pb2_grpc
 
 from service import errors
+from service.accounting.backends import KeyBackend
 from service.accounting.gate import Accounting
 from service.pipeline import CallContext, Pipeline
 from service.servicers.accounting_proto import generation_to_proto, rate_limits_to_proto
 from service.servicers.base import Context, abort, begin
-from service.store.keys import POLICY_FIELDS, KeyPolicy, KeyRecord, KeyStore
+from service.store.keys import POLICY_FIELDS, KeyPolicy, KeyRecord
 
 _OPTIONAL = ("credit_limit", "rpm", "tpm", "max_concurrent", "expires_at")
 
@@ -51,7 +52,7 @@ def policy_to_proto(policy: KeyPolicy, out: admin_pb2.KeyPolicy) -> None:
 class _Keys:
     """What both services share: how a stored key is shown."""
 
-    def __init__(self, pipeline: Pipeline, keys: KeyStore, accounting: Accounting) -> None:
+    def __init__(self, pipeline: Pipeline, keys: KeyBackend, accounting: Accounting) -> None:
         self._pipeline = pipeline
         self._keys = keys
         self._accounting = accounting
