@@ -154,8 +154,9 @@ class Accounting:
             streamed=streamed,
             cancelled=cancelled,
         )
-        # Shielded: a client that leaves while we write still gets billed, once.
-        await asyncio.shield(self.ledger.record(generation))
+        # A client that leaves while we wait is still billed, once: record() queues the
+        # row before it first waits.
+        await self.ledger.record(generation)
         return price
 
     async def aclose(self) -> None:

@@ -15,7 +15,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 log = logging.getLogger("switchyard.ledger")
@@ -64,6 +64,17 @@ class Generation:
 
 
 _COLUMNS = tuple(f.name for f in fields(Generation))
+
+
+def _row(g: Generation) -> tuple[object, ...]:
+    """The row, flat (dataclasses.astuple deep-copies, which the writer need not pay for)."""
+    return (
+        g.id, g.key_id, g.model, g.provider, g.upstream_model, g.kind, g.created_at,
+        g.prompt_tokens, g.completion_tokens, g.cost, g.latency_ms, g.generation_time_ms,
+        g.finish_reason, g.streamed, g.cancelled,
+    )  # fmt: skip
+
+
 _INSERT = (
     f"INSERT OR REPLACE INTO generations ({', '.join(_COLUMNS)}) "  # noqa: S608 - fixed names
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
@@ -85,7 +96,11 @@ class Ledger:
         self._reader_lock = threading.Lock()
 
     async def record(self, generation: Generation) -> None:
-        """Queue the row (and the key's spending) and wait until it is committed."""
+        """Queue the row (and the key's spending) and wait until it is committed.
+
+        The row is queued before the first await, so a caller cancelled while waiting
+        (a client that left) still has its generation written, once.
+        """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         while True:
@@ -123,7 +138,7 @@ class Ledger:
         error: Exception | None = None
         try:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(_INSERT, [astuple(g) for g, _, _ in items])
+            db.executemany(_INSERT, [_row(g) for g, _, _ in items])
             db.executemany(
                 "UPDATE api_keys SET usage = usage + ? WHERE id = ?",
                 [(g.cost, g.key_id) for g, _, _ in items if g.cost],
