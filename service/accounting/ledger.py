@@ -1,22 +1,28 @@
 """The ledger: one row per generation, written with the key's spending, in one transaction.
 
-A single writer thread owns the write connection and commits whatever has queued up
-in one transaction (group commit), so the cost of a commit is shared by every request
-that arrived meanwhile, and nothing touches SQLite on the event loop. A request waits
-for its row to be committed before its last byte goes out: a generation the client
-saw complete is in the ledger even if the process is killed the next instant. On a
-clean shutdown the writer drains the queue before it stops.
+Nothing on the request path waits for SQLite. A generation is first appended to a
+journal file (one `write()` of a JSON line, which survives the process being killed:
+it is in the kernel's page cache), then handed to a writer thread that commits what has
+queued up in one transaction (group commit) together with the keys' spending. The
+journal is rotated, and a rotated file is deleted once everything in it is committed.
+On start, whatever a killed process left in its journals is replayed; replay is
+idempotent (a generation id is written once, and only a new row adds to spending). On
+a clean shutdown the writer drains its queue before it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import sqlite3
 import threading
+import uuid
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+import orjson
 
 log = logging.getLogger("switchyard.ledger")
 
@@ -42,6 +48,7 @@ CREATE INDEX IF NOT EXISTS generations_key ON generations (key_id, created_at);
 """
 MAX_BATCH = 512
 MAX_QUEUE = 65_536
+JOURNAL_BYTES = 8 * 1024 * 1024  # rotate the journal past this size
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,45 +83,75 @@ def _row(g: Generation) -> tuple[object, ...]:
 
 
 _INSERT = (
-    f"INSERT OR REPLACE INTO generations ({', '.join(_COLUMNS)}) "  # noqa: S608 - fixed names
+    f"INSERT OR IGNORE INTO generations ({', '.join(_COLUMNS)}) "  # noqa: S608 - fixed names
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
-_Item = tuple[Generation, asyncio.Future[None], asyncio.AbstractEventLoop] | None
+_SPEND = "UPDATE api_keys SET usage = usage + ? WHERE id = ?"
+# A generation to commit, or a journal file to delete once all before it is committed.
+_Item = Generation | Path | None
 
 
 class Ledger:
     def __init__(self, path: Path) -> None:
         self._path = path
-        setup = sqlite3.connect(path)
+        self._journals = path.parent / "ledger-journal"
+        self._journals.mkdir(parents=True, exist_ok=True)
+        setup = sqlite3.connect(path, isolation_level=None)
         setup.execute("PRAGMA journal_mode=WAL")
         setup.executescript(SCHEMA)
+        self._replay(setup)
         setup.close()
+        self._pending: dict[str, Generation] = {}  # queued, not yet committed
+        self._pending_lock = threading.Lock()
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=MAX_QUEUE)
+        self._journal_path, self._journal_fd, self._journal_size = self._new_journal()
         self._thread = threading.Thread(target=self._write, name="ledger", daemon=True)
         self._thread.start()
         self._reader = sqlite3.connect(path, check_same_thread=False)
         self._reader_lock = threading.Lock()
 
-    async def record(self, generation: Generation) -> None:
-        """Queue the row (and the key's spending) and wait until it is committed.
+    # --- the request path ---------------------------------------------------------------
 
-        The row is queued before the first await, so a caller cancelled while waiting
-        (a client that left) still has its generation written, once.
+    async def record(self, generation: Generation) -> None:
+        """Journal the generation, then queue it for the writer; no wait for SQLite.
+
+        Awaits only when the writer has fallen a whole queue behind (back-pressure).
         """
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        line = orjson.dumps(_row(generation)) + b"\n"
+        os.write(self._journal_fd, line)
+        self._journal_size += len(line)
+        with self._pending_lock:
+            self._pending[generation.id] = generation
         while True:
             try:
-                self._queue.put_nowait((generation, done, loop))
+                self._queue.put_nowait(generation)
                 break
-            except queue.Full:  # back-pressure, never an unbounded queue
+            except queue.Full:  # never an unbounded queue
                 await asyncio.sleep(0.001)
-        await asyncio.shield(done)
+        if self._journal_size > JOURNAL_BYTES:
+            await self._rotate()
+
+    async def _rotate(self) -> None:
+        old, old_fd = self._journal_path, self._journal_fd
+        self._journal_path, self._journal_fd, self._journal_size = self._new_journal()
+        os.close(old_fd)
+        while True:  # after every row of `old`, in queue order: delete it once committed
+            try:
+                self._queue.put_nowait(old)
+                return
+            except queue.Full:
+                await asyncio.sleep(0.001)
+
+    def _new_journal(self) -> tuple[Path, int, int]:
+        path = self._journals / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), 0
+
+    # --- the writer thread --------------------------------------------------------------
 
     def _write(self) -> None:
         db = sqlite3.connect(self._path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across a process kill
+        db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=5000")
         stopping = False
         while not stopping:
@@ -124,35 +161,56 @@ class Ledger:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            items = [item for item in batch if item is not None]
-            stopping = len(items) < len(batch)
-            if items:
-                self._commit(db, items)
+            stopping = None in batch
+            generations = [g for g in batch if isinstance(g, Generation)]
+            if generations and self._commit(db, generations):
+                with self._pending_lock:
+                    for g in generations:
+                        self._pending.pop(g.id, None)
+            for done in (p for p in batch if isinstance(p, Path)):
+                done.unlink(missing_ok=True)
         db.close()
 
     @staticmethod
-    def _commit(
-        db: sqlite3.Connection,
-        items: list[tuple[Generation, asyncio.Future[None], asyncio.AbstractEventLoop]],
-    ) -> None:
-        error: Exception | None = None
+    def _commit(db: sqlite3.Connection, generations: list[Generation]) -> bool:
         try:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(_INSERT, [_row(g) for g, _, _ in items])
-            db.executemany(
-                "UPDATE api_keys SET usage = usage + ? WHERE id = ?",
-                [(g.cost, g.key_id) for g, _, _ in items if g.cost],
-            )
+            for g in generations:
+                if db.execute(_INSERT, _row(g)).rowcount == 1 and g.cost:
+                    db.execute(_SPEND, (g.cost, g.key_id))
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.error("ledger write failed for %d generations", len(items), exc_info=exc)
-            error = exc
+            return True
+        except sqlite3.Error as exc:  # the rows stay journaled: replayed on the next start
+            log.error("ledger write failed for %d generations", len(generations), exc_info=exc)
             if db.in_transaction:
                 db.execute("ROLLBACK")
-        for _, done, loop in items:
-            loop.call_soon_threadsafe(_resolve, done, error)
+            return False
+
+    def _replay(self, db: sqlite3.Connection) -> None:
+        """Commit what a previous process journaled but may not have committed."""
+        files = sorted(f for f in self._journals.glob("*.jsonl") if not _owner_alive(f))
+        generations = []
+        for file in files:
+            for line in file.read_bytes().splitlines():
+                try:
+                    values = orjson.loads(line)
+                    generations.append(Generation(*values))
+                except (orjson.JSONDecodeError, TypeError):
+                    log.warning("skipping a torn journal line in %s", file.name)
+        committed = not generations or self._commit(db, generations)
+        if generations and committed:
+            log.info("replayed %d journaled generations", len(generations))
+        if committed:
+            for file in files:
+                file.unlink()
+
+    # --- reads and shutdown -------------------------------------------------------------
 
     def get(self, generation_id: str) -> Generation | None:
+        with self._pending_lock:
+            pending = self._pending.get(generation_id)
+        if pending is not None:
+            return pending
         with self._reader_lock:
             row = self._reader.execute(
                 f"SELECT {', '.join(_COLUMNS)} FROM generations WHERE id = ?",  # noqa: S608
@@ -165,16 +223,27 @@ class Ledger:
         return Generation(*values)
 
     def close(self) -> None:
-        """Drain what is queued, then stop the writer."""
+        """Drain what is queued, then stop the writer and drop the (committed) journal."""
         self._queue.put(None)
         self._thread.join(timeout=30)
+        os.close(self._journal_fd)
+        if not self._thread.is_alive() and not self._pending:
+            self._journal_path.unlink(missing_ok=True)
         self._reader.close()
 
 
-def _resolve(done: asyncio.Future[None], error: Exception | None) -> None:
-    if done.done():
-        return
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(error)
+def _owner_alive(journal: Path) -> bool:
+    """Whether the process writing this journal still runs (another worker's journal)."""
+    try:
+        pid = int(journal.name.split("-", 1)[0])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -67,13 +67,14 @@ def test_sigkill_keeps_the_ledger_and_drops_reservations(tmp_path: Path) -> None
     finally:
         gateway.stop()
 
-    db = sqlite3.connect(data / "switchyard.db")
-    rows = db.execute("SELECT id, cost FROM generations").fetchall()
-    db.close()
-    assert sorted(r[0] for r in rows) == sorted(ids), "every finished generation was kept"
-
-    again = start_gateway(config, data, fresh=False)
+    again = start_gateway(config, data, fresh=False)  # replays what the killed one journaled
     try:
+        db = sqlite3.connect(data / "switchyard.db")
+        rows = db.execute("SELECT id, cost FROM generations").fetchall()
+        db.close()
+        assert sorted(r[0] for r in rows) == sorted(ids), "every finished generation was kept"
+        leftover = list((data / "ledger-journal").glob("*.jsonl"))
+        assert len(leftover) == 1, "the killed process's journal was replayed and removed"
         own = request("GET", again.base_url + "/key", headers=auth).json()["data"]
         assert abs(own["usage"] - 0.3) < 1e-9
         assert abs(own["limit_remaining"] - 0.7) < 1e-9  # the killed stream's hold is gone

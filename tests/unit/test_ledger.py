@@ -1,0 +1,63 @@
+"""The ledger's journal: what a killed process wrote is replayed once, never twice."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+
+from service.accounting.ledger import Generation, Ledger, _row
+from service.store.keys import KeyStore
+
+GEN = Generation(
+    id="gen-1", key_id="", model="m", provider="p", upstream_model="u", kind="chat",
+    created_at=1.0, prompt_tokens=3, completion_tokens=4, cost=0.25, latency_ms=1.0,
+    generation_time_ms=2.0, finish_reason="stop", streamed=False, cancelled=False,
+)  # fmt: skip
+
+
+def test_journal_of_a_dead_process_is_replayed_once(tmp_path: Path) -> None:
+    database = tmp_path / "switchyard.db"
+    keys = KeyStore(database, cache_seconds=0)
+    record, _ = keys.create("k")
+    journal = tmp_path / "ledger-journal"
+    journal.mkdir()
+    rows = [replace(GEN, id=f"gen-{i}", key_id=record.id) for i in range(3)]
+    lines = b"".join(orjson.dumps(_row(g)) + b"\n" for g in rows)
+    # pid 2**22 + 1 is above Linux's pid_max: no such process. The last line is torn.
+    (journal / f"{2**22 + 1}-dead.jsonl").write_bytes(lines + b'["gen-torn", "')
+
+    ledger = Ledger(database)
+    try:
+        assert [ledger.get(f"gen-{i}") for i in range(3)] == rows
+        assert ledger.get("gen-torn") is None
+    finally:
+        ledger.close()
+    assert not list(journal.glob(f"{2**22 + 1}-*"))  # replayed, then removed
+    assert keys.get(record.id).usage == 0.75  # type: ignore[union-attr]
+
+    (journal / f"{2**22 + 1}-again.jsonl").write_bytes(lines)  # the same rows once more
+    Ledger(database).close()
+    assert keys.get(record.id).usage == 0.75  # type: ignore[union-attr]  # not twice
+    keys.close()
+
+
+def test_recorded_rows_are_readable_at_once_and_committed_on_close(tmp_path: Path) -> None:
+    database = tmp_path / "switchyard.db"
+    keys = KeyStore(database, cache_seconds=0)
+    record, _ = keys.create("k")
+    ledger = Ledger(database)
+    generation = replace(GEN, key_id=record.id)
+    asyncio.run(ledger.record(generation))
+    assert ledger.get(generation.id) == generation  # pending or committed, never missing
+    ledger.close()
+    reopened = Ledger(database)
+    try:
+        assert reopened.get(generation.id) == generation
+    finally:
+        reopened.close()
+    assert keys.get(record.id).usage == 0.25  # type: ignore[union-attr]
+    assert not list((tmp_path / "ledger-journal").glob("*.jsonl"))  # a clean stop leaves none
+    keys.close()
