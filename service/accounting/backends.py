@@ -40,6 +40,10 @@ class LedgerBackend(Protocol):
 
     def get(self, generation_id: str) -> Generation | None: ...
 
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Block until everything recorded so far is durable in the store."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -18,6 +18,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -221,6 +222,17 @@ class Ledger:
         values = list(row)
         values[-2], values[-1] = bool(values[-2]), bool(values[-1])
         return Generation(*values)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait (on this thread) until everything recorded so far is committed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._pending_lock:
+                if not self._pending:
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
 
     def close(self) -> None:
         """Drain what is queued, then stop the writer and drop the (committed) journal."""

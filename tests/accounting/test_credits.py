@@ -31,6 +31,7 @@ def get(gateway: LocalGateway, key: str, path: str) -> RawResponse:
 
 def ledger(gateway: LocalGateway, key_id: str) -> list[tuple[Any, ...]]:
     assert gateway.service is not None
+    assert gateway.service.accounting.ledger.flush(), "the ledger did not catch up"
     db = sqlite3.connect(gateway.service.keys.path)
     try:
         return db.execute(
