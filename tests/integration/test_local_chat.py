@@ -398,3 +398,17 @@ def test_disconnect_frees_the_model(small_queue: Gateway) -> None:
     )
     assert raw.status == 200
     assert time.monotonic() - started < 5, "the abandoned generation kept the model busy"
+
+
+def test_logit_bias_applies_and_usage_still_counts(local_gateway: Gateway) -> None:
+    """A bias of -100 on end-of-turn makes the model run to max_tokens, and the
+    completion tokens are still counted."""
+    reply = sdk(local_gateway).chat.completions.create(
+        model=MODEL,
+        messages=ask("Say hi."),
+        max_tokens=12,
+        temperature=0,
+        logit_bias={"2": -100},
+    )
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage is not None and reply.usage.completion_tokens == 12

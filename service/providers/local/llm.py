@@ -48,13 +48,19 @@ Event = Piece | Finish
 
 
 class _StepCounter:
-    """A logits processor that only counts: called once per sampled token."""
+    """A logits processor called once per sampled token: it counts the steps, and applies
+    the request's `logit_bias` itself (llama-cpp-python 0.3.36 drops every other logits
+    processor, ours included, when it is handed `logit_bias`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, logit_bias: dict[int, float]) -> None:
         self.steps = 0
+        self._bias = [(t, b) for t, b in logit_bias.items() if t >= 0]
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         self.steps += 1
+        for token, bias in self._bias:
+            if token < len(scores):
+                scores[token] += bias
         return scores
 
 
@@ -136,7 +142,7 @@ class LocalLLM:
                 if schema_grammar is not None
                 else None
             )
-            counter = _StepCounter()
+            counter = _StepCounter(sampling.logit_bias)
             # Evaluate every prompt from scratch: reusing a cached prefix changes the
             # batch split, and with it the logits, which breaks "same seed, same output".
             self._llama.reset()
@@ -149,7 +155,6 @@ class LocalLLM:
                 seed=sampling.seed,
                 presence_penalty=sampling.presence_penalty,
                 frequency_penalty=sampling.frequency_penalty,
-                logit_bias=sampling.logit_bias or None,
                 grammar=grammar,
                 logits_processor=[counter],
                 stream=True,
