@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/switchyard/v1/*.proto)
 
-.PHONY: run test lint proto proto-check install clean
+.PHONY: run test lint proto proto-check install clean bench soak
 
 install: $(STAMP)
 
@@ -63,3 +63,14 @@ proto-check: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .proto-check .mypy_cache .ruff_cache .pytest_cache
+
+# Benchmarks (issue 7; bench/): the gateway pinned to CPU 0, the mock upstream and the load
+# clients to CPU 1. `make bench` takes about 10 minutes and writes bench/RESULTS.md and
+# bench/results.json (BENCH_ARGS=--quick: a 2-3 minute smoke run); `make soak` runs the
+# gateway under steady load for 10 minutes and adds its RSS growth (SOAK_ARGS=--minutes N).
+bench: $(STAMP)
+	command -v wrk >/dev/null 2>&1 || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)

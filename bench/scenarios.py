@@ -1,0 +1,192 @@
+"""The chat scenarios of issue 7, run the same way against any target.
+
+A target is the mock itself (direct) or a gateway in front of it: the suites below
+take only a URL, a model name and a key, so direct and gateway numbers come from the
+same clients, the same bodies, the same rates and the same pinning, and "added" is a
+plain subtraction. Each step is bounded by its duration plus a fixed margin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.loadgen import chat_body
+from bench.procs import CLIENT_CPU, PYTHON, ROOT, cpu_seconds, pinned, rss_kib
+from bench.wrk import run_wrk, write_script
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Durations and loads; `QUICK` is the ~2-minute smoke run."""
+
+    wrk_seconds: float = 10.0
+    warmup: float = 2.0
+    seconds: float = 10.0  # closed-loop and gRPC loadgen runs
+    tail_seconds: float = 20.0  # the added-latency runs: 1,000 requests, 400 streams for p99
+    many_seconds: float = 6.0
+    many_ks: tuple[int, ...] = (64, 128, 256, 512)
+    many_chunks: int = 50
+    many_delay_ms: int = 20
+    connections: tuple[int, ...] = (1, 16, 64)
+    latency_rate: float = 50.0
+    stream_rate: float = 20.0
+    grpc_concurrency: tuple[int, ...] = (16, 64)
+    local_seconds: float = 8.0
+    local_concurrency: tuple[int, ...] = (1, 8, 32)
+    chat_seconds: float = 20.0
+
+    @property
+    def many_model(self) -> str:
+        """The mock's per-request override: CHUNKS chunks DELAY ms apart."""
+        return f"many@{self.many_chunks}x{self.many_delay_ms}"
+
+
+FULL = Settings()
+QUICK = Settings(
+    wrk_seconds=2.0,
+    warmup=1.0,
+    seconds=2.0,
+    tail_seconds=2.0,
+    many_seconds=2.0,
+    many_ks=(64, 256),
+    local_seconds=2.0,
+    chat_seconds=4.0,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a suite sends its load: the mock (direct) or a gateway."""
+
+    label: str
+    url: str  # http://127.0.0.1:PORT (HTTP) or 127.0.0.1:PORT (gRPC)
+    key: str
+    chat_model: str
+    many_model: str
+    pid: int | None = None  # the server process to account CPU and RSS to
+
+
+def loadgen(args: list[str], *, budget: float) -> JSON:
+    """Run bench.loadgen pinned to the client core; its JSON result."""
+    argv = pinned(CLIENT_CPU, [PYTHON, "-m", "bench.loadgen", *args])
+    proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        argv, capture_output=True, text=True, timeout=budget + 60, check=False, cwd=ROOT
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"loadgen failed (rc {proc.returncode}): {proc.stderr[-800:]}")
+    result: JSON = orjson.loads(lines[-1])
+    return result
+
+
+def _timing(settings: Settings, seconds: float | None = None) -> list[str]:
+    return ["--duration", str(seconds or settings.seconds), "--warmup", str(settings.warmup)]
+
+
+def wrk_suite(target: Target, settings: Settings, scratch: Path) -> JSON:
+    """Non-streaming chat at each concurrency: a warm-up run, then the measured run.
+
+    At c=16 the target's CPU time (utime+stime) is read around the measured run only,
+    and divided by the requests wrk completed in it.
+    """
+    body = orjson.dumps(chat_body(target.chat_model, stream=False))
+    script = write_script(scratch / f"wrk-{target.label}.lua", body, target.key)
+    url = target.url + "/v1/chat/completions"
+    out: JSON = {}
+    for connections in settings.connections:
+        run_wrk(url, script, connections=connections, duration=settings.warmup, cpu=CLIENT_CPU)
+        before = cpu_seconds(target.pid) if target.pid else 0.0
+        result = run_wrk(
+            url, script, connections=connections, duration=settings.wrk_seconds, cpu=CLIENT_CPU
+        )
+        out[str(connections)] = asdict(result)
+        if connections == 16 and target.pid:
+            used = cpu_seconds(target.pid) - before
+            out["cpu"] = {
+                "cpu_seconds": used,
+                "core_share_pct": used / result.duration_s * 100 if result.duration_s else None,
+                "requests": result.requests,
+                "ms_per_request": used * 1000 / result.requests if result.requests else None,
+            }
+    return out
+
+
+def latency_at_rate(target: Target, settings: Settings) -> JSON:
+    args = ["http", "--url", target.url, "--key", target.key, "--model", target.chat_model]
+    args += ["--rate", str(settings.latency_rate), *_timing(settings, settings.tail_seconds)]
+    return loadgen(args, budget=settings.tail_seconds + settings.warmup)
+
+
+def streaming_at_rate(target: Target, settings: Settings) -> JSON:
+    args = ["http", "--url", target.url, "--key", target.key, "--model", target.chat_model]
+    args += ["--stream", "--rate", str(settings.stream_rate)]
+    args += _timing(settings, settings.tail_seconds)
+    return loadgen(args, budget=settings.tail_seconds + settings.warmup)
+
+
+def many_streams(target: Target, settings: Settings) -> JSON:
+    """K streams kept open (each worker reopens when one ends), ramped in over 1 s."""
+    out: JSON = {}
+    warmup = max(settings.warmup, 1.5)  # covers the 1 s ramp
+    for k in settings.many_ks:
+        args = ["http", "--url", target.url, "--key", target.key, "--model", target.many_model]
+        args += ["--stream", "--concurrency", str(k), "--stagger", "1"]
+        args += ["--duration", str(settings.many_seconds), "--warmup", str(warmup)]
+        args += ["--timeout", "30"]
+        out[str(k)] = loadgen(args, budget=settings.many_seconds + warmup + 30)
+    return out
+
+
+def grpc_suite(target: Target, settings: Settings) -> JSON:
+    """ChatService over gRPC: closed-loop unary and streaming, fixed-rate unary and stream."""
+    base = ["grpc", "--target", target.url, "--key", target.key, "--model", target.chat_model]
+    budget = settings.seconds + settings.warmup
+    out: JSON = {"closed": {}, "stream_closed": {}}
+    for c in settings.grpc_concurrency:
+        out["closed"][str(c)] = loadgen(
+            [*base, "--concurrency", str(c), *_timing(settings)], budget=budget
+        )
+    out["rate"] = loadgen(
+        [*base, "--rate", str(settings.latency_rate), *_timing(settings)], budget=budget
+    )
+    out["stream_rate"] = loadgen(
+        [*base, "--stream", "--rate", str(settings.stream_rate), *_timing(settings)],
+        budget=budget,
+    )
+    for c in settings.grpc_concurrency:
+        out["stream_closed"][str(c)] = loadgen(
+            [*base, "--stream", "--concurrency", str(c), *_timing(settings)], budget=budget
+        )
+    return out
+
+
+def http_suite(
+    target: Target,
+    settings: Settings,
+    scratch: Path,
+    guard: Callable[[str, Callable[[], JSON]], JSON | None],
+) -> JSON:
+    """Every HTTP chat scenario for one target; `guard` records a failed step and goes on."""
+    out: JSON = {}
+    for name, step in (
+        ("wrk", lambda: wrk_suite(target, settings, scratch)),
+        ("rate", lambda: latency_at_rate(target, settings)),
+        ("stream", lambda: streaming_at_rate(target, settings)),
+        ("many", lambda: many_streams(target, settings)),
+    ):
+        result = guard(f"{target.label}/{name}", step)
+        if result is not None:
+            out[name] = result
+    if target.pid:
+        with contextlib.suppress(OSError):  # a gateway that died is reported by the caller
+            out["rss_kib"] = rss_kib(target.pid)
+    return out
