@@ -1,9 +1,9 @@
 """The ledger: one row per generation, written with the key's spending, in one transaction.
 
 Nothing on the request path waits for SQLite. A generation is first appended to a
-journal file (one `write()` of a JSON line, which survives the process being killed:
-it is in the kernel's page cache), then handed to a writer thread that commits what has
-queued up in one transaction (group commit) together with the keys' spending. The
+memory-mapped journal (see journal.py: it survives the process being killed), then
+handed to a writer thread that commits what has queued up, a few milliseconds' worth
+at a time, in one transaction together with the keys' spending. The
 journal is rotated, and a rotated file is deleted once everything in it is committed.
 On start, whatever a killed process left in its journals is replayed; replay is
 idempotent (a generation id is written once, and only a new row adds to spending). On
@@ -19,11 +19,12 @@ import queue
 import sqlite3
 import threading
 import time
-import uuid
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import orjson
+
+from service.accounting.journal import JOURNAL_BYTES, Journal, records
 
 log = logging.getLogger("switchyard.ledger")
 
@@ -49,7 +50,7 @@ CREATE INDEX IF NOT EXISTS generations_key ON generations (key_id, created_at);
 """
 MAX_BATCH = 512
 MAX_QUEUE = 65_536
-JOURNAL_BYTES = 8 * 1024 * 1024  # rotate the journal past this size
+BATCH_WINDOW = 0.005  # seconds the writer lets rows gather before a commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +94,9 @@ _Item = Generation | Path | None
 
 
 class Ledger:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, journal_bytes: int = JOURNAL_BYTES) -> None:
         self._path = path
+        self._journal_bytes = journal_bytes
         self._journals = path.parent / "ledger-journal"
         self._journals.mkdir(parents=True, exist_ok=True)
         setup = sqlite3.connect(path, isolation_level=None)
@@ -105,7 +107,7 @@ class Ledger:
         self._pending: dict[str, Generation] = {}  # queued, not yet committed
         self._pending_lock = threading.Lock()
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=MAX_QUEUE)
-        self._journal_path, self._journal_fd, self._journal_size = self._new_journal()
+        self._journal = Journal(self._journals, self._journal_bytes)
         self._thread = threading.Thread(target=self._write, name="ledger", daemon=True)
         self._thread.start()
         self._reader = sqlite3.connect(path, check_same_thread=False)
@@ -119,8 +121,9 @@ class Ledger:
         Awaits only when the writer has fallen a whole queue behind (back-pressure).
         """
         line = orjson.dumps(_row(generation)) + b"\n"
-        os.write(self._journal_fd, line)
-        self._journal_size += len(line)
+        if not self._journal.append(line):
+            await self._rotate()
+            self._journal.append(line)
         with self._pending_lock:
             self._pending[generation.id] = generation
         while True:
@@ -129,23 +132,17 @@ class Ledger:
                 break
             except queue.Full:  # never an unbounded queue
                 await asyncio.sleep(0.001)
-        if self._journal_size > JOURNAL_BYTES:
-            await self._rotate()
 
     async def _rotate(self) -> None:
-        old, old_fd = self._journal_path, self._journal_fd
-        self._journal_path, self._journal_fd, self._journal_size = self._new_journal()
-        os.close(old_fd)
+        old = self._journal
+        self._journal = Journal(self._journals, self._journal_bytes)
+        old.close()
         while True:  # after every row of `old`, in queue order: delete it once committed
             try:
-                self._queue.put_nowait(old)
+                self._queue.put_nowait(old.path)
                 return
             except queue.Full:
                 await asyncio.sleep(0.001)
-
-    def _new_journal(self) -> tuple[Path, int, int]:
-        path = self._journals / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), 0
 
     # --- the writer thread --------------------------------------------------------------
 
@@ -157,6 +154,9 @@ class Ledger:
         stopping = False
         while not stopping:
             batch = [self._queue.get()]
+            # The journal already holds the rows: gather a few milliseconds' worth into
+            # one commit rather than waking up (and committing) once per request.
+            time.sleep(BATCH_WINDOW)
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -192,7 +192,7 @@ class Ledger:
         files = sorted(f for f in self._journals.glob("*.jsonl") if not _owner_alive(f))
         generations = []
         for file in files:
-            for line in file.read_bytes().splitlines():
+            for line in records(file):
                 try:
                     values = orjson.loads(line)
                     generations.append(Generation(*values))
@@ -238,9 +238,9 @@ class Ledger:
         """Drain what is queued, then stop the writer and drop the (committed) journal."""
         self._queue.put(None)
         self._thread.join(timeout=30)
-        os.close(self._journal_fd)
+        self._journal.close()
         if not self._thread.is_alive() and not self._pending:
-            self._journal_path.unlink(missing_ok=True)
+            self._journal.path.unlink(missing_ok=True)
         self._reader.close()
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import orjson
 
+from service.accounting.journal import Journal, records
 from service.accounting.ledger import Generation, Ledger, _row
 from service.store.keys import KeyStore
 
@@ -61,3 +63,32 @@ def test_recorded_rows_are_readable_at_once_and_committed_on_close(tmp_path: Pat
     assert keys.get(record.id).usage == 0.25  # type: ignore[union-attr]
     assert not list((tmp_path / "ledger-journal").glob("*.jsonl"))  # a clean stop leaves none
     keys.close()
+
+
+def test_journal_rotates_and_rotated_files_go_once_committed(tmp_path: Path) -> None:
+    database = tmp_path / "switchyard.db"
+    keys = KeyStore(database, cache_seconds=0)
+    record, _ = keys.create("k")
+    ledger = Ledger(database, journal_bytes=1024)  # a few rows per journal file
+
+    async def write() -> None:
+        for i in range(20):
+            await ledger.record(replace(GEN, id=f"gen-{i}", key_id=record.id, cost=0.5))
+
+    asyncio.run(write())
+    assert ledger.flush()
+    journals = tmp_path / "ledger-journal"
+    time.sleep(0.05)  # the writer deletes a rotated file right after its commit
+    assert len(list(journals.glob("*.jsonl"))) == 1, "only the current journal is left"
+    ledger.close()
+    assert not list(journals.glob("*.jsonl"))
+    assert keys.get(record.id).usage == 10.0  # type: ignore[union-attr]
+    keys.close()
+
+
+def test_journal_append_fills_then_refuses(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, size=16)
+    assert journal.append(b"0123456\n") and journal.append(b"abcdefg\n")
+    assert not journal.append(b"x\n")
+    journal.close()
+    assert records(journal.path) == [b"0123456", b"abcdefg"]
