@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import os
+import random
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,9 +25,14 @@ from service.pipeline import CallContext
 from service.routing.router import split_variant
 from service.store.keys import KeyRecord
 
+# Ids must be unique, not secret (a generation is only shown to its own key). A PRNG
+# seeded once from the OS costs far less than uuid4's getrandom() call per id, which
+# was measured at 3% of a request's CPU here.
+_ids = random.Random(os.urandom(32))
+
 
 def new_generation_id() -> str:
-    return "gen-" + uuid.uuid4().hex
+    return f"gen-{_ids.getrandbits(128):032x}"
 
 
 @dataclass(slots=True)
