@@ -36,7 +36,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pinned(cpu: int, argv: list[str]) -> list[str]:
+def pinned(cpu: int | str, argv: list[str]) -> list[str]:
     return ["taskset", "-c", str(cpu), *argv]
 
 
@@ -202,6 +202,8 @@ def start_gateway(
     *,
     channel: str = "inprocess",
     grpc_only: bool = False,
+    workers: int = 1,
+    cpus: int | str = GATEWAY_CPU,
 ) -> Gateway:
     """`switchyard serve` on CPU 0, fresh data dir, its dev key read from `dev-key`."""
     if data_dir.exists():
@@ -213,6 +215,8 @@ def start_gateway(
         argv += ["--config", str(config)]
     argv += ["--data-dir", str(data_dir), "--http-port", str(http_port)]
     argv += ["--grpc-port", str(grpc_port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     if grpc_only:
         argv.append("--grpc-only")
     elif channel != "inprocess":
@@ -225,5 +229,5 @@ def start_gateway(
         return grpc_only or _http_ok(f"http://127.0.0.1:{http_port}/healthz")
 
     # Started from the data dir, so that no ./switchyard.yaml is picked up by accident.
-    proc = start(name, pinned(GATEWAY_CPU, argv), log_dir, ready, cwd=data_dir)
+    proc = start(name, pinned(cpus, argv), log_dir, ready, cwd=data_dir)
     return Gateway(proc, http_port, grpc_port, key_file.read_text().strip())

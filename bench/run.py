@@ -173,6 +173,20 @@ class Bench:
             http[channel] = scenarios.http_suite(target, s, self.scratch, self.guard)
             self.release(gw.proc)
 
+    def workers(self, config: Path) -> None:
+        """--workers 2 against one worker, the gateway pinned to both cores."""
+
+        def run_gateway(workers: int) -> tuple[str, str, Any]:
+            name = f"gateway-workers-{workers}"
+            gw = self.gateway(name, config, workers=workers, cpus="0,1")
+            if gw is None:
+                raise RuntimeError(f"{name} did not start")
+            return gw.url, gw.key, lambda: self.release(gw.proc)
+
+        self.results["workers"] = self.guard(
+            "workers", lambda: scenarios.workers_suite(run_gateway, self.settings, self.scratch)
+        )
+
     def grpc_gateway(self, config: Path) -> None:
         gw = self.gateway("gateway-grpc-only", config, grpc_only=True)
         if gw is None:
@@ -200,6 +214,7 @@ class Bench:
         self.ceilings()
         self.grpc_null()
         self.http(mock_port, config)
+        self.workers(config)
         self.grpc_gateway(config)
         if local:
             self.local()

@@ -190,3 +190,28 @@ def http_suite(
         with contextlib.suppress(OSError):  # a gateway that died is reported by the caller
             out["rss_kib"] = rss_kib(target.pid)
     return out
+
+
+def workers_suite(run_gateway: Any, settings: Settings, scratch: Path) -> JSON:
+    """Saturation RPS (wrk c=64) of one worker and of two, the gateway given both cores.
+
+    `run_gateway(workers)` starts a gateway and returns (url, key, stop). wrk runs
+    unpinned here, beside the mock: the two workers get the cores they are meant to use.
+    """
+    out: JSON = {}
+    for workers in (1, 2):
+        url, key, stop = run_gateway(workers)
+        try:
+            body = orjson.dumps(chat_body("bench/chat", stream=False))
+            script = write_script(scratch / f"wrk-workers-{workers}.lua", body, key)
+            endpoint = url + "/v1/chat/completions"
+            run_wrk(endpoint, script, connections=64, duration=settings.warmup, cpu="0,1")
+            result = run_wrk(
+                endpoint, script, connections=64, duration=settings.wrk_seconds, cpu="0,1"
+            )
+            out[str(workers)] = asdict(result)
+        finally:
+            stop()
+    one, two = out["1"]["rps"], out["2"]["rps"]
+    out["ratio"] = two / one if one else None
+    return out

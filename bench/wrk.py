@@ -63,7 +63,7 @@ def run_wrk(
     *,
     connections: int,
     duration: float,
-    cpu: int,
+    cpu: int | str,
     timeout_s: float = 5.0,
 ) -> WrkResult:
     """One wrk run on one thread, pinned to `cpu`; bounded by its duration plus a margin."""
