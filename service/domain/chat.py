@@ -81,6 +81,22 @@ class ResponseFormat:
     strict: bool | None = None
 
 
+# The scalar sampling parameters of a ChatRequest, named as in OpenAI's API (None = unset).
+SAMPLING_PARAMETERS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "seed",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "parallel_tool_calls",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     model: str

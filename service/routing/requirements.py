@@ -15,23 +15,9 @@ from dataclasses import dataclass
 import orjson
 
 from service.catalog import EndpointConfig
-from service.domain.chat import AudioPart, ChatRequest, FilePart, ImagePart
+from service.domain.chat import SAMPLING_PARAMETERS, AudioPart, ChatRequest, FilePart, ImagePart
 from service.domain.embeddings import EmbedRequest
 
-# Request fields that name a parameter an endpoint may or may not support.
-_SAMPLING = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "seed",
-    "n",
-    "presence_penalty",
-    "frequency_penalty",
-    "logprobs",
-    "top_logprobs",
-    "parallel_tool_calls",
-)
 _MODALITY_OF = {ImagePart: "image", AudioPart: "audio", FilePart: "file"}
 
 
@@ -77,7 +63,7 @@ def for_chat(request: ChatRequest) -> Requirements:
     elif fmt is not None and fmt.type == "json_object":
         hard.add("response_format")
     params = set(hard)
-    params.update(name for name in _SAMPLING if getattr(request, name) is not None)
+    params.update(name for name in SAMPLING_PARAMETERS if getattr(request, name) is not None)
     if request.stop:
         params.add("stop")
     if request.logit_bias:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from service.domain.chat import (
+    SAMPLING_PARAMETERS,
     AudioPart,
     ChatDelta,
     ChatRequest,
@@ -98,20 +99,7 @@ def chat_body(request: ChatRequest, upstream_model: str, *, stream: bool) -> JSO
     body: JSON = orjson.loads(request.extra_json) if request.extra_json else {}
     body["model"] = upstream_model
     body["messages"] = [message_json(m) for m in request.messages]
-    for name in (
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "max_completion_tokens",
-        "seed",
-        "n",
-        "presence_penalty",
-        "frequency_penalty",
-        "logprobs",
-        "top_logprobs",
-        "user",
-        "parallel_tool_calls",
-    ):
+    for name in (*SAMPLING_PARAMETERS, "user"):
         value = getattr(request, name)
         if value is not None:
             body[name] = value
