@@ -30,15 +30,6 @@ class CallContext:
     key: KeyRecord
     deadline: float | None  # event-loop time; None = no deadline
 
-    def remaining(self) -> float | None:
-        if self.deadline is None:
-            return None
-        return self.deadline - asyncio.get_running_loop().time()
-
-    def expired(self) -> bool:
-        remaining = self.remaining()
-        return remaining is not None and remaining <= 0.0
-
 
 class Pipeline:
     def __init__(self, keys: KeyBackend) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from switchyard.v1 import admin_pb2
 
 from gateway_http.errors import bad_request
-from gateway_http.transcode.fields import JSON, array, integer, obj, string
+from gateway_http.transcode.fields import JSON, array, integer, string
 
 # HTTP field -> KeyPolicy field
 POLICY_NAMES = {
@@ -127,7 +127,3 @@ def generation_json(g: admin_pb2.Generation) -> JSON:
             "cancelled": g.cancelled,
         }
     }
-
-
-def body_object(body: Any) -> JSON:
-    return obj(body, "body")

@@ -63,7 +63,3 @@ class Credits:
 
     def release(self, reservation: Reservation) -> None:
         self._close(reservation)
-
-    def forget(self, key_id: str) -> None:
-        """Drop what is known of a key (its limit or spending changed elsewhere)."""
-        self._spent.pop(key_id, None)

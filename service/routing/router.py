@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from service import errors
@@ -81,9 +81,6 @@ class Router:
         self._providers = providers
         self._health = health
         self._rng = rng or random.Random()
-
-    def model(self, model_id: str) -> ModelConfig | None:
-        return self._models.get(split_variant(model_id)[0])
 
     def _order(
         self, endpoints: list[EndpointConfig], prefs: Preferences, sort: str | None
@@ -186,7 +183,3 @@ class Router:
                 continue
             usable.append(endpoint)
         return usable
-
-
-def describe(candidates: Sequence[Candidate]) -> str:
-    return ", ".join(f"{c.model.id}@{c.endpoint.provider}" for c in candidates)

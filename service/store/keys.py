@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +252,3 @@ class KeyStore:
             self._cache.clear()
         self._cache[digest] = (now + self._cache_seconds, record, digest)
         return record if record.active else None
-
-    def with_usage(self, record: KeyRecord, usage: float) -> KeyRecord:
-        return replace(record, usage=usage)

@@ -114,9 +114,6 @@ class LocalLLM:
             if self._llama is None:
                 await asyncio.get_running_loop().run_in_executor(self._executor, self._load_sync)
 
-    def count_tokens(self, text: str) -> int:
-        return len(self._llama.tokenize(text.encode(), add_bos=False, special=True))
-
     def _generate_sync(
         self,
         messages: list[dict[str, str]],

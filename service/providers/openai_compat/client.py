@@ -17,7 +17,6 @@ from service.config import ProviderConfig
 from service.domain.chat import ChatDelta, ChatRequest, ChatResult
 from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, RerankResult
 from service.providers.base import Attempt
-from service.providers.errors import ProviderError
 from service.providers.openai_compat import convert
 from service.providers.openai_compat.errors import bad_response, status_error, transport_error
 from service.providers.openai_compat.stream import BrokenStreamError, sse_data
@@ -107,6 +106,3 @@ class OpenAICompatProvider:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-
-__all__ = ["OpenAICompatProvider", "ProviderError"]
