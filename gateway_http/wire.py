@@ -43,6 +43,22 @@ def request_id(scope: Scope) -> str:
     return f"{_ids.getrandbits(128):032x}"
 
 
+def header_timeout(scope: Scope) -> float | None:
+    """The request deadline in `x-switchyard-timeout` (seconds), if the caller set one."""
+    raw = header(scope, b"x-switchyard-timeout")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw.decode("latin-1"))
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 86_400:
+        raise bad_request(
+            "'x-switchyard-timeout' must be a number of seconds above 0.", "x-switchyard-timeout"
+        )
+    return seconds
+
+
 def call_metadata(scope: Scope, rid: str) -> tuple[tuple[str, str], ...]:
     """gRPC metadata for the service call: the caller's credentials and our request id."""
     authorization = header(scope, b"authorization")

@@ -10,11 +10,11 @@ from switchyard.v1 import chat_pb2_grpc
 
 from gateway_http.routes.base import AuthProbe, Endpoint
 from gateway_http.sse import stream_chat
-from gateway_http.transcode.chat import parse_chat, response_json, timeout_from_header
+from gateway_http.transcode.chat import parse_chat, response_json
 from gateway_http.wire import (
     ClientWatch,
     call_metadata,
-    header,
+    header_timeout,
     read_json,
     send_json,
     served_headers,
@@ -38,10 +38,7 @@ class ChatCompletions(Endpoint):
     async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         started = time.perf_counter()
         parsed = parse_chat(await read_json(receive))
-        raw_timeout = header(scope, b"x-switchyard-timeout")
-        timeout = parsed.timeout or timeout_from_header(
-            raw_timeout.decode("latin-1") if raw_timeout is not None else None
-        )
+        timeout = parsed.timeout or header_timeout(scope)
         metadata = call_metadata(scope, rid)
         async with ClientWatch(receive):
             if parsed.stream:

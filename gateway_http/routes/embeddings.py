@@ -9,9 +9,14 @@ from starlette.types import Receive, Scope, Send
 from switchyard.v1 import embeddings_pb2_grpc
 
 from gateway_http.routes.base import AuthProbe, Endpoint
-from gateway_http.transcode.chat import timeout_from_header
 from gateway_http.transcode.embeddings import embeddings_json, parse_embeddings
-from gateway_http.wire import call_metadata, header, read_json, send_json, served_headers
+from gateway_http.wire import (
+    call_metadata,
+    header_timeout,
+    read_json,
+    send_json,
+    served_headers,
+)
 
 
 class Embeddings(Endpoint):
@@ -24,11 +29,10 @@ class Embeddings(Endpoint):
     async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         started = time.perf_counter()
         request, encoding = parse_embeddings(await read_json(receive))
-        raw_timeout = header(scope, b"x-switchyard-timeout")
         response = await self._stub.Embed(
             request,
             metadata=call_metadata(scope, rid),
-            timeout=timeout_from_header(raw_timeout.decode() if raw_timeout else None),
+            timeout=header_timeout(scope),
         )
         payload = orjson.dumps(embeddings_json(response, encoding))
         await send_json(

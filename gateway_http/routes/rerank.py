@@ -9,9 +9,14 @@ from starlette.types import Receive, Scope, Send
 from switchyard.v1 import rerank_pb2_grpc
 
 from gateway_http.routes.base import AuthProbe, Endpoint
-from gateway_http.transcode.chat import timeout_from_header
 from gateway_http.transcode.rerank import parse_rerank, rerank_json
-from gateway_http.wire import call_metadata, header, read_json, send_json, served_headers
+from gateway_http.wire import (
+    call_metadata,
+    header_timeout,
+    read_json,
+    send_json,
+    served_headers,
+)
 
 
 class Rerank(Endpoint):
@@ -22,11 +27,10 @@ class Rerank(Endpoint):
     async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         started = time.perf_counter()
         request = parse_rerank(await read_json(receive))
-        raw_timeout = header(scope, b"x-switchyard-timeout")
         response = await self._stub.Rerank(
             request,
             metadata=call_metadata(scope, rid),
-            timeout=timeout_from_header(raw_timeout.decode() if raw_timeout else None),
+            timeout=header_timeout(scope),
         )
         payload = orjson.dumps(rerank_json(response))
         await send_json(

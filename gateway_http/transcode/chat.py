@@ -384,18 +384,4 @@ def chunk_json(chunk: chat_pb2.ChatChunk, include_usage: bool, include_cost: boo
     return out
 
 
-def timeout_from_header(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds <= 86_400:
-        raise bad_request(
-            "'x-switchyard-timeout' must be a number of seconds above 0.", "x-switchyard-timeout"
-        )
-    return seconds
-
-
 __all__ = ["ParsedChat", "chunk_json", "parse_chat", "response_json"]
