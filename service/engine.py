@@ -71,7 +71,7 @@ def _expired(deadline: float | None) -> bool:
 def provider_failure(err: ProviderError, deadline: float | None) -> errors.GatewayError:
     """The contract error for one upstream failure (DESIGN §4)."""
     if _expired(deadline) and err.kind in (FailureKind.TIMEOUT, FailureKind.CONNECT):
-        return errors.request_timeout(None)
+        return errors.request_timeout()
     if err.kind in _NOT_HEALTH:
         return errors.GatewayError(
             "NO_PROVIDER_AVAILABLE",
@@ -143,7 +143,7 @@ class Engine:
                     blocked.append(health.retry_after(self._health.now()))
                     break
                 if _expired(deadline):
-                    raise errors.request_timeout(None)
+                    raise errors.request_timeout()
                 try:
                     result = await run(candidate, Attempt(candidate.endpoint.model, deadline))
                 except ProviderError as err:
@@ -151,7 +151,7 @@ class Engine:
                         health.success(self._health.now(), None, None)  # it answered
                         raise provider_failure(err, deadline) from err
                     if _expired(deadline):
-                        raise errors.request_timeout(None) from err
+                        raise errors.request_timeout() from err
                     failures.append(err)
                     if err.kind in _NOT_HEALTH:
                         health.probing = False

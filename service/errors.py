@@ -76,9 +76,8 @@ def model_not_found(model: str) -> GatewayError:
     )
 
 
-def request_timeout(seconds: float | None) -> GatewayError:
-    within = f" within {seconds:g} s" if seconds is not None else ""
-    return GatewayError("REQUEST_TIMEOUT", f"The request did not complete{within}.")
+def request_timeout() -> GatewayError:
+    return GatewayError("REQUEST_TIMEOUT", "The request did not complete before its deadline.")
 
 
 def upstream_error(provider: str, message: str, status: int | None = None) -> GatewayError:
