@@ -87,7 +87,7 @@ def ensure_dev_key(keys: KeyStore, data_dir: Path) -> None:
         _save_secret(data_dir / "admin-key", plain, "an admin API key")
 
 
-class _Uvicorn(uvicorn.Server):
+class UvicornServer(uvicorn.Server):
     """uvicorn without its own signal handling: `serve()` below owns the shutdown."""
 
     @contextlib.contextmanager
@@ -108,7 +108,7 @@ async def serve(options: ServeOptions) -> None:
     service: Service | None = None
     grpc_server: grpc.aio.Server | None = None
     channel: Any = None
-    http: _Uvicorn | None = None
+    http: UvicornServer | None = None
     http_task: asyncio.Task[None] | None = None
     # A co-located `--channel grpc` hop goes over an abstract unix socket of this
     # process: the same gRPC stack, without TCP's loopback costs.
@@ -141,7 +141,7 @@ async def serve(options: ServeOptions) -> None:
                 server_header=False,
                 log_level="warning",
             )
-            http = _Uvicorn(config)
+            http = UvicornServer(config)
             http_task = asyncio.create_task(http.serve(sockets=[_listen(options)]))
             log.info(
                 "HTTP gateway listening on http://%s:%d/v1 (channel: %s)",
