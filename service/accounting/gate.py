@@ -16,7 +16,7 @@ from service.accounting.backends import CounterBackend, CreditBackend, LedgerBac
 from service.accounting.credits import Credits, Reservation
 from service.accounting.ledger import Generation
 from service.accounting.limiter import Admission, LimitState, RateLimiter
-from service.accounting.pricing import cost
+from service.accounting.pricing import Estimate, cost
 from service.catalog import ModelConfig
 from service.domain.chat import Usage
 from service.engine import Served
@@ -44,7 +44,7 @@ class Ticket:
     generation_id: str
     reservation: Reservation
     admission: Admission
-    tokens: int  # the estimate counted against tokens-per-minute
+    estimate: Estimate
     started: float
     limits: LimitState  # as this request left them when it was admitted
 
@@ -88,8 +88,7 @@ class Accounting:
         call: CallContext,
         kind: str,
         requested: Sequence[str],
-        worst_cost: float,
-        tokens: int,
+        estimate: Estimate,
         moderation_texts: Sequence[str],
     ) -> Ticket:
         """Admit a generation, or raise the contract error (403, 429, 402) that stops it."""
@@ -98,9 +97,9 @@ class Accounting:
             verdict = await self._moderator.check(moderation_texts)
             if verdict.flagged:
                 raise flagged_error(verdict)
-        admission = self.limiter.admit(call.key.id, call.key.policy, tokens)
+        admission = self.limiter.admit(call.key.id, call.key.policy, estimate.tokens)
         try:
-            reservation = self.credits.reserve(call.key, worst_cost)
+            reservation = self.credits.reserve(call.key, estimate.worst_cost)
         except errors.GatewayError:
             self.limiter.finish(admission, 0)
             raise
@@ -111,7 +110,7 @@ class Accounting:
             new_generation_id(),
             reservation,
             admission,
-            tokens,
+            estimate,
             time.perf_counter(),
             limits,
         )
@@ -135,11 +134,16 @@ class Accounting:
         finish_reason: str,
         streamed: bool = False,
         cancelled: bool = False,
-        images: int = 0,
         units: int = 1,
     ) -> float:
         """Bill what was produced, release the rest, and record the generation."""
-        price = cost(served.pricing, usage.prompt_tokens, usage.completion_tokens, images, units)
+        price = cost(
+            served.pricing,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            ticket.estimate.images,
+            units,
+        )
         self.credits.settle(ticket.reservation, price)
         self.limiter.finish(ticket.admission, usage.total_tokens)
         elapsed = (time.perf_counter() - ticket.started) * 1000

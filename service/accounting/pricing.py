@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from service.catalog import EndpointConfig, ModelConfig, Pricing
-from service.domain.chat import ChatRequest, ImagePart, TextPart, Usage
+from service.domain.chat import ChatRequest, ImagePart, TextPart
 from service.domain.embeddings import EmbedRequest, RerankRequest
 
 CHARS_PER_TOKEN = 3
@@ -50,12 +51,21 @@ def chat_prompt(request: ChatRequest) -> tuple[int, int]:
     return tokens, images
 
 
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What a request is judged by before it runs."""
+
+    worst_cost: float  # the most it can cost on any endpoint it may reach (reserved)
+    tokens: int  # prompt and possible output (counted against tokens-per-minute)
+    prompt_tokens: int  # the prompt alone (billed for a stream cut before usage arrived)
+    images: int = 0  # image parts (billed per image as well)
+
+
 def _endpoints(models: Iterable[ModelConfig]) -> list[EndpointConfig]:
     return [e for m in models for e in m.endpoints]
 
 
-def chat_worst_case(request: ChatRequest, models: Iterable[ModelConfig]) -> tuple[float, int]:
-    """(the most this request can cost on any endpoint it may reach, its token estimate)."""
+def chat_worst_case(request: ChatRequest, models: Iterable[ModelConfig]) -> Estimate:
     prompt, images = chat_prompt(request)
     worst, tokens = 0.0, prompt
     for endpoint in _endpoints(models):
@@ -68,23 +78,23 @@ def chat_worst_case(request: ChatRequest, models: Iterable[ModelConfig]) -> tupl
         )
         tokens = max(tokens, prompt + output)
         worst = max(worst, cost(endpoint.pricing, prompt, output, images))
-    return worst, tokens
+    return Estimate(worst, tokens, prompt, images)
 
 
-def embed_worst_case(request: EmbedRequest, models: Iterable[ModelConfig]) -> tuple[float, int]:
+def embed_worst_case(request: EmbedRequest, models: Iterable[ModelConfig]) -> Estimate:
     tokens = sum(len(ids) for ids in request.token_inputs) + sum(
         estimate_tokens(t) for t in request.texts
     )
     worst = max((cost(e.pricing, tokens, 0) for e in _endpoints(models)), default=0.0)
-    return worst, tokens
+    return Estimate(worst, tokens, tokens)
 
 
-def rerank_worst_case(request: RerankRequest, models: Iterable[ModelConfig]) -> tuple[float, int]:
+def rerank_worst_case(request: RerankRequest, models: Iterable[ModelConfig]) -> Estimate:
     tokens = estimate_tokens(request.query) * len(request.documents) + sum(
         estimate_tokens(d) for d in request.documents
     )
     worst = max((cost(e.pricing, tokens, 0, units=1) for e in _endpoints(models)), default=0.0)
-    return worst, tokens
+    return Estimate(worst, tokens, tokens)
 
 
 def cost(pricing: Pricing, prompt: int, completion: int, images: int = 0, units: int = 1) -> float:
@@ -95,7 +105,3 @@ def cost(pricing: Pricing, prompt: int, completion: int, images: int = 0, units:
         + units * pricing.request
         + images * pricing.image
     )
-
-
-def usage_cost(pricing: Pricing, usage: Usage, images: int = 0) -> float:
-    return cost(pricing, usage.prompt_tokens, usage.completion_tokens, images)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from switchyard.v1 import chat_pb2, chat_pb2_grpc
 
 from service.accounting.gate import Accounting, Ticket
-from service.accounting.pricing import chat_prompt, chat_worst_case, tokens_for_chars
+from service.accounting.pricing import chat_worst_case, tokens_for_chars
 from service.domain.chat import ChatRequest, Message, TextPart, Usage
 from service.engine import Engine, Served, StreamTiming
 from service.pipeline import CallContext, Pipeline
@@ -35,9 +35,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
 
     async def _admit(self, call: CallContext, request: ChatRequest) -> Ticket:
         requested = [request.model, *request.routing.fallback_models]
-        worst, tokens = chat_worst_case(request, self._accounting.models(requested))
+        estimate = chat_worst_case(request, self._accounting.models(requested))
         texts = [t for m in request.messages if m.role != "assistant" for t in _texts(m)]
-        return await self._accounting.open(call, "chat", requested, worst, tokens, texts)
+        return await self._accounting.open(call, "chat", requested, estimate, texts)
 
     async def Complete(  # noqa: N802 - gRPC method name
         self, request: chat_pb2.ChatRequest, context: Context
@@ -57,7 +57,6 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 served,
                 usage,
                 finish_reason=result.choices[0].finish_reason if result.choices else "",
-                images=chat_prompt(chat_request)[1],
             )
             out = response_to_proto(result, served, ticket.generation_id, int(time.time()))
             usage_out = out.usage
@@ -94,7 +93,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                         rate_limits_to_proto(self._accounting.limits(ticket), chunk.rate_limits)
                         first = False
                     yield chunk
-            usage = builder.usage or self._produced(chat_request, builder)
+            usage = builder.usage or self._produced(ticket, builder)
             price = await self._accounting.settle(
                 ticket, served, usage, finish_reason=builder.finish_reason, streamed=True
             )
@@ -107,7 +106,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 await self._accounting.settle(
                     ticket,
                     served,
-                    builder.usage or self._produced(chat_request, builder),
+                    builder.usage or self._produced(ticket, builder),
                     finish_reason="cancelled",
                     streamed=True,
                     cancelled=True,
@@ -120,9 +119,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             await abort(context, exc, "ChatService.Stream")
 
     @staticmethod
-    def _produced(request: ChatRequest, builder: ChunkBuilder) -> Usage:
+    def _produced(ticket: Ticket, builder: ChunkBuilder) -> Usage:
         """Usage when the upstream reported none (a cut stream): our own estimate."""
-        prompt = chat_prompt(request)[0]
+        prompt = ticket.estimate.prompt_tokens
         completion = tokens_for_chars(builder.produced_chars)
         return Usage(
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion

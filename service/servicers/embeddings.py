@@ -60,9 +60,9 @@ class EmbeddingServicer(embeddings_pb2_grpc.EmbeddingServiceServicer):
             call = begin(self._pipeline, context)
             embed_request = request_from_proto(request)
             requested = [embed_request.model, *embed_request.routing.fallback_models]
-            worst, tokens = embed_worst_case(embed_request, self._accounting.models(requested))
+            estimate = embed_worst_case(embed_request, self._accounting.models(requested))
             ticket = await self._accounting.open(
-                call, "embeddings", requested, worst, tokens, embed_request.texts
+                call, "embeddings", requested, estimate, embed_request.texts
             )
             try:
                 result, served = await self._engine.embed(embed_request, call)

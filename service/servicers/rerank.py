@@ -52,9 +52,9 @@ class RerankServicer(rerank_pb2_grpc.RerankServiceServicer):
             call = begin(self._pipeline, context)
             rerank_request = request_from_proto(request)
             requested = [rerank_request.model, *rerank_request.routing.fallback_models]
-            worst, tokens = rerank_worst_case(rerank_request, self._accounting.models(requested))
+            estimate = rerank_worst_case(rerank_request, self._accounting.models(requested))
             texts = [rerank_request.query, *rerank_request.documents]
-            ticket = await self._accounting.open(call, "rerank", requested, worst, tokens, texts)
+            ticket = await self._accounting.open(call, "rerank", requested, estimate, texts)
             try:
                 result, served = await self._engine.rerank(rerank_request, call)
             except BaseException:

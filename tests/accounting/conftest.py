@@ -43,6 +43,8 @@ models:
     endpoints: [{{provider: a, model: echo, pricing: {{request: 0.01}}}}]
   - id: free/chat
     endpoints: [{{provider: b, model: echo}}]
+  - id: paid/image
+    endpoints: [{{provider: b, model: echo, pricing: {{image: 0.05}}}}]
 """
 
 

@@ -194,3 +194,28 @@ def test_cancelled_stream_is_billed_once_for_what_it_produced(
     assert completion >= 2  # at least what reached the client ("tick " x 6)
     assert cost > 0
     assert get(accounted, key, "/credits").json()["data"]["total_usage"] == pytest.approx(cost)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_images_are_billed_streamed_or_not(accounted: LocalGateway, stream: bool) -> None:
+    key = new_key(accounted)
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    body: dict[str, Any] = {
+        "model": "paid/image",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "see"}, image, image]}],
+        "stream": stream,
+        "usage": {"include": True},
+    }
+    if stream:
+        conn, response = open_stream(
+            accounted.base_url + "/chat/completions", body, {"Authorization": f"Bearer {key}"}
+        )
+        try:
+            events = [line.decode()[6:].strip() for line in response if line.startswith(b"data: ")]
+        finally:
+            conn.close()
+        cost = json.loads(events[-2])["cost"]
+    else:
+        cost = post(accounted, key, body).json()["cost"]
+    assert cost == pytest.approx(0.10)  # two images at 0.05, tokens free
+    assert get(accounted, key, "/credits").json()["data"]["total_usage"] == pytest.approx(0.10)
