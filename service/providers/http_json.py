@@ -2,7 +2,7 @@
 
 These upstreams differ in paths, bodies and error shapes, not in transport: each POSTs
 one JSON object and reads one JSON answer. `JsonClient` owns that part once: a pooled
-keep-alive aiohttp session (DESIGN §9), a per-attempt timeout bounded by the provider's
+keep-alive connection pool (DESIGN §9), a per-attempt timeout bounded by the provider's
 `timeout`, its `connect_timeout` and the request deadline, and every failure raised as a
 `ProviderError`. What stays per provider is the error-body parser handed in.
 
@@ -12,13 +12,11 @@ chat to them when a model's configuration says so, and then must get a clean ref
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
 from service.config import ProviderConfig
@@ -27,13 +25,11 @@ from service.providers.base import Attempt
 from service.providers.errors import FailureKind, ProviderError
 from service.providers.openai_compat.convert import BadUpstreamError
 from service.providers.openai_compat.errors import bad_response, retry_after, transport_error
-from service.providers.session import UpstreamSession
+from service.providers.session import TRANSPORT_ERRORS, UpstreamSession
 
 JSON = dict[str, Any]
 # (status, body) -> (message, param): reads one provider's error envelope.
 ErrorParser = Callable[[int, bytes], tuple[str, str | None]]
-
-_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,17 +115,22 @@ class JsonClient:
         try:
             async with await self._http.post(url, orjson.dumps(body), attempt) as response:
                 payload = await response.read()
-                headers = {k.lower(): v for k, v in response.headers.items()}
+                headers = response.headers  # names already in lower case
                 if response.status >= 400:
                     status = response.status
                     reported = self._statuses.get(status, status)
                     raise status_error(name, status, payload, headers, self._parse_error, reported)
-        except _TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             raise transport_error(name, exc) from exc
         try:
             return Reply(body=orjson.loads(payload), headers=headers)
         except orjson.JSONDecodeError as exc:
             raise bad_response(name, "not JSON") from exc
+
+    @property
+    def in_use(self) -> int:
+        """Connections checked out right now (a probe for tests)."""
+        return self._http.in_use
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -1,4 +1,4 @@
-"""I/O for Anthropic's Messages API over one pooled, keep-alive aiohttp session.
+"""I/O for Anthropic's Messages API over the shared pooled keep-alive transport.
 
 Every call is bounded by the provider's `timeout` (the whole attempt, stream included),
 its `connect_timeout` and the request's deadline, whichever ends first, and by the
@@ -11,11 +11,9 @@ requires `max_tokens`; this fills it when the client sent none, default 4096).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
-import aiohttp
 import orjson
 from multidict import CIMultiDict
 
@@ -26,11 +24,10 @@ from service.providers.anthropic import convert, errors
 from service.providers.anthropic.stream import StreamTranslator, UpstreamStreamError
 from service.providers.base import Attempt
 from service.providers.openai_compat.stream import BrokenStreamError, sse_data
-from service.providers.session import UpstreamSession
+from service.providers.session import TRANSPORT_ERRORS, UpstreamSession
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
-_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
 def _option(config: ProviderConfig, key: str, kind: type, default: Any) -> Any:
@@ -87,7 +84,7 @@ class AnthropicProvider:
                 payload = await response.read()
                 if response.status >= 400:
                     raise errors.status_error(self.name, response.status, payload, response.headers)
-        except _TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             raise errors.transport_error(self.name, exc) from exc
         try:
             return convert.parse_message(orjson.loads(payload), call.format_tool)
@@ -101,13 +98,13 @@ class AnthropicProvider:
         translator = StreamTranslator(call.format_tool)
         try:
             async with await self._http.post(
-                self._url, orjson.dumps(call.body), attempt
+                self._url, orjson.dumps(call.body), attempt, stream=True
             ) as response:
                 if response.status >= 400:
                     payload = await response.read()
                     raise errors.status_error(self.name, response.status, payload, response.headers)
                 try:
-                    async for data in sse_data(response.content.iter_any()):
+                    async for data in sse_data(response.chunks()):
                         delta = translator.feed(orjson.loads(data))
                         if delta is not None:
                             yield delta
@@ -117,7 +114,7 @@ class AnthropicProvider:
                     # An unfinished body must not go back to the pool: closing it is
                     # also what tells the upstream that we stopped listening.
                     response.close()
-        except _TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             raise errors.transport_error(self.name, exc) from exc
         except UpstreamStreamError as exc:
             raise errors.stream_error(self.name, exc.error_type, exc.message) from exc

@@ -1,4 +1,4 @@
-"""I/O for the Google Gemini API (v1beta REST) over one pooled, keep-alive aiohttp session.
+"""I/O for the Google Gemini API (v1beta REST) over the shared pooled transport.
 
 `generateContent`, `streamGenerateContent?alt=sse` and `batchEmbedContents`, with the key
 in the `x-goog-api-key` header (never in the URL, where it would end up in logs). Every
@@ -9,13 +9,11 @@ read an arbitrary URL itself.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 
 from service.config import ProviderConfig
@@ -37,9 +35,8 @@ from service.providers.gemini.errors import (
 )
 from service.providers.gemini.stream import StreamTranslator
 from service.providers.openai_compat.stream import BrokenStreamError, sse_data
-from service.providers.session import UpstreamSession
+from service.providers.session import TRANSPORT_ERRORS, UpstreamSession
 
-_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 _VERSIONS = ("/v1beta", "/v1", "/v1alpha")
 EMBED_BATCH = 100  # the most requests one batchEmbedContents call accepts
 
@@ -68,7 +65,7 @@ class GeminiProvider:
                 payload = await response.read()
                 if response.status >= 400:
                     raise status_error(self.name, response.status, payload, response.headers)
-        except _TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             raise transport_error(self.name, exc) from exc
         try:
             return orjson.loads(payload)
@@ -121,12 +118,14 @@ class GeminiProvider:
         url = self._url(attempt.upstream_model, "streamGenerateContent") + "?alt=sse"
         translator = StreamTranslator()
         try:
-            async with await self._http.post(url, orjson.dumps(body), attempt) as response:
+            async with await self._http.post(
+                url, orjson.dumps(body), attempt, stream=True
+            ) as response:
                 if response.status >= 400:
                     payload = await response.read()
                     raise status_error(self.name, response.status, payload, response.headers)
                 try:
-                    async for data in sse_data(response.content.iter_any()):
+                    async for data in sse_data(response.chunks()):
                         for delta in translator.feed(orjson.loads(data)):
                             yield delta
                     for delta in translator.finish():
@@ -135,7 +134,7 @@ class GeminiProvider:
                     # An unfinished body must not go back to the pool: closing it is
                     # also what tells the upstream that we stopped listening.
                     response.close()
-        except _TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             raise transport_error(self.name, exc) from exc
         except (orjson.JSONDecodeError, BrokenStreamError) as exc:
             raise bad_response(self.name, "broken event stream") from exc

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import aiohttp
-
 from service.providers.errors import FailureKind, ProviderError
+from service.providers.http1 import BrokenBodyError, MalformedResponseError
 from service.providers.openai_compat.convert import error_message
 
 
@@ -46,9 +44,9 @@ def status_error(
 
 
 def transport_error(provider: str, exc: BaseException) -> ProviderError:
-    if isinstance(exc, asyncio.TimeoutError):
+    if isinstance(exc, TimeoutError):
         return ProviderError(FailureKind.TIMEOUT, provider, f"{provider} did not answer in time")
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, (BrokenBodyError, MalformedResponseError)):
         return ProviderError(
             FailureKind.BAD_RESPONSE, provider, f"{provider} sent a broken response body"
         )
