@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -106,7 +106,10 @@ class Ledger:
         setup.close()
         self._pending: dict[str, Generation] = {}  # queued, not yet committed
         self._pending_lock = threading.Lock()
-        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=MAX_QUEUE)
+        # Items for the writer. Bounded by `_enqueue`; appends and pops are thread-safe.
+        self._items: deque[_Item] = deque()
+        self._ready = threading.Event()  # set when items wait and the writer may sleep
+        self._wake_scheduled = False
         self._journal = Journal(self._journals, self._journal_bytes)
         self._thread = threading.Thread(target=self._write, name="ledger", daemon=True)
         self._thread.start()
@@ -126,23 +129,30 @@ class Ledger:
             self._journal.append(line)
         with self._pending_lock:
             self._pending[generation.id] = generation
-        while True:
-            try:
-                self._queue.put_nowait(generation)
-                break
-            except queue.Full:  # never an unbounded queue
-                await asyncio.sleep(0.001)
+        await self._enqueue(generation)
+
+    async def _enqueue(self, item: _Item) -> None:
+        # Never an unbounded queue. The writer is a thread, so the loop polls for room
+        # (only when a whole queue behind) rather than being woken from it.
+        while len(self._items) >= MAX_QUEUE:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+        self._items.append(item)
+        if not self._ready.is_set() and not self._wake_scheduled:
+            # Waking the writer switches threads on this core; done from the loop's next
+            # turn, that happens after the answer being built has been written out.
+            self._wake_scheduled = True
+            asyncio.get_running_loop().call_soon(self._wake)
+
+    def _wake(self) -> None:
+        self._wake_scheduled = False
+        self._ready.set()
 
     async def _rotate(self) -> None:
         old = self._journal
         self._journal = Journal(self._journals, self._journal_bytes)
         old.close()
-        while True:  # after every row of `old`, in queue order: delete it once committed
-            try:
-                self._queue.put_nowait(old.path)
-                return
-            except queue.Full:
-                await asyncio.sleep(0.001)
+        # After every row of `old`, in queue order: deleted once those are committed.
+        await self._enqueue(old.path)
 
     # --- the writer thread --------------------------------------------------------------
 
@@ -153,15 +163,16 @@ class Ledger:
         db.execute("PRAGMA busy_timeout=5000")
         stopping = False
         while not stopping:
-            batch = [self._queue.get()]
+            self._ready.wait()
             # The journal already holds the rows: gather a few milliseconds' worth into
             # one commit rather than waking up (and committing) once per request.
             time.sleep(BATCH_WINDOW)
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            self._ready.clear()  # before draining: a later append sets it again
+            batch: list[_Item] = []
+            while self._items and len(batch) < MAX_BATCH:
+                batch.append(self._items.popleft())
+            if self._items:
+                self._ready.set()
             stopping = None in batch
             generations = [g for g in batch if isinstance(g, Generation)]
             if generations and self._commit(db, generations):
@@ -236,7 +247,8 @@ class Ledger:
 
     def close(self) -> None:
         """Drain what is queued, then stop the writer and drop the (committed) journal."""
-        self._queue.put(None)
+        self._items.append(None)
+        self._ready.set()
         self._thread.join(timeout=30)
         self._journal.close()
         if not self._thread.is_alive() and not self._pending:
