@@ -1,4 +1,4 @@
-"""`create_app`: the Starlette application, composed explicitly from its routes.
+"""`create_app`: the ASGI application, composed explicitly from its routes.
 
 The app is handed a channel, either a grpc.aio channel to a remote service or the
 service's in-process channel; it builds the generated stubs on it and knows nothing
@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 from switchyard.v1 import (
     admin_pb2_grpc,
     chat_pb2_grpc,
@@ -54,7 +55,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10.0) -> Starlette:
+class HotRoutes:
+    """Exact-path dispatch of the API's POST routes, in front of Starlette.
+
+    These endpoints are raw ASGI apps that render their own errors (routes/base.py), so
+    they need neither Starlette's route matching nor its two error middlewares, which
+    also wrap `send` for every SSE chunk. Every other request goes through Starlette.
+    """
+
+    def __init__(self, routes: dict[str, ASGIApp], app: Starlette) -> None:
+        self._routes = routes
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self._routes.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10.0) -> HotRoutes:
     chat = chat_pb2_grpc.ChatServiceStub(channel)
     models = models_pb2_grpc.ModelServiceStub(channel)
     probe = AuthProbe(models)
@@ -62,20 +84,14 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
     key = Key(probe, admin)
     account = Account(probe, admin_pb2_grpc.AccountServiceStub(channel))
     rerank = Rerank(probe, rerank_pb2_grpc.RerankServiceStub(channel))
+    chat_completions = ChatCompletions(probe, chat, hold=stream_hold, keepalive=keepalive)
+    embeddings = Embeddings(probe, embeddings_pb2_grpc.EmbeddingServiceStub(channel))
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/v1/models", ListModels(probe, models), methods=["GET"]),
         Route("/v1/models/{model_id:path}", GetModel(probe, models), methods=["GET"]),
-        Route(
-            "/v1/chat/completions",
-            ChatCompletions(probe, chat, hold=stream_hold, keepalive=keepalive),
-            methods=["POST"],
-        ),
-        Route(
-            "/v1/embeddings",
-            Embeddings(probe, embeddings_pb2_grpc.EmbeddingServiceStub(channel)),
-            methods=["POST"],
-        ),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/rerank", rerank, methods=["POST"]),
         Route("/rerank", rerank, methods=["POST"]),
         Route("/v1/keys", Keys(probe, admin), methods=["GET", "POST"]),
@@ -85,4 +101,11 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
         Route("/v1/credits", account, methods=["GET"]),
         Route("/v1/generation", account, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
+    app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
+    hot: dict[str, ASGIApp] = {
+        "/v1/chat/completions": chat_completions,
+        "/v1/embeddings": embeddings,
+        "/v1/rerank": rerank,
+        "/rerank": rerank,
+    }
+    return HotRoutes(hot, app)

@@ -112,8 +112,11 @@ class StreamCall:
             while True:
                 remaining = self._context.time_remaining()
                 try:
-                    async with asyncio.timeout(remaining):
+                    if remaining is None:  # no deadline: no timer per message either
                         message = await anext(self._stream)
+                    else:
+                        async with asyncio.timeout(remaining):
+                            message = await anext(self._stream)
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
