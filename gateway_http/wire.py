@@ -148,12 +148,16 @@ class ClientWatch:
     """Cancels the current task when the client disconnects, so that the gRPC call it
     is awaiting (and with it the upstream request) is cancelled too.
 
-    One watcher task per request, never per chunk.
+    One watcher task per request, never per chunk. The watcher is never cancelled: once
+    the block is left it is disarmed, and it ends by itself when the server completes the
+    response (uvicorn then answers `receive()` with `http.disconnect`). A cancelled
+    watcher would leave a reference cycle per request (its CancelledError's traceback
+    holds its frames), which only a garbage collection pause can free.
     """
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
-        self._task: asyncio.Task[Any] | None = None
+        self._task: asyncio.Task[Any] | None = None  # armed while not None
         self._watcher: asyncio.Task[None] | None = None
         self.disconnected = False
 
@@ -166,9 +170,10 @@ class ClientWatch:
         while True:
             message: Message = await self._receive()
             if message["type"] == "http.disconnect":
-                self.disconnected = True
-                if self._task is not None:
-                    self._task.cancel()
+                task, self._task = self._task, None
+                if task is not None:  # still serving: the client has gone
+                    self.disconnected = True
+                    task.cancel()
                 return
 
     async def __aexit__(
@@ -177,9 +182,9 @@ class ClientWatch:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if self._watcher is not None:
-            self._watcher.cancel()
-        if exc_type is asyncio.CancelledError and self.disconnected and self._task is not None:
+        self._task = None  # disarmed
+        if exc_type is asyncio.CancelledError and self.disconnected:
             # Swallow only our own cancellation, never an outer one (server shutdown).
-            return self._task.uncancel() == 0
+            current = asyncio.current_task()
+            return current is not None and current.uncancel() == 0
         return False

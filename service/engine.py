@@ -152,7 +152,9 @@ class Engine:
                         raise provider_failure(err, deadline) from err
                     if _expired(deadline):
                         raise errors.request_timeout() from err
-                    failures.append(err)
+                    # Kept without its traceback, which holds this frame: a reference
+                    # cycle per failed attempt otherwise (tests/resilience/test_no_cycles).
+                    failures.append(err.with_traceback(None))
                     if err.kind in _NOT_HEALTH:
                         health.probing = False
                         break

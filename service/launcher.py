@@ -34,6 +34,7 @@ from service.store.keys import KeyPolicy, KeyStore
 
 log = logging.getLogger("switchyard")
 
+GC_YOUNG_THRESHOLD = 25_000  # allocations between young collections (CPython default: 700)
 CLIENT_CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -138,6 +139,8 @@ async def serve(options: ServeOptions) -> None:
                 ws="none",
                 lifespan="off",
                 access_log=False,
+                # Client addresses are not used: no X-Forwarded-* rewriting per request.
+                proxy_headers=False,
                 server_header=False,
                 log_level="warning",
             )
@@ -153,6 +156,11 @@ async def serve(options: ServeOptions) -> None:
         # future collection (measured: c16 p99 from 17 ms to 2-3 ms, DESIGN §9).
         gc.collect()
         gc.freeze()
+        # The request path makes no reference cycles (tests/resilience/test_no_cycles.py), so
+        # young objects are freed by reference counting; what a young collection finds is
+        # the live state of requests in flight (suspended coroutines, ~20 objects per
+        # stream), costing ~1 ms at 256 streams for nothing. Collect 35x less often.
+        gc.set_threshold(GC_YOUNG_THRESHOLD)
         stop_task = asyncio.create_task(_wait_for_stop())
         watched = {stop_task} | ({http_task} if http_task else set())
         done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
