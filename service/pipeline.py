@@ -8,8 +8,9 @@ the in-process channel (which bypasses the gRPC transport) runs exactly the same
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import re
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from service.accounting.backends import KeyBackend
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Request ids need to be unique, not secret: no uuid4 (a syscall and an object) per call.
+_ids = random.Random(os.urandom(32))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,7 @@ class Pipeline:
         if time_remaining is not None:
             deadline = asyncio.get_running_loop().time() + time_remaining
         return CallContext(
-            request_id=request_id or uuid.uuid4().hex,
+            request_id=request_id or f"{_ids.getrandbits(128):032x}",
             key=record,
             deadline=deadline,
         )
