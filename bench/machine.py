@@ -78,6 +78,16 @@ def cpu_totals() -> tuple[float, float]:
     ) / ticks
 
 
+def busy_seconds() -> float:
+    """CPU seconds the whole machine was busy, interrupts included (/proc/stat).
+
+    Loopback traffic is processed in softirq context, which this kernel accounts to
+    no process: at saturation it is a real share of the cores.
+    """
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:3] + fields[5:7]) / os.sysconf("SC_CLK_TCK")  # user..system, irqs
+
+
 def own_cpu() -> float:
     """CPU seconds of this process and every child it has waited for (all of the run's)."""
     me, kids = (

@@ -48,6 +48,12 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / _CLOCK_TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of a process and its live children (a gateway and its workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return cpu_seconds(pid) + sum(cpu_seconds(int(child)) for child in children)
+
+
 def cpu_by_process() -> dict[int, tuple[str, float]]:
     """pid -> (command line, CPU seconds so far) for every process we can read."""
     out: dict[int, tuple[str, float]] = {}

@@ -176,12 +176,12 @@ class Bench:
     def workers(self, config: Path) -> None:
         """--workers 2 against one worker, the gateway pinned to both cores."""
 
-        def run_gateway(workers: int) -> tuple[str, str, Any]:
+        def run_gateway(workers: int) -> tuple[str, str, Any, int]:
             name = f"gateway-workers-{workers}"
             gw = self.gateway(name, config, workers=workers, cpus="0,1")
             if gw is None:
                 raise RuntimeError(f"{name} did not start")
-            return gw.url, gw.key, lambda: self.release(gw.proc)
+            return gw.url, gw.key, lambda: self.release(gw.proc), gw.proc.pid
 
         self.results["workers"] = self.guard(
             "workers", lambda: scenarios.workers_suite(run_gateway, self.settings, self.scratch)

@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 
 from bench.loadgen import chat_body
-from bench.procs import CLIENT_CPU, PYTHON, ROOT, cpu_seconds, pinned, rss_kib
+from bench.machine import busy_seconds
+from bench.procs import CLIENT_CPU, PYTHON, ROOT, cpu_seconds, pinned, rss_kib, tree_cpu_seconds
 from bench.wrk import run_wrk, write_script
 
 JSON = dict[str, Any]
@@ -195,21 +196,33 @@ def http_suite(
 def workers_suite(run_gateway: Any, settings: Settings, scratch: Path) -> JSON:
     """Saturation RPS (wrk c=64) of one worker and of two, the gateway given both cores.
 
-    `run_gateway(workers)` starts a gateway and returns (url, key, stop). wrk runs
+    `run_gateway(workers)` starts a gateway and returns (url, key, stop, pid). wrk runs
     unpinned here, beside the mock: the two workers get the cores they are meant to use.
+    The gateway's CPU (the process and its workers) and the whole machine's are read
+    around the measured run: what the load client and the mock take of the two cores
+    (and the kernel's loopback work) is what the workers cannot have.
     """
     out: JSON = {}
     for workers in (1, 2):
-        url, key, stop = run_gateway(workers)
+        url, key, stop, pid = run_gateway(workers)
         try:
             body = orjson.dumps(chat_body("bench/chat", stream=False))
             script = write_script(scratch / f"wrk-workers-{workers}.lua", body, key)
             endpoint = url + "/v1/chat/completions"
             run_wrk(endpoint, script, connections=64, duration=settings.warmup, cpu="0,1")
+            gateway_before, machine_before = tree_cpu_seconds(pid), busy_seconds()
             result = run_wrk(
                 endpoint, script, connections=64, duration=settings.wrk_seconds, cpu="0,1"
             )
-            out[str(workers)] = asdict(result)
+            gateway = tree_cpu_seconds(pid) - gateway_before
+            machine = busy_seconds() - machine_before
+            out[str(workers)] = asdict(result) | {
+                "gateway_cpu_s": gateway,
+                "others_cpu_s": max(0.0, machine - gateway),
+                "gateway_ms_per_request": gateway * 1000 / result.requests
+                if result.requests
+                else None,
+            }
         finally:
             stop()
     one, two = out["1"]["rps"], out["2"]["rps"]
