@@ -8,8 +8,6 @@ the in-process channel (which bypasses the gRPC transport) runs exactly the same
 from __future__ import annotations
 
 import asyncio
-import os
-import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,14 +15,13 @@ from typing import TYPE_CHECKING
 
 from service import errors
 from service.auth.keys import bearer_token
+from service.ids import random_hex
 from service.store.keys import KeyRecord
 
 if TYPE_CHECKING:
     from service.accounting.backends import KeyBackend
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Request ids need to be unique, not secret: no uuid4 (a syscall and an object) per call.
-_ids = random.Random(os.urandom(32))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +60,7 @@ class Pipeline:
         if time_remaining is not None:
             deadline = asyncio.get_running_loop().time() + time_remaining
         return CallContext(
-            request_id=request_id or f"{_ids.getrandbits(128):032x}",
+            request_id=request_id or random_hex(),
             key=record,
             deadline=deadline,
         )
