@@ -24,7 +24,7 @@ from service.domain.chat import ChatDelta, ChatRequest, ChatResult
 from service.providers.base import Attempt
 from service.providers.errors import FailureKind, ProviderError
 from service.providers.openai_compat.convert import BadUpstreamError
-from service.providers.openai_compat.errors import bad_response, retry_after, transport_error
+from service.providers.openai_compat.errors import answered_error, bad_response, transport_error
 from service.providers.session import TRANSPORT_ERRORS, UpstreamSession
 
 JSON = dict[str, Any]
@@ -38,26 +38,6 @@ class Reply:
 
     body: Any
     headers: Mapping[str, str]
-
-
-def status_error(
-    provider: str,
-    status: int,
-    payload: bytes,
-    headers: Mapping[str, str],
-    parse: ErrorParser,
-    reported: int | None,
-) -> ProviderError:
-    """The error for an upstream's error answer; `reported` is the status the core judges by."""
-    message, param = parse(status, payload)
-    return ProviderError(
-        FailureKind.STATUS,
-        provider,
-        f"{provider} answered HTTP {status}: {message}",
-        status=reported,
-        param=param,
-        retry_after=retry_after(headers),
-    )
 
 
 def rejected(provider: str, message: str, param: str) -> ProviderError:
@@ -119,7 +99,8 @@ class JsonClient:
                 if response.status >= 400:
                     status = response.status
                     reported = self._statuses.get(status, status)
-                    raise status_error(name, status, payload, headers, self._parse_error, reported)
+                    message, param = self._parse_error(status, payload)
+                    raise answered_error(name, status, message, param, headers, reported)
         except TRANSPORT_ERRORS as exc:
             raise transport_error(name, exc) from exc
         try:

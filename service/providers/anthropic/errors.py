@@ -21,7 +21,11 @@ from collections.abc import Mapping
 import orjson
 
 from service.providers.errors import FailureKind, ProviderError
-from service.providers.openai_compat.errors import bad_response, retry_after, transport_error
+from service.providers.openai_compat.errors import (
+    answered_error,
+    bad_response,
+    transport_error,
+)
 
 STATUS_OF_TYPE = {
     "invalid_request_error": 400,
@@ -80,14 +84,8 @@ def status_error(
 ) -> ProviderError:
     kind, message = error_details(status, payload)
     detail = f"{kind}: {message}" if kind else message
-    return ProviderError(
-        FailureKind.STATUS,
-        provider,
-        f"{provider} answered HTTP {status}: {detail}",
-        status=status,
-        param=param_of(message) if 400 <= status < 500 else None,
-        retry_after=retry_after(headers),
-    )
+    param = param_of(message) if 400 <= status < 500 else None
+    return answered_error(provider, status, detail, param, headers, status)
 
 
 def stream_error(provider: str, error_type: str, message: str) -> ProviderError:

@@ -29,18 +29,30 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def status_error(
-    provider: str, status: int, payload: bytes, headers: Mapping[str, str]
+def answered_error(
+    provider: str,
+    status: int,
+    message: str,
+    param: str | None,
+    headers: Mapping[str, str],
+    reported: int | None,
 ) -> ProviderError:
-    message, param = error_message(status, payload)
+    """An upstream's HTTP error answer; `reported` is the status the core judges by."""
     return ProviderError(
         FailureKind.STATUS,
         provider,
         f"{provider} answered HTTP {status}: {message}",
-        status=status,
+        status=reported,
         param=param,
         retry_after=retry_after(headers),
     )
+
+
+def status_error(
+    provider: str, status: int, payload: bytes, headers: Mapping[str, str]
+) -> ProviderError:
+    message, param = error_message(status, payload)
+    return answered_error(provider, status, message, param, headers, status)
 
 
 def transport_error(provider: str, exc: BaseException) -> ProviderError:
