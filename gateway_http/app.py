@@ -56,15 +56,24 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 class HotRoutes:
-    """Exact-path dispatch of the API's POST routes, in front of Starlette.
+    """Exact-path dispatch of the API's POST-only routes, in front of Starlette.
 
-    These endpoints are raw ASGI apps that render their own errors (routes/base.py), so
-    they need neither Starlette's route matching nor its two error middlewares, which
-    also wrap `send` for every SSE chunk. Every other request goes through Starlette.
+    These endpoints (chat, embeddings, rerank) are raw ASGI apps that render their own
+    errors (routes/base.py), so they need neither Starlette's route matching nor its two
+    error middlewares, which also wrap `send` for every SSE chunk. They are taken from
+    the app's own route table: every fixed path whose only method is POST and whose
+    endpoint is an ASGI app. Every other request goes through Starlette.
     """
 
-    def __init__(self, routes: dict[str, ASGIApp], app: Starlette) -> None:
-        self._routes = routes
+    def __init__(self, app: Starlette) -> None:
+        self._routes: dict[str, ASGIApp] = {
+            route.path: route.app
+            for route in app.routes
+            if isinstance(route, Route)
+            and route.app is route.endpoint  # a raw ASGI app, not a Request function
+            and route.methods == {"POST"}
+            and "{" not in route.path
+        }
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,14 +93,20 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
     key = Key(probe, admin)
     account = Account(probe, admin_pb2_grpc.AccountServiceStub(channel))
     rerank = Rerank(probe, rerank_pb2_grpc.RerankServiceStub(channel))
-    chat_completions = ChatCompletions(probe, chat, hold=stream_hold, keepalive=keepalive)
-    embeddings = Embeddings(probe, embeddings_pb2_grpc.EmbeddingServiceStub(channel))
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/v1/models", ListModels(probe, models), methods=["GET"]),
         Route("/v1/models/{model_id:path}", GetModel(probe, models), methods=["GET"]),
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route(
+            "/v1/chat/completions",
+            ChatCompletions(probe, chat, hold=stream_hold, keepalive=keepalive),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/embeddings",
+            Embeddings(probe, embeddings_pb2_grpc.EmbeddingServiceStub(channel)),
+            methods=["POST"],
+        ),
         Route("/v1/rerank", rerank, methods=["POST"]),
         Route("/rerank", rerank, methods=["POST"]),
         Route("/v1/keys", Keys(probe, admin), methods=["GET", "POST"]),
@@ -101,11 +116,6 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
         Route("/v1/credits", account, methods=["GET"]),
         Route("/v1/generation", account, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
-    hot: dict[str, ASGIApp] = {
-        "/v1/chat/completions": chat_completions,
-        "/v1/embeddings": embeddings,
-        "/v1/rerank": rerank,
-        "/rerank": rerank,
-    }
-    return HotRoutes(hot, app)
+    return HotRoutes(
+        Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
+    )
