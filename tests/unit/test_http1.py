@@ -691,6 +691,37 @@ def test_a_stalled_body_times_out_at_idle() -> None:
     run(scenario)
 
 
+def test_a_stream_outliving_the_idle_limit_times_out_only_when_it_stalls() -> None:
+    """One timer per connection: it fires early while reads keep coming, and re-arms."""
+
+    async def scenario() -> None:
+        async def handler(peer: Peer) -> None:
+            await peer.request()
+            await peer.send(CHUNKED_HEAD)
+            for _ in range(12):  # 0.6 s of reads, three times the idle limit
+                await peer.send(chunk(b"."))
+                await asyncio.sleep(0.05)
+            await peer.until_eof()  # then silence
+
+        pool = Pool(HEADERS, Limits(connect=1.0, first_byte=1.0, idle=0.2))
+        async with serve(handler) as server:
+            received = 0
+            last = now()
+            async with await pool.post(server.url, PAYLOAD, soon(), stream=True) as response:
+                with pytest.raises(TimeoutError):
+                    async for piece in response.chunks():
+                        received += len(piece)
+                        last = now()
+            stalled = now() - last
+            assert pool.in_use == 0
+            await closed_by_client(server)
+            pool.close()
+        assert received == 12
+        assert 0.19 <= stalled < 0.6
+
+    run(scenario)
+
+
 def test_the_deadline_bounds_a_dripping_body() -> None:
     async def scenario() -> None:
         async def handler(peer: Peer) -> None:

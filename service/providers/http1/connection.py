@@ -27,11 +27,6 @@ PAUSE_BYTES = 1 << 20
 MAX_BODY_BYTES = 256 << 20
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
 class Connection(asyncio.Protocol):
     """State of the answer in flight; `Pool` and `Response` drive it."""
 
@@ -41,6 +36,11 @@ class Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[None] | None = None
+        # One timer per connection, not one per read: each read of a stream only moves
+        # `_deadline` later, and the timer, when it fires early, re-arms for the rest.
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._chunks: deque[bytes] = deque()
         self._decoder: zlib._Decompress | None = None
         self.closed = False
@@ -78,12 +78,35 @@ class Connection(asyncio.Protocol):
         """Until the parser has news; `TimeoutError` at `deadline` (loop time)."""
         waiter = self._loop.create_future()
         self._waiter = waiter
-        timer = self._loop.call_at(deadline, _expire, waiter)
+        self._deadline = deadline
+        if self._timer is None or self._timer_at > deadline:
+            self._arm(deadline)
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._check_deadline)
+        self._timer_at = when
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits now: the next `wait` arms a timer again
+        if self._loop.time() >= self._deadline:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._arm(self._deadline)
+
+    def disarm(self) -> None:
+        """Drop the deadline timer: the answer is over (pooled or closed)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def take(self) -> bytes | None:
         """The oldest unread body chunk, or None when nothing is buffered."""
@@ -108,6 +131,7 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         self.closed = True
         self.busy = False
+        self.disarm()
         if self._transport is not None:
             self._transport.close()
 

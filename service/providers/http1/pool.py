@@ -192,6 +192,7 @@ class Pool:
     def release(self, conn: Connection) -> None:
         """Take back a checked-out connection: pooled if reusable, closed otherwise."""
         self.in_use -= 1
+        conn.disarm()
         if self._closed or not conn.reusable():
             conn.close()
             return
