@@ -284,15 +284,22 @@ class ChunkBuilder:
         self.fingerprint = ""
         self.produced_chars = 0  # content and arguments sent, to bill a cut stream
         self.finish_reason = ""
+        self._template: chat_pb2.ChatChunk | None = None
 
     def _chunk(self) -> chat_pb2.ChatChunk:
-        return chat_pb2.ChatChunk(
-            id=self._id,
-            created=self._created,
-            model=self._served.model,
-            provider=self._served.provider,
-            system_fingerprint=self.fingerprint,
-        )
+        # The fields every chunk repeats, copied from one template (cheaper than
+        # setting them one by one, chunk after chunk).
+        if self._template is None or self._template.system_fingerprint != self.fingerprint:
+            self._template = chat_pb2.ChatChunk(
+                id=self._id,
+                created=self._created,
+                model=self._served.model,
+                provider=self._served.provider,
+                system_fingerprint=self.fingerprint,
+            )
+        out = chat_pb2.ChatChunk()
+        out.CopyFrom(self._template)
+        return out
 
     def chunk(self, delta: chat.ChatDelta) -> chat_pb2.ChatChunk | None:
         """The chunk for one upstream delta, or None when it carries nothing to send."""
@@ -306,9 +313,9 @@ class ChunkBuilder:
         for choice in delta.choices:
             item = out.choices.add(index=choice.index, finish_reason=choice.finish_reason or "")
             self.finish_reason = choice.finish_reason or self.finish_reason
-            self.produced_chars += len(choice.content or "") + sum(
-                len(c.arguments or "") for c in choice.tool_calls
-            )
+            self.produced_chars += len(choice.content or "")
+            if choice.tool_calls:
+                self.produced_chars += sum(len(c.arguments or "") for c in choice.tool_calls)
             d = item.delta
             if choice.index not in self._started:
                 self._started.add(choice.index)

@@ -621,6 +621,56 @@ def test_garbage_chunks_raise(body: Any) -> None:
         parse_chunk(body)
 
 
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"choices": [{"index": "0", "delta": {}}]}, r"choices\[0\]\.index"),
+        ({"choices": [{"index": True, "delta": {}}]}, r"choices\[0\]\.index"),
+        ({"choices": [{"delta": {"content": 5}}]}, r"choices\[0\]\.delta\.content"),
+        ({"choices": [{"delta": {"refusal": []}}]}, r"choices\[0\]\.delta\.refusal"),
+        ({"choices": [{"delta": {}, "finish_reason": 1}]}, r"choices\[0\]\.finish_reason"),
+        ({"choices": [{"delta": {}}, {"delta": {"role": 2}}]}, r"choices\[1\]\.delta\.role"),
+    ],
+)
+def test_garbage_in_plain_deltas_is_named(body: JSON, where: str) -> None:
+    """Plain text deltas take a shortcut; a wrong type still gets the field-by-field
+    check and its message."""
+    with pytest.raises(BadUpstreamError, match=where):
+        parse_chunk(body)
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        {"index": 0, "delta": {"role": "assistant", "content": ""}},
+        {"index": 2, "delta": {"content": "Hi"}, "logprobs": None, "finish_reason": None},
+        {"index": 0, "delta": {}, "finish_reason": "stop"},
+        {"delta": {"refusal": "no"}},
+        {"index": None, "delta": None},
+        {"index": 0, "delta": {"content": None, "tool_calls": None}},
+        {"index": 0, "delta": {"content": None, "tool_calls": []}},
+        {"index": 0, "delta": {"content": [{"type": "text", "text": "parts"}]}},
+        {
+            "index": 0,
+            "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
+        },
+        {
+            "index": 0,
+            "delta": {"content": "x"},
+            "logprobs": {"content": [{"token": "x", "logprob": -0.5, "top_logprobs": []}]},
+        },
+    ],
+)
+def test_the_plain_delta_shortcut_agrees_with_the_full_check(choice: JSON) -> None:
+    from service.providers.openai_compat import convert
+
+    for position in (0, 3):  # a missing or null index is the choice's position
+        full = convert._choice_delta(choice, position)
+        shortcut = convert._text_delta(choice, position)
+        assert shortcut is None or shortcut == full
+    assert parse_chunk(chunk(choices=[choice])).choices == (convert._choice_delta(choice, 0),)
+
+
 # --- parse_embeddings -------------------------------------------------------------------
 
 

@@ -135,3 +135,25 @@ def test_the_limit_is_per_event(monkeypatch: pytest.MonkeyPatch) -> None:
     many = b"".join(b"data: " + str(i).encode() * 10 + b"\n\n" for i in range(10))
     assert len(many) > 64
     assert events(many) == [str(i).encode() * 10 for i in range(10)]
+
+
+def test_reads_of_one_whole_event_each() -> None:
+    """The common shape (one `data: ...` event per read) takes a shortcut; it must give
+    what the line-by-line walk gives, whatever came before it."""
+    assert events(b'data: {"a":1}\n\n', b"data: [DONE]\n\n") == [b'{"a":1}', b"[DONE]"]
+    assert events(b"data: \n\n", b"data: x\n\n") == [b"x"]  # empty data carries nothing
+    assert events(b"data: x\r\n\n") == [b"x"]
+    assert events(b"data: b\n", b"data: a\n\n") == [b"b\na"]  # pending data lines
+    assert events(b"data: x", b"data: y\n\n") == [b"xdata: y"]  # a pending partial line
+    assert events(b"data: a\n\ndata: b\n\n") == [b"a", b"b"]
+    assert events(b"data:  a\n\n") == [b" a"]
+
+
+def test_the_parser_fed_directly() -> None:
+    parser = stream.EventParser()
+    assert parser.feed(b"data: one\n\n") == [b"one"]
+    assert parser.feed(b"data: tw") == []
+    assert parser.feed(b"o\n\ndata: thr") == [b"two"]
+    assert parser.end() == [b"thr"]
+    assert parser.end() == []
+    assert parser.feed(b"data: four\n\n") == [b"four"]  # usable again after end()

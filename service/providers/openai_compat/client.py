@@ -17,7 +17,7 @@ from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, 
 from service.providers.base import Attempt
 from service.providers.openai_compat import convert
 from service.providers.openai_compat.errors import bad_response, status_error, transport_error
-from service.providers.openai_compat.stream import BrokenStreamError, sse_data
+from service.providers.openai_compat.stream import BrokenStreamError, EventParser
 from service.providers.session import TRANSPORT_ERRORS, UpstreamSession
 
 
@@ -66,13 +66,21 @@ class OpenAICompatProvider:
                 if response.status >= 400:
                     payload = await response.read()
                     raise status_error(self.name, response.status, payload, response.headers)
+                events = EventParser()
                 try:
-                    async for data in sse_data(response.chunks()):
-                        if data == b"[DONE]":
-                            return
-                        delta = convert.parse_chunk(orjson.loads(data))
-                        finished = finished or any(c.finish_reason for c in delta.choices)
-                        yield delta
+                    async for piece in response.chunks():
+                        for data in events.feed(piece):
+                            if data == b"[DONE]":
+                                return
+                            delta = convert.parse_chunk(orjson.loads(data))
+                            if not finished:
+                                finished = any(c.finish_reason for c in delta.choices)
+                            yield delta
+                    for data in events.end():
+                        if data != b"[DONE]":
+                            delta = convert.parse_chunk(orjson.loads(data))
+                            finished = finished or any(c.finish_reason for c in delta.choices)
+                            yield delta
                 finally:
                     # An unfinished body must not go back to the pool: closing it is
                     # also what tells the upstream that we stopped listening.

@@ -336,30 +336,64 @@ def parse_chunk(value: Any) -> ChatDelta:
         error = body["error"]
         message = error.get("message") if isinstance(error, dict) else error
         raise BadUpstreamError(f"the upstream reported an error mid-stream: {message}")
-    choices = []
-    for i, raw in enumerate(_list(body.get("choices", []), "chunk.choices")):
-        where = f"chunk.choices[{i}]"
-        choice = _obj(raw, where)
-        delta = choice.get("delta")
-        delta = _obj(delta, f"{where}.delta") if delta is not None else {}
-        choices.append(
-            ChoiceDelta(
-                index=_int(choice.get("index"), f"{where}.index", i),
-                role=_opt_str(delta.get("role"), f"{where}.delta.role"),
-                content=_content(delta.get("content"), f"{where}.delta.content"),
-                tool_calls=tuple(
-                    _tool_call_delta(c, f"{where}.delta.tool_calls[{j}]", j)
-                    for j, c in enumerate(delta.get("tool_calls") or ())
-                ),
-                refusal=_opt_str(delta.get("refusal"), f"{where}.delta.refusal"),
-                finish_reason=_opt_str(choice.get("finish_reason"), f"{where}.finish_reason"),
-                logprobs=_logprobs(choice.get("logprobs"), f"{where}.logprobs"),
-            )
-        )
+    choices = [
+        _text_delta(raw, i) or _choice_delta(raw, i)
+        for i, raw in enumerate(_list(body.get("choices", []), "chunk.choices"))
+    ]
     return ChatDelta(
         choices=tuple(choices),
         usage=parse_usage(body.get("usage")),
         system_fingerprint=_opt_str(body.get("system_fingerprint"), "system_fingerprint"),
+    )
+
+
+def _text_delta(raw: Any, i: int) -> ChoiceDelta | None:
+    """A delta of plain fields only (most chunks), when every one of them has its JSON
+    type; anything else (tool calls, logprobs, content parts, a wrong type) is None and
+    goes through `_choice_delta`, which checks field by field and names the culprit."""
+    if type(raw) is not dict:
+        return None
+    delta = raw.get("delta")
+    index = raw.get("index", i)
+    finish = raw.get("finish_reason")
+    if (
+        type(delta) is not dict
+        or type(index) is not int
+        or raw.get("logprobs") is not None
+        or delta.get("tool_calls")
+        or not (finish is None or type(finish) is str)
+    ):
+        return None
+    role = delta.get("role")
+    content = delta.get("content")
+    refusal = delta.get("refusal")
+    if (
+        (role is None or type(role) is str)
+        and (content is None or type(content) is str)
+        and (refusal is None or type(refusal) is str)
+    ):
+        return ChoiceDelta(
+            index=index, role=role, content=content, refusal=refusal, finish_reason=finish
+        )
+    return None
+
+
+def _choice_delta(raw: Any, i: int) -> ChoiceDelta:
+    where = f"chunk.choices[{i}]"
+    choice = _obj(raw, where)
+    delta = choice.get("delta")
+    delta = _obj(delta, f"{where}.delta") if delta is not None else {}
+    return ChoiceDelta(
+        index=_int(choice.get("index"), f"{where}.index", i),
+        role=_opt_str(delta.get("role"), f"{where}.delta.role"),
+        content=_content(delta.get("content"), f"{where}.delta.content"),
+        tool_calls=tuple(
+            _tool_call_delta(c, f"{where}.delta.tool_calls[{j}]", j)
+            for j, c in enumerate(delta.get("tool_calls") or ())
+        ),
+        refusal=_opt_str(delta.get("refusal"), f"{where}.delta.refusal"),
+        finish_reason=_opt_str(choice.get("finish_reason"), f"{where}.finish_reason"),
+        logprobs=_logprobs(choice.get("logprobs"), f"{where}.logprobs"),
     )
 
 
