@@ -73,10 +73,9 @@ class OpenAICompatProvider:
                             if data == b"[DONE]":
                                 return
                             delta = convert.parse_chunk(orjson.loads(data))
-                            if not finished:
-                                finished = any(c.finish_reason for c in delta.choices)
+                            finished = finished or any(c.finish_reason for c in delta.choices)
                             yield delta
-                    for data in events.end():
+                    for data in events.end():  # the body ended without a last blank line
                         if data != b"[DONE]":
                             delta = convert.parse_chunk(orjson.loads(data))
                             finished = finished or any(c.finish_reason for c in delta.choices)
