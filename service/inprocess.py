@@ -86,6 +86,8 @@ class _UnaryUnary:
     ) -> Any:
         context = _Context(metadata, timeout)
         try:
+            if timeout is None:  # no deadline: no timeout scope to enter and leave either
+                return await self._handler(request, context)
             async with asyncio.timeout(timeout):
                 return await self._handler(request, context)
         except TimeoutError:
