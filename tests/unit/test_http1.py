@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from service.providers.http1 import (
     BrokenBodyError,
@@ -720,6 +721,30 @@ def test_a_stream_outliving_the_idle_limit_times_out_only_when_it_stalls() -> No
         assert 0.19 <= stalled < 0.6
 
     run(scenario)
+
+
+def test_a_deadline_between_clock_ticks_does_not_spin() -> None:
+    """uvloop keeps time in whole milliseconds: a timer re-armed for less than that fires
+    again at once, over and over, until its clock ticks."""
+    checks = 0
+
+    class Counting(http1_connection.Connection):
+        def _check_deadline(self) -> None:
+            nonlocal checks
+            checks += 1
+            super()._check_deadline()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        conn = Counting(loop, ("http", "127.0.0.1", 1))
+        for offset in (0.0504, 0.0207):
+            start = loop.time()
+            with pytest.raises(TimeoutError):
+                await conn.wait(start + offset)
+            assert loop.time() >= start + offset
+
+    uvloop.run(scenario())
+    assert checks <= 6  # at most three firings per deadline, not hundreds
 
 
 def test_the_deadline_bounds_a_dripping_body() -> None:

@@ -25,6 +25,8 @@ from service.providers.http1.errors import (
 PAUSE_BYTES = 1 << 20
 # A whole (non-streamed) answer above this is refused rather than held in memory.
 MAX_BODY_BYTES = 256 << 20
+# uvloop's time and timers move in whole milliseconds.
+CLOCK_GRAIN = 0.001
 
 
 class Connection(asyncio.Protocol):
@@ -79,7 +81,7 @@ class Connection(asyncio.Protocol):
         waiter = self._loop.create_future()
         self._waiter = waiter
         self._deadline = deadline
-        if self._timer is None or self._timer_at > deadline:
+        if self._timer is None or self._timer_at > deadline + CLOCK_GRAIN:
             self._arm(deadline)
         try:
             await waiter
@@ -97,10 +99,14 @@ class Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is None or waiter.done():
             return  # nobody waits now: the next `wait` arms a timer again
-        if self._loop.time() >= self._deadline:
+        now = self._loop.time()
+        if now >= self._deadline:
             waiter.set_exception(TimeoutError())
         else:
-            self._arm(self._deadline)
+            # Not sooner than the clock's grain: uvloop keeps time and timers in whole
+            # milliseconds, so a shorter re-arm would fire again at once, and again, until
+            # its clock ticks. A deadline is met at most one grain late.
+            self._arm(max(self._deadline, now + CLOCK_GRAIN))
 
     def disarm(self) -> None:
         """Drop the deadline timer: the answer is over (pooled or closed)."""
