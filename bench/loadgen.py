@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         box.append(await runner(args))
 
     wall, cpu = time.perf_counter(), time.process_time()
-    run_event_loop(go())
+    run_event_loop(go(), cyclic_gc=False)
     cpu_pct = (time.process_time() - cpu) / (time.perf_counter() - wall) * 100
     name = f"{args.kind}-{mode}{'-stream' if args.stream else ''}"
     out = result(box[0], name, args.duration, cpu_pct)
