@@ -41,9 +41,13 @@ _PROVIDER_FIELDS = frozenset(
         "connect_timeout",
         "first_byte_timeout",
         "idle_timeout",
+        "answer_poll",
         "headers",
     }
 )
+# Seconds: the default and the most an upstream call may poll for its answer's headers.
+ANSWER_POLL = 0.0005
+MAX_ANSWER_POLL = 0.005
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -61,6 +65,9 @@ class ProviderConfig:
     connect_timeout: float = 10.0
     first_byte_timeout: float | None = None  # until the response headers arrive
     idle_timeout: float | None = None  # between two reads of the body (stream chunks)
+    # The longest the event loop polls, rather than sleeps, for a fast answer's headers
+    # (service/providers/http1/spin.py); 0 turns polling off.
+    answer_poll: float = ANSWER_POLL
     headers: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific settings
 
@@ -128,6 +135,9 @@ def _provider(name: str, node: Any, path: str) -> ProviderConfig:
     idle = _get(node, "idle_timeout", float, path, None)
     if any(t is not None and not t > 0 for t in (first_byte, idle)):
         raise ConfigError(f"{path}: timeouts must be positive")
+    answer_poll = _get(node, "answer_poll", float, path, ANSWER_POLL)
+    if not 0 <= answer_poll <= MAX_ANSWER_POLL:
+        raise ConfigError(f"{path}.answer_poll: expected 0 to {MAX_ANSWER_POLL} seconds")
     headers = _get(node, "headers", dict, path, {})
     base_url = _get(node, "base_url", str, path, _DEFAULT_URLS.get(kind, ...))
     return ProviderConfig(
@@ -139,6 +149,7 @@ def _provider(name: str, node: Any, path: str) -> ProviderConfig:
         connect_timeout=connect_timeout,
         first_byte_timeout=first_byte,
         idle_timeout=idle,
+        answer_poll=answer_poll,
         headers={str(k): str(v) for k, v in headers.items()},
         options={k: v for k, v in node.items() if k not in _PROVIDER_FIELDS},
     )

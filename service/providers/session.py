@@ -29,6 +29,7 @@ class UpstreamSession:
                 # Unset stage limits fall back to the whole call's, which bounds them anyway.
                 first_byte=config.first_byte_timeout or config.timeout,
                 idle=config.idle_timeout or config.timeout,
+                spin=config.answer_poll,
             ),
         )
 

@@ -169,6 +169,10 @@ def test_capabilities_of_a_non_string_type_are_a_config_error() -> None:
         (model_doc(capabilities=["chat", "vision"]), "config.models[0].capabilities"),
         (doc(timeout=0), "config.providers.p: timeouts must be positive"),
         (doc(connect_timeout=-1.0), "config.providers.p: timeouts must be positive"),
+        (doc(answer_poll=-0.001), "config.providers.p.answer_poll: expected 0 to 0.005"),
+        (doc(answer_poll=0.006), "config.providers.p.answer_poll: expected 0 to 0.005"),
+        (doc(answer_poll=float("nan")), "config.providers.p.answer_poll: expected 0 to"),
+        (doc(answer_poll="fast"), "config.providers.p.answer_poll: expected float"),
         ({"providers": {"p": "openai"}}, "config.providers.p: expected a mapping"),
         (model_doc(endpoints=["p/gpt-4o"]), "config.models[0].endpoints[0]: expected a mapping"),
     ],
@@ -235,6 +239,8 @@ def test_explicit_values_and_int_timeouts_become_floats() -> None:
     )
     config = parse_config(data, env={})
     provider = config.providers["p"]
+    assert provider.answer_poll == 0.0005  # the default, not a provider option
+    assert provider.options == {}
     assert provider.timeout == 20.0
     assert isinstance(provider.timeout, float)
     assert provider.connect_timeout == 2.0
@@ -246,6 +252,14 @@ def test_explicit_values_and_int_timeouts_become_floats() -> None:
     assert model.context_length == 128000
     assert model.created == 1715367049
     assert config.model("openai/nope") is None
+
+
+@pytest.mark.parametrize("value", [0, 0.002, 0.005])
+def test_answer_poll_is_set_per_provider_and_zero_turns_it_off(value: float) -> None:
+    provider = parse_config(doc(answer_poll=value), env={}).providers["p"]
+    assert provider.answer_poll == value
+    assert isinstance(provider.answer_poll, float)
+    assert "answer_poll" not in provider.options
 
 
 def test_null_sections_count_as_absent() -> None:

@@ -809,6 +809,95 @@ def test_cancelling_a_reader_closes_the_connection() -> None:
     run(scenario)
 
 
+# --- polling for fast answers (spin.py) -------------------------------------------------
+
+POLLING = Limits(connect=1.0, first_byte=1.0, idle=1.0, spin=0.005)
+
+
+def by_path(slow: dict[str, float], *, stall_after: int | None = None) -> Handler:
+    """Answer `ok` at once, or after `slow[path]` seconds; go silent after N requests."""
+
+    async def handler(peer: Peer) -> None:
+        while (request := await peer.request()) is not None:
+            if stall_after is not None and len(peer.server.requests) > stall_after:
+                await peer.until_eof()
+                return
+            await asyncio.sleep(slow.get(request.line.split()[1], 0.0))
+            await peer.send(sized(b"ok"))
+
+    return handler
+
+
+def test_the_poll_window_is_learnt_per_url() -> None:
+    async def scenario() -> None:
+        pool = Pool(HEADERS, POLLING)
+        async with serve(by_path({"/slow": 0.02})) as server:
+            fast, slow = server.url + "/fast", server.url + "/slow"
+            assert pool.poll_window(fast) == pool.poll_window(slow) == 0.0
+            for _ in range(8):
+                assert (await fetch(pool, fast))[2] == b"ok"
+                assert (await fetch(pool, slow))[2] == b"ok"
+            pool.close()
+        assert 0 < pool.poll_window(fast) <= POLLING.spin
+        assert pool.poll_window(slow) == 0.0  # 20 ms answers are not worth polling for
+
+    run(scenario)
+
+
+def test_no_polling_when_the_limit_is_zero() -> None:
+    async def scenario() -> None:
+        pool = Pool(HEADERS, LIMITS)
+        async with serve(by_path({})) as server:
+            for _ in range(8):
+                await fetch(pool, server.url)
+            pool.close()
+        assert LIMITS.spin == 0.0 and pool.poll_window(server.url) == 0.0
+
+    run(scenario)
+
+
+def test_an_upstream_turning_slow_stops_being_polled_for() -> None:
+    async def scenario() -> None:
+        slow: dict[str, float] = {}
+        pool = Pool(HEADERS, POLLING)
+        async with serve(by_path(slow)) as server:
+            for _ in range(8):
+                await fetch(pool, server.url + "/")
+            assert pool.poll_window(server.url + "/") > 0
+            slow["/"] = 0.01
+            for _ in range(8):
+                await fetch(pool, server.url + "/")
+            pool.close()
+        assert pool.poll_window(server.url + "/") == 0.0
+
+    run(scenario)
+
+
+def test_the_loop_polls_for_a_due_answer_within_the_window_and_times_out_as_usual() -> None:
+    async def scenario() -> None:
+        pool = Pool(HEADERS, Limits(connect=1.0, first_byte=0.2, idle=1.0, spin=0.005))
+        async with serve(by_path({}, stall_after=8)) as server:
+            for _ in range(8):
+                await fetch(pool, server.url)
+            window = pool.poll_window(server.url)
+            assert window > 0
+            start = now()
+            call = asyncio.create_task(pool.post(server.url, PAYLOAD, soon()))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the request is out; its answer is due
+            assert pool.polling
+            await asyncio.sleep(window + 0.002)
+            assert not pool.polling  # the window is over: the loop sleeps until the timeout
+            with pytest.raises(TimeoutError):
+                await call
+            elapsed = now() - start
+            assert pool.in_use == 0
+            pool.close()
+        assert 0.19 <= elapsed < 1.2
+
+    run(scenario)
+
+
 # --- refusals ---------------------------------------------------------------------------
 
 

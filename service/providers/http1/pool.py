@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from time import perf_counter
 from types import TracebackType
 from urllib.parse import urlsplit
 
 from service.providers.http1.connection import Connection
 from service.providers.http1.errors import ConnectError, DisconnectedError, TransportError
+from service.providers.http1.spin import Spinner, SpinWindow
 
 USER_AGENT = "switchyard"
 
@@ -30,18 +32,20 @@ class Limits:
     first_byte: float  # from the start of the call until the answer's headers
     idle: float  # between two reads of the body
     keepalive: float = 30.0  # an idle pooled connection older than this is not reused
+    spin: float = 0.0  # the longest the loop polls for an answer's headers (spin.py)
 
 
 @dataclass(frozen=True, slots=True)
 class _Target:
     origin: tuple[str, str, int]  # scheme, host, port
     head: bytes  # request line and Host header
+    window: SpinWindow = field(compare=False)  # how long its answers are worth polling for
 
 
 _TARGET_CACHE_SIZE = 256
 
 
-def _target(url: str) -> _Target:
+def _target(url: str, spin: float) -> _Target:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
@@ -57,7 +61,7 @@ def _target(url: str) -> _Target:
     if any(c in path for c in " \r\n\0"):
         raise ConnectError(f"a URL path may not contain spaces or control characters: {url!r}")
     head = f"POST {path} HTTP/1.1\r\nHost: {authority}\r\n"
-    return _Target((scheme, host, port), head.encode("latin-1"))
+    return _Target((scheme, host, port), head.encode("latin-1"), SpinWindow(spin))
 
 
 def _header_block(headers: Mapping[str, str]) -> bytes:
@@ -148,6 +152,7 @@ class Pool:
         self._idle: dict[tuple[str, str, int], list[Connection]] = {}
         self._targets: dict[str, _Target] = {}
         self._tls = tls  # None: the system's trust store, made on first https use
+        self._spinner: Spinner | None = None
         self._closed = False
         self.in_use = 0  # connections checked out right now
 
@@ -163,7 +168,7 @@ class Pool:
         if target is None:
             if len(self._targets) >= _TARGET_CACHE_SIZE:
                 self._targets.clear()
-            target = self._targets[url] = _target(url)
+            target = self._targets[url] = _target(url, self.limits.spin)
         head = b"%s%sContent-Length: %d\r\n\r\n" % (target.head, self._headers, len(body))
         loop = asyncio.get_running_loop()
         limits = self.limits
@@ -172,10 +177,7 @@ class Pool:
             conn, reused = await self._acquire(target.origin, headers_by, fresh=fresh)
             try:
                 conn.send(head, body, streaming=stream)
-                while not conn.headers_done:
-                    if conn.error is not None:
-                        raise conn.error
-                    await conn.wait(headers_by)
+                await self._await_head(conn, target.window, headers_by)
             except DisconnectedError:
                 self.release(conn)
                 # A pooled connection the upstream had just closed: nothing of ours was
@@ -188,6 +190,38 @@ class Pool:
                 raise
             return Response(self, conn, deadline, limits.idle)
         raise DisconnectedError("the connection closed before an answer")  # pragma: no cover
+
+    async def _await_head(self, conn: Connection, window: SpinWindow, deadline: float) -> None:
+        """Wait for the answer's headers, the loop polling for them within `window`."""
+        if conn.headers_done:
+            return
+        sent = perf_counter()
+        spinner = None
+        if window.seconds:
+            loop = asyncio.get_running_loop()
+            spinner = self._spinner
+            if spinner is None or spinner.loop is not loop:
+                spinner = self._spinner = Spinner(loop)
+            spinner.start(window.seconds)
+        try:
+            while not conn.headers_done:
+                if conn.error is not None:
+                    raise conn.error
+                await conn.wait(deadline)
+        finally:
+            if spinner is not None:
+                spinner.stop()
+        window.update(perf_counter() - sent)
+
+    @property
+    def polling(self) -> bool:
+        """Whether the loop polls for an answer of this pool's right now (a probe)."""
+        return self._spinner is not None and self._spinner.polling
+
+    def poll_window(self, url: str) -> float:
+        """Seconds the loop now polls for an answer from `url` (learnt; 0 before a call)."""
+        target = self._targets.get(url)
+        return target.window.seconds if target is not None else 0.0
 
     def release(self, conn: Connection) -> None:
         """Take back a checked-out connection: pooled if reusable, closed otherwise."""
