@@ -179,6 +179,12 @@ def start_mock(
     return start(name, argv, log_dir, lambda: _http_ok(f"http://127.0.0.1:{port}/health"))
 
 
+def start_forwarder(port: int, upstream_port: int, log_dir: Path) -> Proc:
+    argv = [PYTHON, "-m", "bench.forwarder", "--port", str(port)]
+    argv += ["--upstream", f"http://127.0.0.1:{upstream_port}"]
+    return start("forwarder", pinned(GATEWAY_CPU, argv), log_dir, lambda: _port_open(port))
+
+
 def start_null_grpc(port: int, log_dir: Path) -> Proc:
     argv = pinned(GATEWAY_CPU, [PYTHON, "-m", "bench.grpc_null", "--port", str(port)])
     return start("grpc-null", argv, log_dir, lambda: _port_open(port))

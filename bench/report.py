@@ -13,6 +13,8 @@ from bench.targets import STALL_MS, SUSTAIN, added, checks, first_stall, get
 JSON = dict[str, Any]
 CHANNELS = (("inprocess", "gateway, in-process channel"), ("grpc", "gateway, --channel grpc"))
 PATHS = (("direct", "direct to mock"), *CHANNELS)
+# bench/forwarder.py, on the gateway's core: what the server and the upstream client cost.
+FLOOR = ("forwarder", "thinnest forwarder (floor)")
 
 
 def f(value: Any, digits: int = 2) -> str:
@@ -89,7 +91,7 @@ def wrk_section(results: JSON) -> str:
     http = results.get("http", {})
     rows = []
     for c in ("1", "16", "64"):
-        for key, label in PATHS:
+        for key, label in (*PATHS, FLOOR):
             r = get(http, key, "wrk", c)
             if r is None:
                 continue
@@ -97,7 +99,7 @@ def wrk_section(results: JSON) -> str:
                 [label, c, f(r["rps"], 0), f(r["p50_ms"], 3), f(r["p99_ms"], 3), f(r["errors"])]
             )
     cpu_rows = []
-    for key, label in CHANNELS:
+    for key, label in (*CHANNELS, FLOOR):
         cpu = get(http, key, "wrk", "cpu")
         if cpu is not None:
             ms = f(cpu["ms_per_request"], 3)
@@ -116,7 +118,7 @@ def wrk_section(results: JSON) -> str:
 def rate_section(results: JSON) -> str:
     http = results.get("http", {})
     rows = []
-    for key, label in PATHS:
+    for key, label in (*PATHS, FLOOR):
         r = get(http, key, "rate")
         lat = get(r, "latency")
         if r is None:
@@ -138,8 +140,13 @@ def rate_section(results: JSON) -> str:
     rate = get(results, "settings", "latency_rate")
     header = ["path", "requests", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"]
     header += ["added p50 ms", "added p99 ms", "client max send lag ms"]
-    return f"## Latency at a fixed {f(rate, 0)} req/s (open loop, non-streaming)\n\n" + table(
-        header, rows
+    return (
+        f"## Latency at a fixed {f(rate, 0)} req/s (open loop, non-streaming)\n\n"
+        + table(header, rows)
+        + "\n\nThe floor is `bench/forwarder.py` on core 0: a bare ASGI callable under the "
+        "gateway's uvicorn settings, posting each body unchanged through the gateway's "
+        "upstream client. What it adds is the price of the server, the client, the extra "
+        "loopback hops and the cores' wake-ups; the gateway adds its own layers on top."
     )
 
 

@@ -37,6 +37,7 @@ from bench.procs import (
     busy_others,
     cpu_by_process,
     free_port,
+    start_forwarder,
     start_gateway,
     start_mock,
     start_null_grpc,
@@ -173,6 +174,22 @@ class Bench:
             http[channel] = scenarios.http_suite(target, s, self.scratch, self.guard)
             self.release(gw.proc)
 
+    def forwarder(self, mock_port: int) -> None:
+        """The thinnest forwarder on CPU 0 (bench/forwarder.py): the floor under "added"."""
+        port = free_port()
+        proc = self.keep(start_forwarder(port, mock_port, self.scratch))
+        target = Target("forwarder", f"http://127.0.0.1:{port}", "bench", "chat", "many", proc.pid)
+        out: JSON = {}
+        for name, step in (
+            ("wrk", lambda: scenarios.wrk_suite(target, self.settings, self.scratch)),
+            ("rate", lambda: scenarios.latency_at_rate(target, self.settings)),
+        ):
+            result = self.guard(f"forwarder/{name}", step)
+            if result is not None:
+                out[name] = result
+        self.results.setdefault("http", {})["forwarder"] = out
+        self.release(proc)
+
     def workers(self, config: Path) -> None:
         """--workers 2 against one worker, the gateway pinned to both cores."""
 
@@ -214,6 +231,7 @@ class Bench:
         self.ceilings()
         self.grpc_null()
         self.http(mock_port, config)
+        self.forwarder(mock_port)
         self.workers(config)
         self.grpc_gateway(config)
         if local:
