@@ -7,7 +7,7 @@ and the caches lost to the halt come back as latency on the rest of the request.
 such an answer is due, `Spinner` keeps one callback scheduled, so the loop polls with a
 zero timeout instead of sleeping: the kernel's haltpoll idea, in user space and only
 for the wait on an upstream's response headers. In the benchmark (issue 7) it took
-about 0.07 ms off the 0.85 ms the gateway added at 50 req/s.
+about 0.08 ms off the 0.8-0.9 ms the gateway added at 50 req/s (interleaved A/B runs).
 
 How long to poll is learnt per upstream URL, as haltpoll learns its window: an answer
 that came within the window keeps it; one that came later, but within the provider's
