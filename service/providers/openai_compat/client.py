@@ -67,16 +67,17 @@ class OpenAICompatProvider:
                     payload = await response.read()
                     raise status_error(self.name, response.status, payload, response.headers)
                 events = EventParser()
+                pieces = response.chunks()
+                ended = False
                 try:
-                    async for piece in response.chunks():
-                        for data in events.feed(piece):
+                    while not ended:
+                        try:
+                            batch = events.feed(await anext(pieces))
+                        except StopAsyncIteration:  # a last event may lack its blank line
+                            batch, ended = events.end(), True
+                        for data in batch:
                             if data == b"[DONE]":
                                 return
-                            delta = convert.parse_chunk(orjson.loads(data))
-                            finished = finished or any(c.finish_reason for c in delta.choices)
-                            yield delta
-                    for data in events.end():  # the body ended without a last blank line
-                        if data != b"[DONE]":
                             delta = convert.parse_chunk(orjson.loads(data))
                             finished = finished or any(c.finish_reason for c in delta.choices)
                             yield delta
