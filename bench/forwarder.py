@@ -4,7 +4,7 @@ Why: "added latency" mixes two things, the price of the stack every request cros
 (uvicorn's HTTP/1.1 protocol on uvloop, the upstream client, two more loopback hops
 and the wake-ups of both cores) and the price of the gateway's own layers (routing,
 auth, accounting, the in-process channel and its protos). This forwarder has only the
-first: a bare ASGI callable under the same uvicorn settings as `switchyard serve`,
+first: a bare ASGI callable under `switchyard serve`'s own uvicorn settings (`http_config`),
 posting each body unchanged through the gateway's own upstream client
 (service/providers/http1, with the same answer polling) and returning the answer's
 bytes. Run on the gateway's core in the same scenarios, its numbers split the two.
@@ -17,9 +17,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import uvicorn
+import uvloop
 
 from service.config import ANSWER_POLL
+from service.launcher import UvicornServer, http_config
 from service.providers.http1 import Limits, Pool
 
 Scope = MutableMapping[str, Any]
@@ -61,19 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="e.g. http://127.0.0.1:9000")
     args = parser.parse_args(argv)
-    uvicorn.run(
-        Forwarder(args.upstream),
-        host="127.0.0.1",
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        ws="none",
-        lifespan="off",
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        log_level="warning",
-    )
+    server = UvicornServer(http_config(Forwarder(args.upstream), port=args.port))
+    uvloop.run(server.serve())  # until SIGTERM (its default action: no handler here)
 
 
 if __name__ == "__main__":

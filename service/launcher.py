@@ -88,6 +88,28 @@ def ensure_dev_key(keys: KeyStore, data_dir: Path) -> None:
         _save_secret(data_dir / "admin-key", plain, "an admin API key")
 
 
+def http_config(app: Any, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
+    """uvicorn as the gateway runs it, on a loop the caller runs (uvloop).
+
+    The test gateways and the benchmark's floor (bench/forwarder.py) use it too, so
+    they run under exactly the server settings measured and shipped.
+    """
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="none",
+        http="httptools",
+        ws="none",
+        lifespan="off",
+        access_log=False,
+        # Client addresses are not used: no X-Forwarded-* rewriting per request.
+        proxy_headers=False,
+        server_header=False,
+        log_level="warning",
+    )
+
+
 class UvicornServer(uvicorn.Server):
     """uvicorn without its own signal handling: `serve()` below owns the shutdown."""
 
@@ -130,21 +152,7 @@ async def serve(options: ServeOptions) -> None:
                 assert service is not None
                 channel = service.in_process_channel()
             app = create_app(channel, stream_hold=options.stream_hold)
-            config = uvicorn.Config(
-                app,
-                host=options.host,
-                port=options.http_port,
-                loop="none",
-                http="httptools",
-                ws="none",
-                lifespan="off",
-                access_log=False,
-                # Client addresses are not used: no X-Forwarded-* rewriting per request.
-                proxy_headers=False,
-                server_header=False,
-                log_level="warning",
-            )
-            http = UvicornServer(config)
+            http = UvicornServer(http_config(app, options.host, options.http_port))
             http_task = asyncio.create_task(http.serve(sockets=[_listen(options)]))
             log.info(
                 "HTTP gateway listening on http://%s:%d/v1 (channel: %s)",
