@@ -179,15 +179,11 @@ class Bench:
         port = free_port()
         proc = self.keep(start_forwarder(port, mock_port, self.scratch))
         target = Target("forwarder", f"http://127.0.0.1:{port}", "bench", "chat", "many", proc.pid)
-        out: JSON = {}
-        for name, step in (
-            ("wrk", lambda: scenarios.wrk_suite(target, self.settings, self.scratch)),
-            ("rate", lambda: scenarios.latency_at_rate(target, self.settings)),
-        ):
-            result = self.guard(f"forwarder/{name}", step)
-            if result is not None:
-                out[name] = result
-        self.results.setdefault("http", {})["forwarder"] = out
+        # Non-streaming only: the forwarder reads each answer whole before it replies.
+        suite = scenarios.http_suite(
+            target, self.settings, self.scratch, self.guard, steps=("wrk", "rate")
+        )
+        self.results.setdefault("http", {})["forwarder"] = suite
         self.release(proc)
 
     def workers(self, config: Path) -> None:

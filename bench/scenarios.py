@@ -170,13 +170,18 @@ def grpc_suite(target: Target, settings: Settings) -> JSON:
     return out
 
 
+HTTP_STEPS = ("wrk", "rate", "stream", "many")
+
+
 def http_suite(
     target: Target,
     settings: Settings,
     scratch: Path,
     guard: Callable[[str, Callable[[], JSON]], JSON | None],
+    steps: tuple[str, ...] = HTTP_STEPS,
 ) -> JSON:
-    """Every HTTP chat scenario for one target; `guard` records a failed step and goes on."""
+    """The HTTP chat scenarios `steps` for one target; `guard` records a failed step and
+    goes on."""
     out: JSON = {}
     for name, step in (
         ("wrk", lambda: wrk_suite(target, settings, scratch)),
@@ -184,6 +189,8 @@ def http_suite(
         ("stream", lambda: streaming_at_rate(target, settings)),
         ("many", lambda: many_streams(target, settings)),
     ):
+        if name not in steps:
+            continue
         result = guard(f"{target.label}/{name}", step)
         if result is not None:
             out[name] = result
