@@ -193,8 +193,6 @@ class Pool:
 
     async def _await_head(self, conn: Connection, window: SpinWindow, deadline: float) -> None:
         """Wait for the answer's headers, the loop polling for them within `window`."""
-        if conn.headers_done:
-            return
         sent = perf_counter()
         spinner = None
         if window.seconds:
