@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import service.auth.keys as keys_module
 from service.auth.keys import KEY_PREFIX, bearer_token, display_prefix, hash_key, new_key
 from service.store.keys import KeyStore
 
@@ -36,6 +37,15 @@ def test_new_keys_are_prefixed_random_and_long() -> None:
 def test_hash_and_display() -> None:
     assert hash_key("sk-sy-abc") == hashlib.sha256(b"sk-sy-abc").hexdigest()
     assert display_prefix("sk-sy-abcdefghijklmnop") == "sk-sy-abcdef..."
+
+
+def test_the_hash_is_sha256_from_cpythons_own_module() -> None:
+    # Stored hashes must not change with the implementation: same digest as OpenSSL's.
+    for plain in ("", "sk-sy-x", new_key(), "k\u00e9y"):
+        assert hash_key(plain) == hashlib.sha256(plain.encode()).hexdigest()
+    # ... computed by CPython's small built-in SHA-256, not OpenSSL's (cold-cache cost).
+    assert keys_module._sha256 is not hashlib.sha256
+    assert keys_module._sha256.__module__ in ("_sha2", "_sha256")
 
 
 def test_create_then_verify(store: KeyStore) -> None:
