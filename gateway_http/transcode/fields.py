@@ -45,13 +45,15 @@ def req_str(body: JSON, key: str, param: str | None = None) -> str:
     return string(value, param or key)
 
 
+def number(value: Any, param: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _type_error(param, "a number", value)
+    return float(value)
+
+
 def opt_number(body: JSON, key: str) -> float | None:
     value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _type_error(key, "a number", value)
-    return float(value)
+    return None if value is None else number(value, key)
 
 
 def integer(value: Any, param: str, bounds: tuple[int, int] = INT32) -> int:
@@ -69,13 +71,15 @@ def opt_int(body: JSON, key: str, bounds: tuple[int, int] = INT32) -> int | None
     return None if value is None else integer(value, key, bounds)
 
 
+def boolean(value: Any, param: str) -> bool:
+    if not isinstance(value, bool):
+        raise _type_error(param, "a boolean", value)
+    return value
+
+
 def opt_bool(body: JSON, key: str, param: str | None = None) -> bool | None:
     value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise _type_error(param or key, "a boolean", value)
-    return value
+    return None if value is None else boolean(value, param or key)
 
 
 def array(value: Any, param: str) -> list[Any]:
