@@ -38,6 +38,14 @@ class LedgerBackend(Protocol):
         """Durably store the generation and add its cost to the key's spending."""
         ...
 
+    async def room(self) -> None:
+        """Return once the store has caught up enough (back-pressure after `record_now`)."""
+        ...
+
+    def record_now(self, generation: Generation) -> None:
+        """`record` without the wait: callers then await `room()`."""
+        ...
+
     def get(self, generation_id: str) -> Generation | None: ...
 
     def flush(self, timeout: float = 10.0) -> bool:

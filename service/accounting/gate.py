@@ -130,7 +130,14 @@ class Accounting:
         cancelled: bool = False,
         units: int = 1,
     ) -> float:
-        """Bill what was produced, release the rest, and record the generation."""
+        """Price what was produced; bill it, release the rest and record the generation.
+
+        Only the price is needed for the answer. The rest runs from the loop's next turn,
+        after the answer has been written out: in a unary call that was about a quarter
+        of the time between the upstream's answer and ours, measured on a core fresh from
+        idle. Nothing is lost by waiting: the booking is scheduled before this call can be
+        cancelled, and runs whatever happens to the call.
+        """
         price = cost(
             served.pricing,
             usage.prompt_tokens,
@@ -138,32 +145,50 @@ class Accounting:
             ticket.estimate.images,
             units,
         )
-        self.credits.settle(ticket.reservation, price)
-        self.limiter.finish(ticket.admission, usage.total_tokens)
         elapsed = (time.perf_counter() - ticket.started) * 1000
-        generation = Generation(
-            id=ticket.generation_id,
-            key_id=ticket.call.key.id,
-            model=served.model,
-            provider=served.provider,
-            upstream_model=served.upstream_model,
-            kind=ticket.kind,
-            created_at=time.time(),
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cost=price,
-            latency_ms=served.upstream_ms if streamed else elapsed,
-            generation_time_ms=elapsed,
-            finish_reason=finish_reason,
-            streamed=streamed,
-            cancelled=cancelled,
+        asyncio.get_running_loop().call_soon(
+            self._book, ticket, served, usage, price, elapsed, finish_reason, streamed, cancelled
         )
-        # A client that leaves while we wait is still billed, once: record() queues the
-        # row before it first waits.
-        await self.ledger.record(generation)
+        # Back-pressure: a caller waits while the ledger's writer is a whole queue behind
+        # (its row, booked meanwhile, takes the queue past its bound by one at most).
+        await self.ledger.room()
         return price
 
+    def _book(
+        self,
+        ticket: Ticket,
+        served: Served,
+        usage: Usage,
+        price: float,
+        elapsed: float,
+        finish_reason: str,
+        streamed: bool,
+        cancelled: bool,
+    ) -> None:
+        self.credits.settle(ticket.reservation, price)
+        self.limiter.finish(ticket.admission, usage.total_tokens)
+        self.ledger.record_now(
+            Generation(
+                id=ticket.generation_id,
+                key_id=ticket.call.key.id,
+                model=served.model,
+                provider=served.provider,
+                upstream_model=served.upstream_model,
+                kind=ticket.kind,
+                created_at=time.time(),
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cost=price,
+                latency_ms=served.upstream_ms if streamed else elapsed,
+                generation_time_ms=elapsed,
+                finish_reason=finish_reason,
+                streamed=streamed,
+                cancelled=cancelled,
+            )
+        )
+
     async def aclose(self) -> None:
+        await asyncio.sleep(0)  # the bookings scheduled by the last settles run first
         if self._moderator is not None:
             await self._moderator.aclose()
         await asyncio.to_thread(self.ledger.close)

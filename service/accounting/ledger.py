@@ -106,7 +106,7 @@ class Ledger:
         setup.close()
         self._pending: dict[str, Generation] = {}  # queued, not yet committed
         self._pending_lock = threading.Lock()
-        # Items for the writer. Bounded by `_enqueue`; appends and pops are thread-safe.
+        # Items for the writer. Bounded by `room`; appends and pops are thread-safe.
         self._items: deque[_Item] = deque()
         self._ready = threading.Event()  # set when items wait and the writer may sleep
         self._wake_scheduled = False
@@ -118,24 +118,32 @@ class Ledger:
 
     # --- the request path ---------------------------------------------------------------
 
-    async def record(self, generation: Generation) -> None:
+    def record_now(self, generation: Generation) -> None:
         """Journal the generation, then queue it for the writer; no wait for SQLite.
 
-        Awaits only when the writer has fallen a whole queue behind (back-pressure).
+        Callers then wait for `room()`, so the queue goes past MAX_QUEUE by at most the
+        requests in flight.
         """
         line = orjson.dumps(_row(generation)) + b"\n"
         if not self._journal.append(line):
-            await self._rotate()
+            self._rotate()
             self._journal.append(line)
         with self._pending_lock:
             self._pending[generation.id] = generation
-        await self._enqueue(generation)
+        self._push(generation)
 
-    async def _enqueue(self, item: _Item) -> None:
+    async def record(self, generation: Generation) -> None:
+        """`record_now`, then wait for room (back-pressure) if the writer is behind."""
+        self.record_now(generation)
+        await self.room()
+
+    async def room(self) -> None:
         # Never an unbounded queue. The writer is a thread, so the loop polls for room
         # (only when a whole queue behind) rather than being woken from it.
         while len(self._items) >= MAX_QUEUE:  # noqa: ASYNC110
             await asyncio.sleep(0.001)
+
+    def _push(self, item: _Item) -> None:
         self._items.append(item)
         if not self._ready.is_set() and not self._wake_scheduled:
             # Waking the writer switches threads on this core; done from the loop's next
@@ -147,12 +155,12 @@ class Ledger:
         self._wake_scheduled = False
         self._ready.set()
 
-    async def _rotate(self) -> None:
+    def _rotate(self) -> None:
         old = self._journal
         self._journal = Journal(self._journals, self._journal_bytes)
         old.close()
         # After every row of `old`, in queue order: deleted once those are committed.
-        await self._enqueue(old.path)
+        self._push(old.path)
 
     # --- the writer thread --------------------------------------------------------------
 
