@@ -42,6 +42,9 @@ class LimitState:
     reset_tokens: float | None = None
 
 
+UNLIMITED = LimitState()
+
+
 @dataclass(slots=True)
 class Admission:
     key_id: str
@@ -119,6 +122,8 @@ class RateLimiter:
             admission.entry[1] = float(tokens)
 
     def state(self, key_id: str, policy: KeyPolicy) -> LimitState:
+        if policy.rpm is None and policy.tpm is None:
+            return UNLIMITED  # most keys: nothing to count or to build
         now = self._now()
         window = self._window(key_id)
         window.prune(now)
