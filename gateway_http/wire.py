@@ -148,7 +148,7 @@ class ClientWatch:
     """Cancels the current task when the client disconnects, so that the gRPC call it
     is awaiting (and with it the upstream request) is cancelled too.
 
-    One watcher task per request, never per chunk. The watcher is never cancelled: once
+    At most one watcher task per request, never per chunk. It is never cancelled: once
     the block is left it is disarmed, and it ends by itself when the server completes the
     response (uvicorn then answers `receive()` with `http.disconnect`). A cancelled
     watcher would leave a reference cycle per request (its CancelledError's traceback
@@ -163,8 +163,15 @@ class ClientWatch:
 
     async def __aenter__(self) -> ClientWatch:
         self._task = asyncio.current_task()
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        # The watcher is made on the loop's next turn, which comes when this task first
+        # waits (for the upstream): off the request's path, measured at ~10 us on a core
+        # fresh from idle. A client gone by then is seen at its first `receive()`.
+        asyncio.get_running_loop().call_soon(self._start)
         return self
+
+    def _start(self) -> None:
+        if self._task is not None:  # still serving: a request answered at once needs none
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:
