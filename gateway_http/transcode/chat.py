@@ -195,6 +195,13 @@ def _logit_bias(out: chat_pb2.ChatRequest, raw: Any) -> None:
 
 def _messages(out: chat_pb2.ChatRequest, raw: Any) -> None:
     for i, message in enumerate(array(raw, "messages")):
+        if type(message) is dict and len(message) == 2:
+            # Most messages are just a role and a text: set those two without building
+            # each field's param name for errors (six strings a message, on a cold core).
+            role, text = message.get("role"), message.get("content")
+            if type(role) is str and type(text) is str:
+                out.messages.add(role=role, text=text)
+                continue
         _message(message, i, out.messages.add())
 
 
