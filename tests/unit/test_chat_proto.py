@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from switchyard.v1 import chat_pb2
 
 from service.domain import chat
 from service.errors import GatewayError
+from service.servicers import chat_proto
 from service.servicers.chat_proto import request_from_proto
 
 
@@ -268,3 +270,16 @@ def test_content_part_checks() -> None:
         ),
     )
     assert rejected(request(messages=[empty_file])).param == "messages[0].content[0].file"
+
+
+def test_every_proto_field_has_a_place_in_the_domain() -> None:
+    # request_from_proto maps the fields that are set by name (ListFields): a field added
+    # to the proto must be given a place here, or it would be dropped or fail at runtime.
+    by_hand = {"model", "messages", "tools", "tool_choice", "stream_options", "provider", "models"}
+    request_fields = {f.name for f in chat_pb2.ChatRequest.DESCRIPTOR.fields}
+    assert request_fields == set(chat_proto._OPTIONS) | by_hand
+    domain_request = {f.name for f in dataclasses.fields(chat.ChatRequest)}
+    assert set(chat_proto._OPTIONS) <= domain_request
+    message_fields = {f.name for f in chat_pb2.Message.DESCRIPTOR.fields}
+    domain_message = {f.name for f in dataclasses.fields(chat.Message)}
+    assert message_fields - {"text", "parts"} <= domain_message

@@ -11,9 +11,11 @@ import pytest
 from switchyard.v1 import chat_pb2, common_pb2, embeddings_pb2
 
 from gateway_http.errors import HttpError
+from gateway_http.transcode import chat as transcode_chat
 from gateway_http.transcode.chat import chunk_json, parse_chat, response_json
 from gateway_http.transcode.embeddings import embeddings_json, parse_embeddings
 from gateway_http.transcode.rerank import parse_rerank
+from gateway_http.transcode.routing import ROUTING_FIELDS
 
 JSON = dict[str, Any]
 
@@ -536,3 +538,11 @@ def test_rerank_extra_and_defaults() -> None:
 )
 def test_rerank_errors(body: JSON, param: str) -> None:
     assert bad(parse_rerank, body).param == param
+
+
+def test_every_handled_chat_field_is_parsed() -> None:
+    # parse_chat sends a body's fields to their setters, keeps `stream`, `timeout`, `usage`
+    # and the routing fields for itself, and passes the rest upstream: a field named as
+    # handled but parsed nowhere would be silently dropped.
+    parsed_after = {"stream", "timeout", "usage"} | ROUTING_FIELDS
+    assert set(transcode_chat._SETTERS) | parsed_after == transcode_chat._HANDLED
