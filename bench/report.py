@@ -154,8 +154,7 @@ def rate_section(results: JSON) -> str:
         + "\n\nThe floor is `bench/forwarder.py` on core 0: a bare ASGI callable under the "
         "gateway's uvicorn settings, posting each body unchanged through the gateway's "
         "upstream client. What it adds is the price of the server, the client, the extra "
-        "loopback hops and the cores' wake-ups; the gateway adds its own layers on top."
-        + layers
+        "loopback hops and the cores' wake-ups; the gateway adds its own layers on top." + layers
     )
 
 
