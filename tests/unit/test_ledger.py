@@ -8,7 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import orjson
+import pytest
 
+from service.accounting import ledger as ledger_module
 from service.accounting.journal import Journal, records
 from service.accounting.ledger import Generation, Ledger, _row
 from service.store.keys import KeyStore
@@ -62,6 +64,35 @@ def test_recorded_rows_are_readable_at_once_and_committed_on_close(tmp_path: Pat
         reopened.close()
     assert keys.get(record.id).usage == 0.25  # type: ignore[union-attr]
     assert not list((tmp_path / "ledger-journal").glob("*.jsonl"))  # a clean stop leaves none
+    keys.close()
+
+
+def test_rows_gather_into_one_commit_and_close_cuts_the_window_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commits: list[int] = []
+    commit = Ledger._commit
+
+    def counted(db: object, generations: list[Generation]) -> bool:
+        commits.append(len(generations))
+        return commit(db, generations)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Ledger, "_commit", staticmethod(counted))
+    monkeypatch.setattr(ledger_module, "BATCH_WINDOW", 3600.0)  # only close() can end it
+    database = tmp_path / "switchyard.db"
+    keys = KeyStore(database, cache_seconds=0)
+    record, _ = keys.create("k")
+    ledger = Ledger(database)
+
+    async def burst() -> None:
+        for i in range(5):
+            ledger.record_now(replace(GEN, id=f"gen-{i}", key_id=record.id))
+        await asyncio.sleep(0)  # the writer is woken on the loop's next turn
+
+    asyncio.run(burst())
+    ledger.close()  # inside the hour-long window: drains at once (or gives up after 30 s)
+    assert commits == [5], "five rows, one transaction"
+    assert keys.get(record.id).usage == 1.25  # type: ignore[union-attr]
     keys.close()
 
 
