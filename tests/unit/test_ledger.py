@@ -67,7 +67,7 @@ def test_recorded_rows_are_readable_at_once_and_committed_on_close(tmp_path: Pat
     keys.close()
 
 
-def test_rows_gather_into_one_commit_and_close_cuts_the_window_short(
+def test_slow_rows_commit_soon_fast_rows_gather_and_close_cuts_the_wait(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     commits: list[int] = []
@@ -78,21 +78,52 @@ def test_rows_gather_into_one_commit_and_close_cuts_the_window_short(
         return commit(db, generations)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Ledger, "_commit", staticmethod(counted))
-    monkeypatch.setattr(ledger_module, "BATCH_WINDOW", 3600.0)  # only close() can end it
+    monkeypatch.setattr(ledger_module, "SHORT_WINDOW", 0.05)
+    monkeypatch.setattr(ledger_module, "BATCH_WINDOW", 3600.0)  # only close() ends it
+    monkeypatch.setattr(ledger_module, "BUSY_ROWS", 3)
+    database = tmp_path / "switchyard.db"
+    keys = KeyStore(database, cache_seconds=0)
+    record, _ = keys.create("k")
+    ledger = Ledger(database)
+
+    async def burst(first: int, count: int) -> None:
+        for i in range(first, first + count):
+            ledger.record_now(replace(GEN, id=f"gen-{i}", key_id=record.id))
+        await asyncio.sleep(0)  # the writer is woken on the loop's next turn
+
+    asyncio.run(burst(0, 2))  # fewer than BUSY_ROWS: committed after the short window
+    assert ledger.flush(timeout=10)
+    assert commits == [2]
+    asyncio.run(burst(2, 3))  # BUSY_ROWS of them: they wait for the long window
+    assert not ledger.flush(timeout=0.3)
+    assert commits == [2]
+    ledger.close()  # inside the hour-long window: drains at once (or gives up after 30 s)
+    assert commits == [2, 3]
+    assert keys.get(record.id).usage == 1.25  # type: ignore[union-attr]
+    keys.close()
+
+
+def test_a_backlog_is_committed_back_to_back_not_one_batch_per_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger_module, "BATCH_WINDOW", 0.5)
+    monkeypatch.setattr(ledger_module, "BUSY_ROWS", 3)
+    monkeypatch.setattr(ledger_module, "MAX_BATCH", 1)
     database = tmp_path / "switchyard.db"
     keys = KeyStore(database, cache_seconds=0)
     record, _ = keys.create("k")
     ledger = Ledger(database)
 
     async def burst() -> None:
-        for i in range(5):
+        for i in range(6):
             ledger.record_now(replace(GEN, id=f"gen-{i}", key_id=record.id))
-        await asyncio.sleep(0)  # the writer is woken on the loop's next turn
+        await asyncio.sleep(0)
 
     asyncio.run(burst())
-    ledger.close()  # inside the hour-long window: drains at once (or gives up after 30 s)
-    assert commits == [5], "five rows, one transaction"
-    assert keys.get(record.id).usage == 1.25  # type: ignore[union-attr]
+    # One window (0.5 s), then six one-row commits at once; a window per batch is 3 s.
+    assert ledger.flush(timeout=2.0)
+    ledger.close()
+    assert keys.get(record.id).usage == 1.5  # type: ignore[union-attr]
     keys.close()
 
 
