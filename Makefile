@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # The venv's interpreter: the distribution's python3 first, else the first python3 on PATH.
 # Debian builds its python3 with PGO and LTO and links libpython statically; on a default
 # pyenv build (shared libpython, no PGO) the gateway spends about 10 % more CPU per request
-# (bench/RESULTS.md). Any python3 >= 3.11 with the venv module works: make PYTHON=...
+# (measured in the issue 7 note). Any python3 >= 3.11 with venv works: make PYTHON=...
 PYTHON ?= $(or $(shell for p in /usr/bin/python3 python3; do \
 	$$p -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& echo $$p && break; done),python3)
