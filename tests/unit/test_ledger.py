@@ -22,6 +22,17 @@ GEN = Generation(
 )  # fmt: skip
 
 
+def _burst(ledger: Ledger, key_id: str, ids: range) -> None:
+    """`record_now` rows gen-<i> back to back, as requests finishing together do."""
+
+    async def burst() -> None:
+        for i in ids:
+            ledger.record_now(replace(GEN, id=f"gen-{i}", key_id=key_id))
+        await asyncio.sleep(0)  # the writer is woken on the loop's next turn
+
+    asyncio.run(burst())
+
+
 def test_journal_of_a_dead_process_is_replayed_once(tmp_path: Path) -> None:
     database = tmp_path / "switchyard.db"
     keys = KeyStore(database, cache_seconds=0)
@@ -86,15 +97,10 @@ def test_slow_rows_commit_soon_fast_rows_gather_and_close_cuts_the_wait(
     record, _ = keys.create("k")
     ledger = Ledger(database)
 
-    async def burst(first: int, count: int) -> None:
-        for i in range(first, first + count):
-            ledger.record_now(replace(GEN, id=f"gen-{i}", key_id=record.id))
-        await asyncio.sleep(0)  # the writer is woken on the loop's next turn
-
-    asyncio.run(burst(0, 2))  # fewer than BUSY_ROWS: committed after the short window
+    _burst(ledger, record.id, range(2))  # fewer than BUSY_ROWS: after the short window
     assert ledger.flush(timeout=10)
     assert commits == [2]
-    asyncio.run(burst(2, 3))  # BUSY_ROWS of them: they wait for the long window
+    _burst(ledger, record.id, range(2, 5))  # BUSY_ROWS of them: they wait for the long one
     assert not ledger.flush(timeout=0.3)
     assert commits == [2]
     ledger.close()  # inside the hour-long window: drains at once (or gives up after 30 s)
@@ -114,12 +120,7 @@ def test_a_backlog_is_committed_back_to_back_not_one_batch_per_window(
     record, _ = keys.create("k")
     ledger = Ledger(database)
 
-    async def burst() -> None:
-        for i in range(6):
-            ledger.record_now(replace(GEN, id=f"gen-{i}", key_id=record.id))
-        await asyncio.sleep(0)
-
-    asyncio.run(burst())
+    _burst(ledger, record.id, range(6))
     # One window (0.5 s), then six one-row commits at once; a window per batch is 3 s.
     assert ledger.flush(timeout=2.0)
     ledger.close()
