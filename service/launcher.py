@@ -28,6 +28,7 @@ import uvicorn
 import uvloop
 
 from gateway_http import create_app
+from gateway_http.protocol import HttpProtocol
 from service.config import load_config
 from service.server import Service
 from service.store.keys import KeyPolicy, KeyStore
@@ -99,7 +100,8 @@ def http_config(app: Any, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Con
         host=host,
         port=port,
         loop="none",
-        http="httptools",
+        # httptools, with each response's head sent in one write with its body.
+        http=HttpProtocol,
         ws="none",
         lifespan="off",
         access_log=False,
