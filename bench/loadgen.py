@@ -206,6 +206,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--warmup", type=float, default=2.0, help="unrecorded seconds first")
         sub.add_argument("--stagger", type=float, default=0.0, help="closed loop: ramp seconds")
         sub.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
+        sub.add_argument(
+            "--raw", action="store_true", help="also print the samples (s), for pooling runs"
+        )
     return parser
 
 
@@ -222,8 +225,11 @@ def main(argv: list[str] | None = None) -> None:
     run_event_loop(go(), cyclic_gc=False)
     cpu_pct = (time.process_time() - cpu) / (time.perf_counter() - wall) * 100
     name = f"{args.kind}-{mode}{'-stream' if args.stream else ''}"
-    out = result(box[0], name, args.duration, cpu_pct)
-    sys.stdout.write(orjson.dumps(dataclasses.asdict(out)).decode() + "\n")
+    recorder = box[0]
+    out = dataclasses.asdict(result(recorder, name, args.duration, cpu_pct))
+    if args.raw:
+        out["raw"] = {"latency": recorder.latencies, "ttft": recorder.ttfts, "gap": recorder.gaps}
+    sys.stdout.write(orjson.dumps(out).decode() + "\n")
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def rate_section(results: JSON) -> str:
     if gateway is not None and floor is not None:
         layers = (
             f" Here the in-process gateway's own layers took {f(gateway - floor, 3)} ms of "
-            "its p50 (gateway minus floor, measured one after the other)."
+            "its p50 (gateway minus floor, measured in turns)."
         )
     return (
         f"## Latency at a fixed {f(rate, 0)} req/s (open loop, non-streaming)\n\n"
@@ -339,6 +339,11 @@ def method_section() -> str:
 
 - Every scenario runs direct to the mock and through the gateway in the same run, with the
   same client, body, rate and pinning; "added" = gateway − direct.
+- The fixed-rate runs (latency at 50 req/s, streaming) take turns: direct, in-process,
+  --channel grpc (and the floor), block after block, each block after its own warm-up and
+  at the path's full rate; each path's blocks are pooled. The host drifts between faster
+  and slower phases over minutes, and in turns every path sees the same phases. The
+  spread of the blocks' p50s is in `bench/results.json` (`block_p50_ms`).
 - Warm-up excluded: wrk runs a separate unrecorded warm-up at the same concurrency; the
   Python driver sends but does not record requests begun during its warm-up.
 - Open loop: requests leave on a fixed schedule whatever the server does; latency is from

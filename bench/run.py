@@ -1,8 +1,10 @@
 """`make bench`: every scenario of issue 7, direct and through the gateway, in one run.
 
-Order: client ceilings, the null gRPC floor, direct to the mock, the gateway with the
-in-process channel, with `--channel grpc`, gRPC clients on `--grpc-only`, then the
-local models (raw first, then through a gateway on the embedded default). A step
+Order: client ceilings, the null gRPC floor; saturation direct to the mock, through the
+gateway with the in-process channel, with `--channel grpc`, and through the floor; the
+fixed-rate runs of those paths in turns; many streams; `--workers 2`; gRPC clients on
+`--grpc-only`; then the local models (raw first, then through a gateway on the
+embedded default). A step
 that fails is recorded and the run goes on, so RESULTS.md is always written; every
 process started here is stopped on the way out, whatever happened.
 
@@ -20,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -162,29 +165,47 @@ class Bench:
         self.release(null)
 
     def http(self, mock_port: int, config: Path) -> None:
+        """Direct, both gateways and the floor: saturation one at a time, then the
+        fixed-rate runs in turns (`scenarios.interleaved`), then many streams."""
         s = self.settings
         http: JSON = self.results.setdefault("http", {})
         direct = Target("direct", f"http://127.0.0.1:{mock_port}", "bench", "chat", s.many_model)
-        http["direct"] = scenarios.http_suite(direct, s, self.scratch, self.guard)
+        targets = [direct]
+        procs = []
+        http["direct"] = scenarios.http_suite(direct, s, self.scratch, self.guard, ("wrk",))
         for channel in ("inprocess", "grpc"):
             gw = self.gateway(f"gateway-{channel}", config, channel=channel)
             if gw is None:
                 continue
             target = Target(channel, gw.url, gw.key, "bench/chat", "bench/many", gw.proc.pid)
-            http[channel] = scenarios.http_suite(target, s, self.scratch, self.guard)
-            self.release(gw.proc)
-
-    def forwarder(self, mock_port: int) -> None:
-        """The thinnest forwarder on CPU 0 (bench/forwarder.py): the floor under "added"."""
+            http[channel] = scenarios.http_suite(target, s, self.scratch, self.guard, ("wrk",))
+            targets.append(target)
+            procs.append(gw.proc)
+        # The thinnest forwarder on CPU 0 (bench/forwarder.py): the floor under "added".
         port = free_port()
-        proc = self.keep(start_forwarder(port, mock_port, self.scratch))
-        target = Target("forwarder", f"http://127.0.0.1:{port}", "bench", "chat", "many", proc.pid)
-        # Non-streaming only: the forwarder reads each answer whole before it replies.
-        suite = scenarios.http_suite(
-            target, self.settings, self.scratch, self.guard, steps=("wrk", "rate")
+        floor_proc = self.keep(start_forwarder(port, mock_port, self.scratch))
+        floor = Target(
+            "forwarder", f"http://127.0.0.1:{port}", "bench", "chat", "many", floor_proc.pid
         )
-        self.results.setdefault("http", {})["forwarder"] = suite
-        self.release(proc)
+        http["forwarder"] = scenarios.http_suite(floor, s, self.scratch, self.guard, ("wrk",))
+        for step, name, paths in (
+            (scenarios.latency_at_rate, "rate", [*targets, floor]),
+            # Non-streaming only for the floor: it reads each answer whole before it replies.
+            (scenarios.streaming_at_rate, "stream", targets),
+        ):
+            labels = "/".join(t.label for t in paths)
+            runs = self.guard(
+                f"{labels}/{name} (in turns)", partial(scenarios.interleaved, step, paths, s)
+            )
+            for label, run in (runs or {}).items():
+                http[label][name] = run
+        self.release(floor_proc)
+        for target in targets:
+            http[target.label] |= scenarios.http_suite(
+                target, s, self.scratch, self.guard, ("many",)
+            )
+        for proc in procs:
+            self.release(proc)
 
     def workers(self, config: Path) -> None:
         """--workers 2 against one worker, the gateway pinned to both cores."""
@@ -227,7 +248,6 @@ class Bench:
         self.ceilings()
         self.grpc_null()
         self.http(mock_port, config)
-        self.forwarder(mock_port)
         self.workers(config)
         self.grpc_gateway(config)
         if local:

@@ -20,6 +20,7 @@ import orjson
 from bench.loadgen import chat_body
 from bench.machine import busy_seconds
 from bench.procs import CLIENT_CPU, PYTHON, ROOT, cpu_seconds, pinned, rss_kib, tree_cpu_seconds
+from bench.stats import summarize
 from bench.wrk import run_wrk, write_script
 
 JSON = dict[str, Any]
@@ -40,6 +41,7 @@ class Settings:
     connections: tuple[int, ...] = (1, 16, 64)
     latency_rate: float = 50.0
     stream_rate: float = 20.0
+    rate_rounds: int = 5  # fixed-rate runs: blocks per target, taken in turns
     grpc_concurrency: tuple[int, ...] = (16, 64)
     local_seconds: float = 8.0
     local_concurrency: tuple[int, ...] = (1, 8, 32)
@@ -61,6 +63,7 @@ QUICK = Settings(
     many_ks=(64, 256),
     local_seconds=2.0,
     chat_seconds=4.0,
+    rate_rounds=1,
 )
 
 
@@ -121,17 +124,68 @@ def wrk_suite(target: Target, settings: Settings, scratch: Path) -> JSON:
     return out
 
 
-def latency_at_rate(target: Target, settings: Settings) -> JSON:
+def latency_at_rate(target: Target, settings: Settings, seconds: float | None = None) -> JSON:
     args = ["http", "--url", target.url, "--key", target.key, "--model", target.chat_model]
-    args += ["--rate", str(settings.latency_rate), *_timing(settings, settings.tail_seconds)]
-    return loadgen(args, budget=settings.tail_seconds + settings.warmup)
+    args += ["--rate", str(settings.latency_rate), "--raw"]
+    args += _timing(settings, seconds or settings.tail_seconds)
+    return loadgen(args, budget=(seconds or settings.tail_seconds) + settings.warmup)
 
 
-def streaming_at_rate(target: Target, settings: Settings) -> JSON:
+def streaming_at_rate(target: Target, settings: Settings, seconds: float | None = None) -> JSON:
     args = ["http", "--url", target.url, "--key", target.key, "--model", target.chat_model]
-    args += ["--stream", "--rate", str(settings.stream_rate)]
-    args += _timing(settings, settings.tail_seconds)
-    return loadgen(args, budget=settings.tail_seconds + settings.warmup)
+    args += ["--stream", "--rate", str(settings.stream_rate), "--raw"]
+    args += _timing(settings, seconds or settings.tail_seconds)
+    return loadgen(args, budget=(seconds or settings.tail_seconds) + settings.warmup)
+
+
+RateStep = Callable[[Target, Settings, float], JSON]
+
+
+def interleaved(step: RateStep, targets: list[Target], settings: Settings) -> dict[str, JSON]:
+    """A fixed-rate step for every target, in turns: each gets `rate_rounds` blocks of
+    tail_seconds / rate_rounds (each after its own warm-up), and its blocks are pooled.
+
+    Why: "added" is a difference of two runs, and this host drifts between faster and
+    slower phases over minutes (added p50 at 50 req/s ranged 0.62-0.77 ms between A/B
+    rounds on one day). Run one after the other, minutes apart, the direct and the
+    gateway runs could land in different phases; in turns, every path sees the same ones.
+    Each block keeps the target's own rate, so the gateway still sees 50 req/s.
+    """
+    rounds = settings.rate_rounds
+    seconds = settings.tail_seconds / rounds
+    blocks: dict[str, list[JSON]] = {t.label: [] for t in targets}
+    for _ in range(rounds):
+        for target in targets:
+            blocks[target.label].append(step(target, settings, seconds))
+    return {label: pooled(runs) for label, runs in blocks.items()}
+
+
+def pooled(runs: list[JSON]) -> JSON:
+    """One result from several runs of one target: counts summed, percentiles over all
+    samples, and each block's p50 kept to show the spread."""
+    raw = [run.pop("raw") for run in runs]
+
+    def summary(kind: str) -> JSON | None:
+        found = summarize(x for r in raw for x in r[kind])
+        return asdict(found) if found is not None else None
+
+    return {
+        "mode": runs[0]["mode"],
+        "blocks": len(runs),
+        "duration_s": sum(r["duration_s"] for r in runs),
+        "requests": sum(r["requests"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+        "error_samples": [e for r in runs for e in r["error_samples"]][:5],
+        "rps": sum(r["rps"] for r in runs) / len(runs),
+        "tokens": sum(r["tokens"] for r in runs),
+        "tokens_per_s": sum(r["tokens_per_s"] for r in runs) / len(runs),
+        "max_send_lag_ms": max(r["max_send_lag_ms"] for r in runs),
+        "latency": summary("latency"),
+        "ttft": summary("ttft"),
+        "gap": summary("gap"),
+        "client_cpu_pct": max(r["client_cpu_pct"] for r in runs),
+        "block_p50_ms": [(r["ttft"] or r["latency"] or {}).get("p50_ms") for r in runs],
+    }
 
 
 def many_streams(target: Target, settings: Settings) -> JSON:
@@ -185,8 +239,8 @@ def http_suite(
     out: JSON = {}
     for name, step in (
         ("wrk", lambda: wrk_suite(target, settings, scratch)),
-        ("rate", lambda: latency_at_rate(target, settings)),
-        ("stream", lambda: streaming_at_rate(target, settings)),
+        ("rate", lambda: pooled([latency_at_rate(target, settings)])),
+        ("stream", lambda: pooled([streaming_at_rate(target, settings)])),
         ("many", lambda: many_streams(target, settings)),
     ):
         if name not in steps:
