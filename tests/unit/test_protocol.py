@@ -146,3 +146,35 @@ def test_the_gateway_server_uses_the_protocol_and_answers_in_order() -> None:
             await serving
 
     run(scenario)
+
+
+def test_interim_answers_and_closing_connections_keep_their_bytes_in_order() -> None:
+    async def scenario() -> None:
+        server, serving, port = await _serve(_app)
+        try:
+            # Expect: 100-continue: the interim answer (the cycle's first write) must go
+            # out before the body is sent, and the real answer after it.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"POST /json HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
+                b"Expect: 100-continue\r\n\r\n"
+            )
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+            writer.write(b"{}")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200 ")
+            assert await asyncio.wait_for(reader.readexactly(11), 5) == b'{"ok":true}'
+            writer.close()
+            # HTTP/1.0: the server closes after the answer, which must arrive whole first.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /json HTTP/1.0\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 5)  # until the server closes
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            assert answer.endswith(b'\r\n\r\n{"ok":true}')
+            writer.close()
+        finally:
+            server.should_exit = True
+            await serving
+
+    run(scenario)
