@@ -4,9 +4,8 @@ Order: client ceilings, the null gRPC floor; saturation direct to the mock, thro
 gateway with the in-process channel, with `--channel grpc`, and through the floor; the
 fixed-rate runs of those paths in turns; many streams; `--workers 2`; gRPC clients on
 `--grpc-only`; then the local models (raw first, then through a gateway on the
-embedded default). A step
-that fails is recorded and the run goes on, so RESULTS.md is always written; every
-process started here is stopped on the way out, whatever happened.
+embedded default). A step that fails is recorded and the run goes on, so RESULTS.md is
+always written; every process started here is stopped on the way out, whatever happened.
 
     .venv/bin/python -m bench.run            # ~10 minutes
     .venv/bin/python -m bench.run --quick    # ~2-3 minute smoke run

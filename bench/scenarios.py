@@ -125,17 +125,20 @@ def wrk_suite(target: Target, settings: Settings, scratch: Path) -> JSON:
 
 
 def latency_at_rate(target: Target, settings: Settings, seconds: float | None = None) -> JSON:
+    """Non-streaming chat at the fixed rate, for `seconds` (default: tail_seconds)."""
+    seconds = seconds or settings.tail_seconds
     args = ["http", "--url", target.url, "--key", target.key, "--model", target.chat_model]
-    args += ["--rate", str(settings.latency_rate), "--raw"]
-    args += _timing(settings, seconds or settings.tail_seconds)
-    return loadgen(args, budget=(seconds or settings.tail_seconds) + settings.warmup)
+    args += ["--rate", str(settings.latency_rate), "--raw", *_timing(settings, seconds)]
+    return loadgen(args, budget=seconds + settings.warmup)
 
 
 def streaming_at_rate(target: Target, settings: Settings, seconds: float | None = None) -> JSON:
+    """Streams opened at the fixed rate, for `seconds` (default: tail_seconds)."""
+    seconds = seconds or settings.tail_seconds
     args = ["http", "--url", target.url, "--key", target.key, "--model", target.chat_model]
     args += ["--stream", "--rate", str(settings.stream_rate), "--raw"]
-    args += _timing(settings, seconds or settings.tail_seconds)
-    return loadgen(args, budget=(seconds or settings.tail_seconds) + settings.warmup)
+    args += _timing(settings, seconds)
+    return loadgen(args, budget=seconds + settings.warmup)
 
 
 RateStep = Callable[[Target, Settings, float], JSON]
@@ -162,8 +165,9 @@ def interleaved(step: RateStep, targets: list[Target], settings: Settings) -> di
 
 def pooled(runs: list[JSON]) -> JSON:
     """One result from several runs of one target: counts summed, percentiles over all
-    samples, and each block's p50 kept to show the spread."""
-    raw = [run.pop("raw") for run in runs]
+    their samples (`--raw`, not kept), and each block's p50 (TTFT for streams) to show
+    the spread."""
+    raw = [run["raw"] for run in runs]
 
     def summary(kind: str) -> JSON | None:
         found = summarize(x for r in raw for x in r[kind])
