@@ -124,17 +124,15 @@ def wrk_suite(target: Target, settings: Settings, scratch: Path) -> JSON:
     return out
 
 
-def latency_at_rate(target: Target, settings: Settings, seconds: float | None = None) -> JSON:
-    """Non-streaming chat at the fixed rate, for `seconds` (default: tail_seconds)."""
-    seconds = seconds or settings.tail_seconds
+def latency_at_rate(target: Target, settings: Settings, seconds: float) -> JSON:
+    """Non-streaming chat at the fixed rate for `seconds` (one block of `interleaved`)."""
     args = ["http", "--url", target.url, "--key", target.key, "--model", target.chat_model]
     args += ["--rate", str(settings.latency_rate), "--raw", *_timing(settings, seconds)]
     return loadgen(args, budget=seconds + settings.warmup)
 
 
-def streaming_at_rate(target: Target, settings: Settings, seconds: float | None = None) -> JSON:
-    """Streams opened at the fixed rate, for `seconds` (default: tail_seconds)."""
-    seconds = seconds or settings.tail_seconds
+def streaming_at_rate(target: Target, settings: Settings, seconds: float) -> JSON:
+    """Streams opened at the fixed rate for `seconds` (one block of `interleaved`)."""
     args = ["http", "--url", target.url, "--key", target.key, "--model", target.chat_model]
     args += ["--stream", "--rate", str(settings.stream_rate), "--raw"]
     args += _timing(settings, seconds)
@@ -228,7 +226,8 @@ def grpc_suite(target: Target, settings: Settings) -> JSON:
     return out
 
 
-HTTP_STEPS = ("wrk", "rate", "stream", "many")
+# The fixed-rate steps are not here: they run for several targets in turns (`interleaved`).
+HTTP_STEPS = ("wrk", "many")
 
 
 def http_suite(
@@ -243,8 +242,6 @@ def http_suite(
     out: JSON = {}
     for name, step in (
         ("wrk", lambda: wrk_suite(target, settings, scratch)),
-        ("rate", lambda: pooled([latency_at_rate(target, settings)])),
-        ("stream", lambda: pooled([streaming_at_rate(target, settings)])),
         ("many", lambda: many_streams(target, settings)),
     ):
         if name not in steps:

@@ -23,8 +23,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 class HeldHead(asyncio.Transport):
     """The transport one response is written to: its first write is held for the next.
 
-    Only what uvicorn's request cycle calls is implemented (write, close, is_closing);
-    the connection itself stays with the protocol and its real transport.
+    Only what uvicorn's request cycle calls is implemented (write, close, is_closing),
+    with `get_extra_info` passed through; the connection itself stays with the protocol
+    and its real transport.
     """
 
     __slots__ = ("_armed", "_head", "_transport")
