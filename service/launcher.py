@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import uvloop
 
 from gateway_http import create_app
 from gateway_http.protocol import HttpProtocol
+from service import logs
 from service.config import load_config
 from service.server import Service
 from service.store.keys import KeyPolicy, KeyStore
@@ -201,16 +201,8 @@ def _listen(options: ServeOptions) -> socket.socket:
     return sock
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("SWITCHYARD_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def _run_one(options: ServeOptions) -> None:
-    _configure_logging()
+    logs.configure()
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(serve(options))
 
@@ -218,7 +210,7 @@ def _run_one(options: ServeOptions) -> None:
 def _run_workers(options: ServeOptions) -> None:
     """N processes, each a whole gateway on one event loop, sharing both ports through
     SO_REUSEPORT; the kernel spreads connections across them."""
-    _configure_logging()
+    logs.configure()
     options.data_dir.mkdir(parents=True, exist_ok=True)
     if options.mode != "http-only":  # create the dev key once, before anyone races for it
         keys = KeyStore(options.data_dir / "switchyard.db")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from service import errors
 from service.auth.keys import bearer_token
 from service.ids import random_hex
+from service.logs import REQUEST_ID
 from service.store.keys import KeyRecord
 
 if TYPE_CHECKING:
@@ -59,8 +60,10 @@ class Pipeline:
         deadline = None
         if time_remaining is not None:
             deadline = asyncio.get_running_loop().time() + time_remaining
+        request_id = request_id or random_hex()
+        REQUEST_ID.set(request_id)
         return CallContext(
-            request_id=request_id or random_hex(),
+            request_id=request_id,
             key=record,
             deadline=deadline,
         )

@@ -24,6 +24,7 @@ class ProviderError(Exception):
         status: int | None = None,
         param: str | None = None,
         retry_after: float | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -32,6 +33,9 @@ class ProviderError(Exception):
         self.status = status
         self.param = param
         self.retry_after = retry_after
+        # What went wrong underneath (an exception's text, a socket address): for the
+        # log, with the request id, and never in a message a client sees.
+        self.detail = detail
 
     @property
     def retryable(self) -> bool:
