@@ -122,6 +122,41 @@ def served_headers(response: Any, started: float) -> list[tuple[bytes, bytes]]:
     ]
 
 
+def chat_headers(response: Any, started: float) -> list[tuple[bytes, bytes]]:
+    """`served_headers`, and the parameters the serving endpoint did not take."""
+    headers = served_headers(response, started)
+    if response.dropped_parameters:
+        dropped = ",".join(response.dropped_parameters).encode()
+        headers.append((b"x-switchyard-dropped-params", dropped))
+    return headers
+
+
+# What a stream's initial metadata may carry for the HTTP head (servicers/chat.py).
+_EARLY_HEADERS = frozenset(
+    {"x-generation-id", "x-switchyard-provider", "x-switchyard-dropped-params"}
+)
+
+
+def early_headers(metadata: Any, call_started: float, started: float) -> list[tuple[bytes, bytes]]:
+    """The served headers of a stream whose 200 leaves before its first chunk, from the
+    call's initial metadata: sent by the service before its first upstream attempt, so
+    they name the provider tried first (the chunks' `provider` names the one that
+    served), and the overhead is the gateway's time before that attempt."""
+    headers = []
+    for key, value in metadata:
+        if not isinstance(value, str):
+            continue
+        if key in _EARLY_HEADERS or key.startswith("x-ratelimit-"):
+            headers.append((key.encode(), value.encode()))
+        elif key == "x-switchyard-overhead-ms":
+            try:
+                overhead = float(value) + (call_started - started) * 1000
+            except ValueError:
+                continue
+            headers.append((b"x-switchyard-overhead-ms", f"{overhead:.3f}".encode()))
+    return headers
+
+
 async def send_json(
     send: Send,
     status: int,

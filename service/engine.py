@@ -26,7 +26,7 @@ from service.pipeline import CallContext
 from service.providers.base import Attempt, Provider
 from service.providers.errors import FailureKind, ProviderError
 from service.routing import requirements
-from service.routing.health import EndpointHealth, HealthBoard
+from service.routing.health import EndpointHealth, HealthBoard, Pass
 from service.routing.router import Candidate, Router
 
 log = logging.getLogger("switchyard.engine")
@@ -48,6 +48,7 @@ class Served:
     upstream_ms: float = 0.0  # waiting on the upstream (to first chunk, for streams)
     upstream_model: str = ""
     pricing: Pricing = field(default_factory=Pricing)
+    dropped: tuple[str, ...] = ()  # request parameters the endpoint does not take
 
 
 class StreamTiming:
@@ -68,10 +69,24 @@ def _expired(deadline: float | None) -> bool:
     return remaining is not None and remaining < DEADLINE_SLACK
 
 
-def provider_failure(err: ProviderError, deadline: float | None) -> errors.GatewayError:
-    """The contract error for one upstream failure (DESIGN §4)."""
+def provider_failure(
+    err: ProviderError, deadline: float | None, retry_after: float = 1.0
+) -> errors.GatewayError:
+    """The contract error for one upstream failure (DESIGN §4).
+
+    An upstream's 429 stays a 429, with the upstream's own `Retry-After` (else
+    `retry_after`), as OpenRouter answers it: the client can wait and come back, which a
+    502 would not tell it.
+    """
     if _expired(deadline) and err.kind in (FailureKind.TIMEOUT, FailureKind.CONNECT):
         return errors.request_timeout()
+    if err.status == 429:
+        return errors.GatewayError(
+            "RATE_LIMITED",
+            err.message,
+            metadata={"provider_name": err.provider, "upstream_status": "429"},
+            retry_after=err.retry_after if err.retry_after is not None else retry_after,
+        )
     if err.kind in _NOT_HEALTH:
         return errors.GatewayError(
             "NO_PROVIDER_AVAILABLE",
@@ -87,6 +102,27 @@ def provider_failure(err: ProviderError, deadline: float | None) -> errors.Gatew
             metadata={"provider_name": err.provider},
         )
     return errors.upstream_error(err.provider, err.message, err.status)
+
+
+def _counts_against(err: ProviderError) -> bool:
+    """Whether a failure says the endpoint is unhealthy (what the breaker counts).
+
+    Not a refusal of the request itself (it answered), not "not now" (a full local
+    queue, an unsupported request) and not an upstream's rate limit: a 429 is the
+    upstream asking this account to slow down, with a Retry-After that the retries
+    already honour, and must not take the endpoint away from every other request.
+    """
+    return not err.client_fault and err.kind not in _NOT_HEALTH and err.status != 429
+
+
+def _described(err: ProviderError) -> str:
+    """The failure for the log: the message, and what went wrong underneath."""
+    return f"{err.message} ({err.detail})" if err.detail else err.message
+
+
+def _fitted(request: ChatRequest, candidate: Candidate) -> ChatRequest:
+    """The request as `candidate` gets it: without the parameters it does not take."""
+    return requirements.without(request, candidate.dropped) if candidate.dropped else request
 
 
 def _substantive(delta: ChatDelta) -> bool:
@@ -127,56 +163,99 @@ class Engine:
         candidates: list[Candidate],
         deadline: float | None,
         run: Callable[[Candidate, Attempt], Awaitable[T]],
+        announce: Callable[[Served], Awaitable[None]] | None = None,
     ) -> tuple[T, Candidate, EndpointHealth]:
-        """Try each candidate, retrying retryable failures, until one answers."""
+        """Try each candidate, retrying retryable failures, until one answers.
+
+        The breaker gets one verdict per endpoint tried, not one per attempt, and a
+        half-open probe that ends without one (a deadline, a cancelled call) is given
+        back. Open endpoints are skipped only while another candidate is not open: when
+        every one is, they are all tried (Envoy's panic routing), so that a model's last
+        endpoints are never taken away by the breaker. An upstream refusing the request
+        (a 4xx, such as a context-length 400) ends the tries of that model, not of the
+        request: the next fallback model may take it.
+        """
         failures: list[ProviderError] = []
         blocked: list[float] = []
+        now = self._health.now()
+        panic = all(self._health.get(c.endpoint.key).is_open(now) for c in candidates)
+        refused_model: str | None = None
         for candidate in candidates:
+            if candidate.model.id == refused_model:
+                continue
             health = self._health.get(candidate.endpoint.key)
-            for attempt in range(self._policy.retries + 1):
-                if not health.available(self._health.now()):
-                    log.info(
-                        "skipping %s for %s: circuit open",
-                        candidate.endpoint.key,
-                        candidate.model.id,
-                    )
-                    blocked.append(health.retry_after(self._health.now()))
-                    break
-                if _expired(deadline):
-                    raise errors.request_timeout()
-                try:
-                    result = await run(candidate, Attempt(candidate.endpoint.model, deadline))
-                except ProviderError as err:
-                    if err.client_fault:
-                        health.success(self._health.now(), None, None)  # it answered
-                        raise provider_failure(err, deadline) from err
+            passed = Pass.CLOSED if panic else health.admit(self._health.now())
+            if passed is Pass.REFUSED:
+                log.info(
+                    "skipping %s for %s: circuit open", candidate.endpoint.key, candidate.model.id
+                )
+                blocked.append(health.retry_after(self._health.now()))
+                continue
+            if announce is not None:
+                await announce(self._served(candidate, 0.0))
+                announce = None
+            verdict = False
+            # A probe is one attempt: it tests the endpoint, it does not lean on it.
+            tries = 1 if passed is Pass.PROBE else self._policy.retries + 1
+            try:
+                for attempt in range(tries):
                     if _expired(deadline):
-                        raise errors.request_timeout() from err
-                    # Kept without its traceback, which holds this frame: a reference
-                    # cycle per failed attempt otherwise (tests/resilience/test_no_cycles).
-                    failures.append(err.with_traceback(None))
-                    if err.kind in _NOT_HEALTH:
-                        health.probing = False
-                        break
+                        raise errors.request_timeout()
+                    try:
+                        result = await run(candidate, Attempt(candidate.endpoint.model, deadline))
+                    except ProviderError as err:
+                        if _expired(deadline):
+                            raise errors.request_timeout() from err
+                        # Kept without its traceback, which holds this frame: a reference
+                        # cycle per failed attempt otherwise (tests/resilience/test_no_cycles).
+                        failures.append(err.with_traceback(None))
+                        more = attempt + 1 < tries
+                        if not await self._again(candidate, err, attempt, more, deadline):
+                            break
+                    else:
+                        verdict = True  # the caller records the success
+                        return result, candidate, health
+                last = failures[-1]
+                if last.client_fault:
+                    health.success(self._health.now())  # it answered
+                    verdict = True
+                    refused_model = candidate.model.id
+                elif _counts_against(last):
+                    verdict = True
                     if health.failure(self._health.now()):
-                        log.warning("circuit opened for %s: %s", candidate.endpoint.key, err)
-                    delay = (
-                        self._policy.delay(attempt, err.retry_after, self._rng)
-                        if err.retryable
-                        else None
-                    )
-                    remaining = _remaining(deadline)
-                    if delay is None or (remaining is not None and delay >= remaining):
-                        log.info("giving up on %s: %s", candidate.endpoint.key, err.message)
-                        break
-                    log.info("retrying %s in %.2f s: %s", candidate.endpoint.key, delay, err)
-                    await asyncio.sleep(delay)
-                else:
-                    return result, candidate, health
+                        log.warning(
+                            "circuit opened for %s: %s", candidate.endpoint.key, _described(last)
+                        )
+            finally:
+                if passed is Pass.PROBE and not verdict:
+                    health.release()
         raise self._exhausted(candidates, failures, blocked, deadline)
 
-    @staticmethod
+    async def _again(
+        self,
+        candidate: Candidate,
+        err: ProviderError,
+        attempt: int,
+        more: bool,
+        deadline: float | None,
+    ) -> bool:
+        """After a failed attempt: wait and return True to retry the same endpoint."""
+        key = candidate.endpoint.key
+        delay = (
+            self._policy.delay(attempt, err.retry_after, self._rng)
+            if more and err.retryable and not err.client_fault
+            else None
+        )
+        remaining = _remaining(deadline)
+        if delay is None or (remaining is not None and delay >= remaining):
+            log.info("giving up on %s: %s", key, _described(err))
+            return False
+        log.info("retrying %s in %.2f s: %s", key, delay, _described(err))
+        await asyncio.sleep(delay)
+        return True
+
     def _exhausted(
+        self,
         candidates: list[Candidate],
         failures: list[ProviderError],
         blocked: list[float],
@@ -186,17 +265,22 @@ class Engine:
         real = [f for f in failures if f.kind not in _NOT_HEALTH]
         if real:
             last = real[-1]
-            err = provider_failure(last, deadline)
+            err = provider_failure(last, deadline, self._policy.backoff_max)
             tried = sorted({f.provider for f in failures})
+            if len(failures) == 1 or last.client_fault:
+                message = err.message  # the one answer, or the upstream's own refusal
+            else:
+                message = f"Every provider for '{model}' failed; the last said: {last.message}"
             return errors.GatewayError(
                 err.reason,
-                f"Every provider for '{model}' failed; the last said: {last.message}",
+                message,
                 param=err.param,
                 metadata={
                     **err.metadata,
                     "providers_tried": ",".join(tried),
                     "attempts": str(len(failures)),
                 },
+                retry_after=err.retry_after,
             )
         if failures:
             return provider_failure(failures[-1], deadline)
@@ -215,6 +299,7 @@ class Engine:
             upstream_ms=upstream_ms,
             upstream_model=candidate.endpoint.model,
             pricing=candidate.endpoint.pricing,
+            dropped=tuple(sorted(candidate.dropped)),
         )
 
     async def _unary(
@@ -232,10 +317,10 @@ class Engine:
         started = time.perf_counter()
         result, candidate, health = await self._attempts(candidates, deadline, run)
         elapsed = time.perf_counter() - started
+        health.success(self._health.now(), elapsed * 1000)
         produced = tokens(result)
-        health.success(
-            self._health.now(), elapsed * 1000, produced / elapsed if produced and elapsed else None
-        )
+        if produced and elapsed:
+            health.measured(produced / elapsed)
         return result, self._served(candidate, elapsed * 1000)
 
     async def chat(self, request: ChatRequest, call: CallContext) -> tuple[ChatResult, Served]:
@@ -245,7 +330,7 @@ class Engine:
             requirements.for_chat(request),
             request.routing,
             call,
-            lambda c, a: c.provider.complete(request, a),
+            lambda c, a: c.provider.complete(_fitted(request, c), a),
             lambda r: r.usage.completion_tokens if r.usage else 0,
         )
 
@@ -274,9 +359,17 @@ class Engine:
         )
 
     async def chat_stream(
-        self, request: ChatRequest, call: CallContext, timing: StreamTiming
+        self,
+        request: ChatRequest,
+        call: CallContext,
+        timing: StreamTiming,
+        announce: Callable[[Served], Awaitable[None]] | None = None,
     ) -> tuple[AsyncIterator[ChatDelta], Served]:
-        """Open the stream, falling back until a delta with content arrives; then commit."""
+        """Open the stream, falling back until a delta with content arrives; then commit.
+
+        `announce` is awaited once, before the first attempt, with what would serve if
+        it succeeds: the caller can tell its client before any output exists.
+        """
         candidates = self._router.plan(
             request.model, "chat", request.routing, requirements.for_chat(request)
         )
@@ -286,7 +379,7 @@ class Engine:
             candidate: Candidate, attempt: Attempt
         ) -> tuple[list[ChatDelta], AsyncIterator[ChatDelta], float]:
             started = time.perf_counter()
-            deltas = candidate.provider.stream(request, attempt)
+            deltas = candidate.provider.stream(_fitted(request, candidate), attempt)
             held: list[ChatDelta] = []
             try:
                 while not held or not _substantive(held[-1]):
@@ -304,9 +397,11 @@ class Engine:
             return held, deltas, started
 
         (held, deltas, started), candidate, health = await self._attempts(
-            candidates, deadline, open_stream
+            candidates, deadline, open_stream, announce
         )
         timing.first_delta_ms = (time.perf_counter() - started) * 1000
+        # The endpoint's verdict: it answered. A failure later in the stream counts too.
+        health.success(self._health.now(), timing.first_delta_ms)
         served = self._served(candidate, timing.first_delta_ms)
         return self._committed(held, deltas, health, deadline, timing, started), served
 
@@ -329,17 +424,14 @@ class Engine:
                     produced = delta.usage.completion_tokens
                 yield delta
         except ProviderError as err:
-            if err.kind not in _NOT_HEALTH:
+            if _counts_against(err):
                 health.failure(self._health.now())
             raise provider_failure(err, deadline) from err
         finally:
             await deltas.aclose()  # type: ignore[attr-defined]
         duration = time.perf_counter() - started - timing.first_delta_ms / 1000
-        health.success(
-            self._health.now(),
-            timing.first_delta_ms,
-            produced / duration if produced and duration > 0 else None,
-        )
+        if produced and duration > 0:
+            health.measured(produced / duration)
 
     async def aclose(self) -> None:
         for provider in self._providers.values():

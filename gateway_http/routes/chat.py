@@ -14,10 +14,10 @@ from gateway_http.transcode.chat import parse_chat, response_json
 from gateway_http.wire import (
     ClientWatch,
     call_metadata,
+    chat_headers,
     header_timeout,
     read_json,
     send_json,
-    served_headers,
 )
 
 
@@ -61,5 +61,5 @@ class ChatCompletions(Endpoint):
                 200,
                 payload,
                 rid,
-                served_headers(response, started),
+                chat_headers(response, started),
             )

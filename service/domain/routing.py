@@ -18,7 +18,7 @@ class MaxPrice:
 class Preferences:
     order: tuple[str, ...] = ()
     allow_fallbacks: bool = True
-    require_parameters: bool = True  # Infron's default: only endpoints that take every param
+    require_parameters: bool = False  # OpenRouter's default: unsupported ones are dropped
     data_collection: str = "allow"  # "deny" excludes endpoints that may store prompts
     only: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()

@@ -1,16 +1,17 @@
 """What a request needs from an endpoint, derived from the request itself.
 
-Two levels, as OpenRouter/Infron route: *hard* requirements always filter endpoints
-(tools, structured outputs, input modalities, `dimensions`): an endpoint that cannot do
-them cannot serve the request at all. With `require_parameters` (the default), every
-other sampling parameter the request sets must also be among an endpoint's declared
-`supported_parameters`.
+Two levels, as OpenRouter routes: *hard* requirements always filter endpoints (tools,
+structured outputs, input modalities, `dimensions`): an endpoint that cannot do them
+cannot serve the request at all. Every other parameter is soft by default, as on
+OpenRouter: an endpoint whose declared `supported_parameters` lack it still serves the
+request, with the parameter dropped (`without`), and the response says which were
+dropped. With `require_parameters: true` they filter too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
@@ -40,6 +41,13 @@ class Requirements:
         for name in sorted(wanted - supported):
             return f"the '{name}' parameter"
         return None
+
+    def dropped(self, endpoint: EndpointConfig) -> frozenset[str]:
+        """The soft parameters `endpoint` does not declare: sent to it, they are dropped."""
+        supported = endpoint.supported_parameters
+        if supported is None or not self.parameters:
+            return frozenset()
+        return self.parameters - self.hard_parameters - supported
 
 
 def _modalities(request: ChatRequest) -> Iterator[str]:
@@ -71,6 +79,21 @@ def for_chat(request: ChatRequest) -> Requirements:
     if request.extra_json:
         params.update(orjson.loads(request.extra_json))
     return Requirements(frozenset(hard), frozenset(params), frozenset(_modalities(request)))
+
+
+def without(request: ChatRequest, names: frozenset[str]) -> ChatRequest:
+    """`request` with the soft parameters `names` unset (the keys of `extra_json` too)."""
+    changes: dict[str, object] = {n: None for n in names if n in SAMPLING_PARAMETERS}
+    if "stop" in names:
+        changes["stop"] = ()
+    if "logit_bias" in names:
+        changes["logit_bias"] = {}
+    if request.extra_json:
+        extra = orjson.loads(request.extra_json)
+        if names & extra.keys():
+            kept = {k: v for k, v in extra.items() if k not in names}
+            changes["extra_json"] = orjson.dumps(kept).decode() if kept else None
+    return replace(request, **changes)  # type: ignore[arg-type]
 
 
 def for_embeddings(request: EmbedRequest) -> Requirements:

@@ -4,7 +4,11 @@ OpenRouter/Infron semantics (DESIGN §6): the request's model, then its fallback
 for each, the endpoints that can serve the request, filtered by the caller's provider
 preferences and by what the request needs, then ordered by `order`, by `sort` (also
 implied by the `:nitro` and `:floor` variants) or, by default, at random weighted by
-the inverse square of price. Open circuits are skipped (and logged) at attempt time.
+the inverse square of price. `allow_fallbacks: false` keeps the providers of `order`
+(tried one after another, as OpenRouter does), or the first endpoint when there is no
+`order`. An endpoint that lacks a parameter the request sets is still a candidate,
+with that parameter to drop, unless the request asks for `require_parameters`. Open
+circuits are skipped (and logged) at attempt time.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class Candidate:
     model: ModelConfig
     endpoint: EndpointConfig
     provider: Provider
+    dropped: frozenset[str] = frozenset()  # parameters of the request it does not take
 
 
 def split_variant(model_id: str) -> tuple[str, str | None]:
@@ -151,8 +156,20 @@ class Router:
             usable = self._usable(model, prefs, needs, reasons)
             ordered = self._order(usable, prefs, variant_sort or prefs.sort)
             if not prefs.allow_fallbacks:
-                ordered = ordered[:1]
-            candidates.extend(Candidate(model, e, self._providers[e.provider]) for e in ordered)
+                ordered = (
+                    [e for e in ordered if e.provider in prefs.order]
+                    if prefs.order
+                    else ordered[:1]
+                )
+            candidates.extend(
+                Candidate(
+                    model,
+                    e,
+                    self._providers[e.provider],
+                    frozenset() if prefs.require_parameters else needs.dropped(e),
+                )
+                for e in ordered
+            )
         if not candidates:
             why = "; ".join(dict.fromkeys(reasons)) or "no endpoint is configured"
             raise errors.GatewayError(

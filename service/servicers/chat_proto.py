@@ -258,6 +258,8 @@ def response_to_proto(
         system_fingerprint=result.system_fingerprint or "",
         upstream_ms=served.upstream_ms,
     )
+    if served.dropped:
+        out.dropped_parameters.extend(served.dropped)
     for choice in result.choices:
         item = out.choices.add(index=choice.index, finish_reason=choice.finish_reason)
         message = item.message

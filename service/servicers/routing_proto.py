@@ -32,9 +32,7 @@ def routing_from_proto(
         preferences=Preferences(
             order=tuple(prefs.order),
             allow_fallbacks=prefs.allow_fallbacks if prefs.HasField("allow_fallbacks") else True,
-            require_parameters=prefs.require_parameters
-            if prefs.HasField("require_parameters")
-            else True,
+            require_parameters=prefs.require_parameters,  # unset: false, as OpenRouter
             data_collection=prefs.data_collection or "allow",
             only=tuple(prefs.only),
             ignore=tuple(prefs.ignore),

@@ -109,25 +109,41 @@ def test_broken_body_without_stream_falls_back(
     assert_nothing_left(local)
 
 
-def test_no_fallback_allowed_gives_502(
-    local: LocalGateway, fresh: tuple[MockOpenAI, MockOpenAI]
-) -> None:
-    a, b = fresh
-    raw = request(
+def _chat_fail500(local: LocalGateway, provider: dict[str, Any]) -> RawResponse:
+    return request(
         "POST",
         local.base_url + "/chat/completions",
         {
             "model": "fb/fail500",
             "messages": [{"role": "user", "content": "x"}],
-            "provider": {"order": ["a", "b"], "allow_fallbacks": False},
+            "provider": provider,
         },
         {"Authorization": f"Bearer {local.key}"},
     )
+
+
+def test_no_fallback_allowed_gives_502(
+    local: LocalGateway, fresh: tuple[MockOpenAI, MockOpenAI]
+) -> None:
+    """`allow_fallbacks: false` refuses the providers outside `order`."""
+    a, b = fresh
+    raw = _chat_fail500(local, {"order": ["a"], "allow_fallbacks": False})
     assert raw.status == 502
     error = raw.json()["error"]
     assert error["type"] == "upstream_error" and error["metadata"]["provider_name"] == "a"
     assert error["metadata"]["attempts"] == "2"
     assert (a.count("fail500"), b.count("echo")) == (2, 0)
+
+
+def test_no_fallback_still_tries_every_provider_of_order(
+    local: LocalGateway, fresh: tuple[MockOpenAI, MockOpenAI]
+) -> None:
+    """As on OpenRouter: the providers of `order` one after another, and only those."""
+    a, b = fresh
+    raw = _chat_fail500(local, {"order": ["a", "b"], "allow_fallbacks": False})
+    assert raw.status == 200, raw.body
+    assert raw.json()["provider"] == "b"
+    assert (a.count("fail500"), b.count("echo")) == (2, 1)
 
 
 def test_retry_after_is_honoured(local: LocalGateway, fresh: tuple[MockOpenAI, MockOpenAI]) -> None:

@@ -43,20 +43,28 @@ models:
         supported_parameters: [temperature, max_tokens, tools, tool_choice, seed,
                                response_format, structured_outputs]
   - {{id: rt/broken, endpoints: [{{provider: cheap, model: fail500}}]}}
+  - {{id: rt/refuses, endpoints: [{{provider: cheap, model: fail400}}]}}
   - {{id: rt/other, endpoints: [{{provider: mid, model: echo}}]}}
 """
 TOOLS: Any = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
 
 
 @pytest.fixture(scope="module")
-def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    mocks = [MockOpenAI().start() for _ in range(3)]
-    urls = dict(zip(("cheap", "mid", "pricey"), (m.base_url for m in mocks), strict=True))
+def upstreams() -> Iterator[dict[str, MockOpenAI]]:
+    mocks = {name: MockOpenAI().start() for name in ("cheap", "mid", "pricey")}
+    yield mocks
+    for mock in mocks.values():
+        mock.stop()
+
+
+@pytest.fixture(scope="module")
+def routed(
+    upstreams: dict[str, MockOpenAI], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalGateway]:
+    urls = {name: mock.base_url for name, mock in upstreams.items()}
     gateway = LocalGateway(CONFIG.format(**urls), tmp_path_factory.mktemp("routing")).start()
     yield gateway
     gateway.stop()
-    for mock in mocks:
-        mock.stop()
 
 
 def chat(gateway: LocalGateway, **extra: Any) -> RawResponse:
@@ -86,9 +94,10 @@ def served(gateway: LocalGateway, **extra: Any) -> str:
         ({"provider": {"quantizations": ["fp16"]}}, "pricey"),
         ({"provider": {"data_collection": "deny", "sort": "price"}}, "mid"),
         ({"provider": {"order": ["pricey", "mid", "cheap"], "max_price": {"prompt": 5}}}, "mid"),
-        # require_parameters (default on): only `pricey` declares `seed`.
-        ({"seed": 1, "provider": {"sort": "price"}}, "pricey"),
-        ({"seed": 1, "provider": {"sort": "price", "require_parameters": False}}, "cheap"),
+        # Only `pricey` declares `seed`: by default (OpenRouter's) the others still serve,
+        # with `seed` dropped; require_parameters makes it a requirement.
+        ({"seed": 1, "provider": {"sort": "price"}}, "cheap"),
+        ({"seed": 1, "provider": {"sort": "price", "require_parameters": True}}, "pricey"),
         # Hard requirements filter even without require_parameters.
         ({"tools": TOOLS, "provider": {"sort": "price", "require_parameters": False}}, "mid"),
         (
@@ -153,6 +162,49 @@ def test_model_fallback_reports_what_served(routed: LocalGateway) -> None:
     raw = chat(routed, model="rt/broken", fallback_models=["rt/other"])
     assert raw.json()["model"] == "rt/other"
     assert chat(routed, model="rt/broken").status == 502  # without fallbacks
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_unsupported_parameters_are_dropped_and_named(
+    routed: LocalGateway, upstreams: dict[str, MockOpenAI], stream: bool
+) -> None:
+    """`cheap` declares neither `seed` nor `reasoning`: it serves without them, and the
+    response says which were dropped; a parameter it declares goes through."""
+    cheap = upstreams["cheap"]
+    cheap.clear()
+    raw = chat(
+        routed,
+        seed=7,
+        temperature=0.5,
+        reasoning={"effort": "low"},
+        provider={"only": ["cheap"]},
+        stream=stream,
+    )
+    assert raw.status == 200, raw.body
+    assert raw.headers["x-switchyard-dropped-params"] == "reasoning,seed"
+    sent = cheap.requests[-1].body
+    assert sent is not None
+    assert "seed" not in sent and "reasoning" not in sent
+    assert sent["temperature"] == 0.5
+    # Declared by `pricey`: nothing to drop, no header.
+    full = chat(routed, seed=7, provider={"only": ["pricey"]}, stream=stream)
+    assert full.status == 200 and "x-switchyard-dropped-params" not in full.headers
+
+
+def test_a_model_refused_upstream_falls_back_to_the_next_model(
+    routed: LocalGateway, upstreams: dict[str, MockOpenAI]
+) -> None:
+    """An upstream 400 (a context-length error, say) is what `models` is for."""
+    raw = chat(routed, model="rt/refuses", models=["rt/other"])
+    assert raw.status == 200, raw.body
+    assert (raw.json()["model"], raw.json()["provider"]) == ("rt/other", "mid")
+    alone = chat(routed, model="rt/refuses")
+    assert alone.status == 400 and alone.json()["error"]["param"] == "temperature"
+    # Our own validation is no model's fault: it fails at once, nothing is sent.
+    upstreams["mid"].clear()
+    invalid = chat(routed, model="rt/refuses", models=["rt/other"], temperature="hot")
+    assert invalid.status == 400 and invalid.json()["error"]["param"] == "temperature"
+    assert upstreams["mid"].count("echo") == 0
 
 
 def test_nothing_left_names_the_requirement(routed: LocalGateway) -> None:

@@ -702,6 +702,7 @@ class ChatResponse(_message.Message):
     SYSTEM_FINGERPRINT_FIELD_NUMBER: _builtins.int
     UPSTREAM_MS_FIELD_NUMBER: _builtins.int
     RATE_LIMITS_FIELD_NUMBER: _builtins.int
+    DROPPED_PARAMETERS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     created: _builtins.int
     model: _builtins.str
@@ -717,6 +718,12 @@ class ChatResponse(_message.Message):
     def usage(self) -> _common_pb2.Usage: ...
     @_builtins.property
     def rate_limits(self) -> _common_pb2.RateLimits: ...
+    @_builtins.property
+    def dropped_parameters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Parameters of the request that the serving endpoint does not support, which were
+        dropped rather than refusing the request (unless `provider.require_parameters`).
+        """
+
     def __init__(
         self,
         *,
@@ -729,10 +736,11 @@ class ChatResponse(_message.Message):
         system_fingerprint: _builtins.str = ...,
         upstream_ms: _builtins.float = ...,
         rate_limits: _common_pb2.RateLimits | None = ...,
+        dropped_parameters: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rate_limits", b"rate_limits", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "dropped_parameters", b"dropped_parameters", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -861,6 +869,7 @@ class ChatChunk(_message.Message):
     SYSTEM_FINGERPRINT_FIELD_NUMBER: _builtins.int
     UPSTREAM_MS_FIELD_NUMBER: _builtins.int
     RATE_LIMITS_FIELD_NUMBER: _builtins.int
+    DROPPED_PARAMETERS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     created: _builtins.int
     model: _builtins.str
@@ -878,6 +887,10 @@ class ChatChunk(_message.Message):
     def rate_limits(self) -> _common_pb2.RateLimits:
         """on the first chunk"""
 
+    @_builtins.property
+    def dropped_parameters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """on the first chunk, as in ChatResponse"""
+
     def __init__(
         self,
         *,
@@ -890,10 +903,11 @@ class ChatChunk(_message.Message):
         system_fingerprint: _builtins.str = ...,
         upstream_ms: _builtins.float = ...,
         rate_limits: _common_pb2.RateLimits | None = ...,
+        dropped_parameters: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rate_limits", b"rate_limits", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "dropped_parameters", b"dropped_parameters", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -72,9 +72,9 @@ class ProviderPreferences(_message.Message):
     MAX_PRICE_FIELD_NUMBER: _builtins.int
     QUANTIZATIONS_FIELD_NUMBER: _builtins.int
     allow_fallbacks: _builtins.bool
-    """default true"""
+    """default true; false: only the providers of `order`"""
     require_parameters: _builtins.bool
-    """default true"""
+    """default false: unsupported parameters are dropped"""
     data_collection: _builtins.str
     """"allow" (default) | "deny" """
     sort: _builtins.str
