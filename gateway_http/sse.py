@@ -20,10 +20,14 @@ from starlette.types import Send
 
 from gateway_http.errors import HttpError, from_rpc_error
 from gateway_http.transcode.chat import chunk_json
-from gateway_http.wire import served_headers
+from gateway_http.wire import chat_headers, early_headers
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": PROCESSING\n\n"
+# At the end of the hold, how long to wait for the call's initial metadata: the service
+# sends it before its first upstream attempt, so it is there unless admission itself
+# (moderation, say) has taken the whole hold.
+EARLY_METADATA_WAIT = 0.5
 
 
 def frame(payload: dict[str, Any]) -> bytes:
@@ -62,6 +66,7 @@ async def stream_chat(
     include_cost: bool = False,
 ) -> None:
     """Relay a ChatService.Stream call as SSE. Raises HttpError if it fails before the 200."""
+    call_started = time.perf_counter()
     chunks: AsyncIterator[Any] = aiter(call)
     first_task = asyncio.ensure_future(_first_chunk(chunks))
     try:
@@ -76,7 +81,9 @@ async def stream_chat(
             (b"x-request-id", rid.encode()),
         ]
         if first is not None:
-            headers.extend(served_headers(first, started))
+            headers.extend(chat_headers(first, started))
+        else:
+            headers.extend(await _early_headers(call, call_started, started))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         try:
             while first is None:
@@ -99,6 +106,16 @@ async def stream_chat(
         if not first_task.done():
             first_task.cancel()
         call.cancel()
+
+
+async def _early_headers(
+    call: Any, call_started: float, started: float
+) -> list[tuple[bytes, bytes]]:
+    try:
+        metadata = await asyncio.wait_for(call.initial_metadata(), EARLY_METADATA_WAIT)
+    except (TimeoutError, grpc.aio.AioRpcError):
+        return []
+    return early_headers(metadata, call_started, started)
 
 
 def _result(task: asyncio.Future[Any]) -> Any:

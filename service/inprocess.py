@@ -40,11 +40,27 @@ class InProcessRpcError(grpc.aio.AioRpcError):
 class _Context:
     """The part of `grpc.aio.ServicerContext` that our servicers use."""
 
-    __slots__ = ("_deadline", "_metadata")
+    __slots__ = ("_deadline", "_initial", "_metadata", "_waiter")
 
     def __init__(self, metadata: Metadata | None, timeout: float | None) -> None:
         self._metadata = tuple(metadata or ())
         self._deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        self._initial: grpc.aio.Metadata | None = None
+        self._waiter: asyncio.Future[None] | None = None  # made only if someone waits
+
+    async def send_initial_metadata(self, metadata: Metadata) -> None:
+        self._initial = grpc.aio.Metadata(*metadata)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def initial_metadata(self) -> grpc.aio.Metadata:
+        """What the servicer sent as initial metadata, once it has (as grpc.aio waits)."""
+        if self._initial is None:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        assert self._initial is not None
+        return self._initial
 
     def invocation_metadata(self) -> Metadata:
         return self._metadata
@@ -135,6 +151,9 @@ class StreamCall:
         if not self._done:
             self._done = True
             await self._stream.aclose()  # type: ignore[attr-defined]
+
+    async def initial_metadata(self) -> grpc.aio.Metadata:
+        return await self._context.initial_metadata()
 
     def cancel(self) -> bool:
         """Cancel the call; the servicer's generator is closed (and with it, the upstream)."""

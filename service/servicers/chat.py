@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from switchyard.v1 import chat_pb2, chat_pb2_grpc
 
 from service.accounting.gate import Accounting, Ticket
+from service.accounting.limiter import headers_metadata
 from service.accounting.pricing import chat_worst_case, tokens_for_chars
 from service.domain.chat import ChatRequest, Message, TextPart, Usage
 from service.engine import Engine, Served, StreamTiming
@@ -70,6 +71,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     async def Stream(  # noqa: N802 - gRPC method name
         self, request: chat_pb2.ChatRequest, context: Context
     ) -> AsyncIterator[chat_pb2.ChatChunk]:
+        started = time.perf_counter()
         try:
             call = begin(self._pipeline, context)
             chat_request = request_from_proto(request)
@@ -78,9 +80,25 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             await abort(context, exc, "ChatService.Stream")
         served: Served | None = None
         builder: ChunkBuilder | None = None
+
+        async def announce(trying: Served) -> None:
+            """Before the first attempt, what a client may need before any output: a
+            stream whose 200 leaves before its first token (the HTTP hold) still names
+            its generation, provider and limits (initial metadata -> HTTP headers)."""
+            overhead = (time.perf_counter() - started) * 1000
+            metadata = [
+                ("x-generation-id", ticket.generation_id),
+                ("x-switchyard-provider", trying.provider),
+                ("x-switchyard-overhead-ms", f"{overhead:.3f}"),
+                *headers_metadata(self._accounting.limits(ticket)).items(),
+            ]
+            if trying.dropped:
+                metadata.append(("x-switchyard-dropped-params", ",".join(trying.dropped)))
+            await context.send_initial_metadata(metadata)
+
         try:
             timing = StreamTiming()
-            deltas, served = await self._engine.chat_stream(chat_request, call, timing)
+            deltas, served = await self._engine.chat_stream(chat_request, call, timing, announce)
             builder = ChunkBuilder(
                 served, ticket.generation_id, int(time.time()), chat_request.include_usage
             )
@@ -91,6 +109,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                     if first:
                         chunk.upstream_ms = timing.first_delta_ms
                         rate_limits_to_proto(self._accounting.limits(ticket), chunk.rate_limits)
+                        if served.dropped:
+                            chunk.dropped_parameters.extend(served.dropped)
                         first = False
                     yield chunk
             usage = builder.usage or self._produced(ticket, builder)
