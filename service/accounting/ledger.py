@@ -5,16 +5,17 @@ memory-mapped journal (see journal.py: it survives the process being killed), th
 handed to a writer thread that commits what has queued up, up to a tenth of a second's
 worth at a time, in one transaction together with the keys' spending. The
 journal is rotated, and a rotated file is deleted once everything in it is committed.
-On start, whatever a killed process left in its journals is replayed; replay is
-idempotent (a generation id is written once, and only a new row adds to spending). On
-a clean shutdown the writer drains its queue before it stops.
+Whatever a dead process left in its journals (a journal nobody holds the lock of, see
+journal.py) is replayed at start and, every RESCAN_SECONDS, while running, so that a
+worker killed beside this one loses nothing either; replay is idempotent (a generation
+id is written once, and only a new row adds to spending). On a clean shutdown the
+writer drains its queue before it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from service.accounting.journal import JOURNAL_BYTES, Journal, records
+from service.accounting.journal import JOURNAL_BYTES, Journal, orphan, records
 
 log = logging.getLogger("switchyard.ledger")
 
@@ -61,6 +62,8 @@ MAX_QUEUE = 65_536
 SHORT_WINDOW = 0.005
 BATCH_WINDOW = 0.1
 BUSY_ROWS = 16
+# How often the writer looks for journals that a dead process left behind.
+RESCAN_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,20 +102,23 @@ _INSERT = (
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
 _SPEND = "UPDATE api_keys SET usage = usage + ? WHERE id = ?"
-# A generation to commit, or a journal file to delete once all before it is committed.
-_Item = Generation | Path | None
+# A generation to commit, or a journal to delete once all before it is committed.
+_Item = Generation | Journal | None
 
 
 class Ledger:
-    def __init__(self, path: Path, journal_bytes: int = JOURNAL_BYTES) -> None:
+    def __init__(
+        self, path: Path, journal_bytes: int = JOURNAL_BYTES, rescan: float = RESCAN_SECONDS
+    ) -> None:
         self._path = path
+        self._rescan = rescan
         self._journal_bytes = journal_bytes
         self._journals = path.parent / "ledger-journal"
         self._journals.mkdir(parents=True, exist_ok=True)
         setup = sqlite3.connect(path, isolation_level=None)
         setup.execute("PRAGMA journal_mode=WAL")
         setup.executescript(SCHEMA)
-        self._replay(setup)
+        self._adopt_orphans(setup)
         setup.close()
         self._pending: dict[str, Generation] = {}  # queued, not yet committed
         self._pending_lock = threading.Lock()
@@ -171,7 +177,7 @@ class Ledger:
         self._journal = Journal(self._journals, self._journal_bytes)
         old.close()
         # After every row of `old`, in queue order: deleted once those are committed.
-        self._push(old.path)
+        self._push(old)
 
     # --- the writer thread --------------------------------------------------------------
 
@@ -181,8 +187,12 @@ class Ledger:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=5000")
         stopping = False
+        next_scan = time.monotonic() + self._rescan
         while not stopping:
-            self._ready.wait()
+            if not self._ready.wait(max(0.0, next_scan - time.monotonic())):
+                self._adopt_orphans(db)
+                next_scan = time.monotonic() + self._rescan
+                continue
             # The journal already holds the rows: gather a window's worth into one
             # commit rather than waking up (and committing) once per request.
             self._closing.wait(SHORT_WINDOW)
@@ -204,8 +214,8 @@ class Ledger:
             with self._pending_lock:
                 for g in generations:
                     self._pending.pop(g.id, None)
-        for done in (p for p in batch if isinstance(p, Path)):
-            done.unlink(missing_ok=True)
+        for done in (j for j in batch if isinstance(j, Journal)):
+            done.discard()
         return None in batch
 
     @staticmethod
@@ -223,23 +233,30 @@ class Ledger:
                 db.execute("ROLLBACK")
             return False
 
-    def _replay(self, db: sqlite3.Connection) -> None:
-        """Commit what a previous process journaled but may not have committed."""
-        files = sorted(f for f in self._journals.glob("*.jsonl") if not _owner_alive(f))
-        generations = []
-        for file in files:
-            for line in records(file):
-                try:
-                    values = orjson.loads(line)
-                    generations.append(Generation(*values))
-                except (orjson.JSONDecodeError, TypeError):
-                    log.warning("skipping a torn journal line in %s", file.name)
-        committed = not generations or self._commit(db, generations)
-        if generations and committed:
-            log.info("replayed %d journaled generations", len(generations))
-        if committed:
-            for file in files:
-                file.unlink()
+    def _adopt_orphans(self, db: sqlite3.Connection) -> None:
+        """Commit what dead processes journaled but may not have committed, then delete
+        their journals (each one locked while it is read, committed and deleted)."""
+        for stale in self._journals.glob("*.new"):  # killed before its first row
+            with orphan(stale) as ours:
+                if ours:
+                    stale.unlink(missing_ok=True)
+        for file in sorted(self._journals.glob("*.jsonl")):
+            with orphan(file) as ours:
+                if not ours:
+                    continue
+                generations = []
+                for line in records(file):
+                    try:
+                        generations.append(Generation(*orjson.loads(line)))
+                    except (orjson.JSONDecodeError, TypeError):
+                        log.warning("skipping a torn journal line in %s", file.name)
+                if generations and not self._commit(db, generations):
+                    continue  # kept for the next scan
+                if generations:
+                    log.info(
+                        "replayed %d journaled generations from %s", len(generations), file.name
+                    )
+                file.unlink(missing_ok=True)
 
     # --- reads and shutdown -------------------------------------------------------------
 
@@ -276,24 +293,8 @@ class Ledger:
         self._closing.set()
         self._ready.set()
         self._thread.join(timeout=30)
-        self._journal.close()
         if not self._thread.is_alive() and not self._pending:
-            self._journal.path.unlink(missing_ok=True)
+            self._journal.discard()
+        else:  # rows may be uncommitted: the file stays, for the next start to replay
+            self._journal.release()
         self._reader.close()
-
-
-def _owner_alive(journal: Path) -> bool:
-    """Whether the process writing this journal still runs (another worker's journal)."""
-    try:
-        pid = int(journal.name.split("-", 1)[0])
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
