@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from service.pipeline import CallContext
 from service.routing.router import split_variant
 from service.store.keys import KeyRecord
 
+log = logging.getLogger("switchyard.accounting")
+
 
 def new_generation_id() -> str:
     return "gen-" + random_hex()
@@ -41,6 +44,7 @@ class Ticket:
     estimate: Estimate
     started: float
     limits: LimitState  # as this request left them when it was admitted
+    closed: bool = False  # settled or abandoned: whatever comes after is a no-op
 
 
 class Accounting:
@@ -57,6 +61,7 @@ class Accounting:
         self.credits: CreditBackend = credits or Credits()
         self.limiter: CounterBackend = limiter or RateLimiter()
         self._moderator = moderator
+        self._open = 0  # tickets neither settled nor abandoned (aclose waits for them)
 
     def models(self, requested: Sequence[str]) -> list[ModelConfig]:
         found = (self._models.get(split_variant(m)[0]) for m in requested)
@@ -98,6 +103,7 @@ class Accounting:
             self.limiter.finish(admission, 0)
             raise
         limits = self.limiter.state(call.key.id, call.key.policy)
+        self._open += 1
         return Ticket(
             call,
             kind,
@@ -116,8 +122,12 @@ class Accounting:
 
     def abandon(self, ticket: Ticket) -> None:
         """The call failed: nothing is billed, every hold is released."""
+        if ticket.closed:
+            return
+        ticket.closed = True
         self.credits.release(ticket.reservation)
         self.limiter.finish(ticket.admission, 0)
+        self._open -= 1
 
     async def settle(
         self,
@@ -145,6 +155,9 @@ class Accounting:
             ticket.estimate.images,
             units,
         )
+        if ticket.closed:  # already billed (or released): never twice
+            return price
+        ticket.closed = True
         elapsed = (time.perf_counter() - ticket.started) * 1000
         asyncio.get_running_loop().call_soon(
             self._book, ticket, served, usage, price, elapsed, finish_reason, streamed, cancelled
@@ -186,9 +199,21 @@ class Accounting:
                 cancelled=cancelled,
             )
         )
+        self._open -= 1
 
-    async def aclose(self) -> None:
+    async def aclose(self, settle_within: float = 5.0) -> None:
+        """Close the ledger once every generation still open has been billed or released.
+
+        Called after the servers stopped: the calls they cut at shutdown are still
+        settling (a cancelled stream is billed for what it produced) and must reach the
+        ledger before it closes.
+        """
+        deadline = time.monotonic() + settle_within
         await asyncio.sleep(0)  # the bookings scheduled by the last settles run first
+        while self._open and time.monotonic() < deadline:  # noqa: ASYNC110 - shutdown only
+            await asyncio.sleep(0.01)
+        if self._open:
+            log.warning("%d generations were still open at shutdown; not billed", self._open)
         if self._moderator is not None:
             await self._moderator.aclose()
         await asyncio.to_thread(self.ledger.close)

@@ -122,7 +122,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 yield final
         except (asyncio.CancelledError, GeneratorExit):
             # The client went away mid-stream: bill what was generated, once.
-            if served is not None and builder is not None and ticket.reservation.open:
+            if served is not None and builder is not None and not ticket.closed:
                 await self._accounting.settle(
                     ticket,
                     served,

@@ -87,3 +87,47 @@ def test_a_settle_cancelled_while_the_ledger_is_behind_still_books_once(
     assert accounting.credits.spent(key) == pytest.approx(0.03)
     assert ledger.flush()
     assert keys.get(key.id).usage == pytest.approx(0.03)  # type: ignore[union-attr]
+
+
+def test_close_waits_for_the_calls_still_settling(tmp_path: Path) -> None:
+    """At shutdown the servers cut the calls in flight, which then bill what they
+    produced: the ledger must still take those rows (issue 16, item 9)."""
+    keys = KeyStore(tmp_path / "switchyard.db", cache_seconds=0)
+    key, _ = keys.create("k")
+    accounting = Accounting([], Ledger(tmp_path / "switchyard.db"))
+
+    async def run() -> Ticket:
+        ticket = await _open(accounting, key)
+        closing = asyncio.get_running_loop().create_task(accounting.aclose())
+        await asyncio.sleep(0.05)
+        assert not closing.done(), "the ledger closed with a generation still open"
+        await accounting.settle(ticket, SERVED, USAGE, finish_reason="cancelled", cancelled=True)
+        await closing
+        return ticket
+
+    ticket = asyncio.run(run())
+    keys.close()
+    reopened = Ledger(tmp_path / "switchyard.db")
+    try:
+        row = reopened.get(ticket.generation_id)
+        assert row is not None and row.finish_reason == "cancelled"
+    finally:
+        reopened.close()
+
+
+def test_a_settle_after_an_abandon_books_nothing(
+    setup: tuple[Accounting, Ledger, KeyStore, KeyRecord],
+) -> None:
+    accounting, ledger, _, key = setup
+
+    async def run() -> Ticket:
+        ticket = await _open(accounting, key)
+        accounting.abandon(ticket)
+        await accounting.settle(ticket, SERVED, USAGE, finish_reason="stop")
+        accounting.abandon(ticket)
+        await asyncio.sleep(0)
+        return ticket
+
+    ticket = asyncio.run(run())
+    assert ledger.get(ticket.generation_id) is None
+    assert accounting.credits.spent(key) == 0.0
