@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -31,7 +32,7 @@ def get(gateway: LocalGateway, key: str, path: str) -> RawResponse:
 
 def ledger(gateway: LocalGateway, key_id: str) -> list[tuple[Any, ...]]:
     assert gateway.service is not None
-    assert gateway.service.accounting.ledger.flush(), "the ledger did not catch up"
+    assert gateway.flush_ledger(), "the ledger did not catch up"
     db = sqlite3.connect(gateway.service.keys.path)
     try:
         return db.execute(
@@ -107,6 +108,10 @@ def test_usage_cost_headers_and_generation_lookup(accounted: LocalGateway) -> No
     )
     assert row["streamed"] is False and row["cancelled"] is False
     assert row["finish_reason"] == "stop"
+    # ISO 8601 with its offset, as OpenRouter answers (and its SDKs declare a string).
+    created = datetime.fromisoformat(row["created_at"])
+    assert created.utcoffset() == timedelta(0)
+    assert abs(created.timestamp() - time.time()) < 600
     # Another key cannot see it.
     assert get(accounted, new_key(accounted), f"/generation?id={generation_id}").status == 404
     # Without usage.include, only usage.cost.

@@ -41,7 +41,7 @@ def test_flagged_input_is_refused_and_not_billed(accounted: LocalGateway) -> Non
     assert status == 403
     assert body["error"]["metadata"]["reasons"] == ["violence", "fraud"]  # type: ignore[index]
     assert accounted.service is not None
-    assert accounted.service.accounting.ledger.flush()
+    assert accounted.flush_ledger()
     db = sqlite3.connect(accounted.service.keys.path)
     billed = db.execute(
         "SELECT COUNT(*) FROM generations g JOIN api_keys k ON g.key_id = k.id "
