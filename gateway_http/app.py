@@ -88,10 +88,11 @@ class HotRoutes:
 def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10.0) -> HotRoutes:
     chat = chat_pb2_grpc.ChatServiceStub(channel)
     models = models_pb2_grpc.ModelServiceStub(channel)
-    probe = AuthProbe(models)
+    account_stub = admin_pb2_grpc.AccountServiceStub(channel)
+    probe = AuthProbe(models, account_stub)
     admin = admin_pb2_grpc.AdminServiceStub(channel)
     key = Key(probe, admin)
-    account = Account(probe, admin_pb2_grpc.AccountServiceStub(channel))
+    account = Account(probe, account_stub)
     rerank = Rerank(probe, rerank_pb2_grpc.RerankServiceStub(channel))
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -28,6 +28,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "KEY_NOT_ALLOWED": (403, "permission_error"),
     "MODEL_NOT_FOUND": (404, "not_found_error"),
     "GENERATION_NOT_FOUND": (404, "not_found_error"),
+    "KEY_NOT_FOUND": (404, "not_found_error"),
     "REQUEST_TIMEOUT": (408, "timeout_error"),
     "RATE_LIMITED": (429, "rate_limit_error"),
     "UPSTREAM_ERROR": (502, "upstream_error"),

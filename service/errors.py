@@ -29,6 +29,7 @@ REASON_CODES: dict[str, grpc.StatusCode] = {
     "KEY_NOT_ALLOWED": grpc.StatusCode.PERMISSION_DENIED,
     "MODEL_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "GENERATION_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "KEY_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "REQUEST_TIMEOUT": grpc.StatusCode.DEADLINE_EXCEEDED,
     "RATE_LIMITED": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "UPSTREAM_ERROR": grpc.StatusCode.UNAVAILABLE,

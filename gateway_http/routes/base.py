@@ -14,7 +14,7 @@ import logging
 
 import grpc
 from starlette.types import Receive, Scope, Send
-from switchyard.v1 import models_pb2, models_pb2_grpc
+from switchyard.v1 import admin_pb2, admin_pb2_grpc, models_pb2, models_pb2_grpc
 
 from gateway_http.errors import HttpError, from_rpc_error
 from gateway_http.wire import call_metadata, header, request_id, send_error
@@ -27,26 +27,45 @@ MISSING_KEY = HttpError(
 )
 
 
-class AuthProbe:
-    def __init__(self, stub: models_pb2_grpc.ModelServiceAsyncStub) -> None:
-        self._stub = stub
+NOT_ADMIN = HttpError(403, "permission_error", "This operation needs an admin key.")
 
-    async def check(self, scope: Scope, rid: str) -> HttpError | None:
-        """The 401 for this request's credentials, or None if they are good."""
+
+class AuthProbe:
+    def __init__(
+        self,
+        stub: models_pb2_grpc.ModelServiceAsyncStub,
+        account: admin_pb2_grpc.AccountServiceAsyncStub,
+    ) -> None:
+        self._stub = stub
+        self._account = account
+
+    async def check(self, scope: Scope, rid: str, admin: bool = False) -> HttpError | None:
+        """The 401 for this request's credentials (or, for an admin route, the 403 for a
+        key that is not an admin's), or None if they are good."""
         if header(scope, b"authorization") is None:
             return MISSING_KEY
+        metadata = call_metadata(scope, rid)
         try:
-            await self._stub.List(
-                models_pb2.ListModelsRequest(), metadata=call_metadata(scope, rid)
-            )
+            if not admin:
+                await self._stub.List(models_pb2.ListModelsRequest(), metadata=metadata)
+                return None
+            key = await self._account.GetOwnKey(admin_pb2.GetOwnKeyRequest(), metadata=metadata)
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.UNAUTHENTICATED:
                 return from_rpc_error(err)
-        return None
+            return None
+        return None if key.policy.is_admin else NOT_ADMIN
 
 
 class Endpoint:
-    """An ASGI app for one route. Subclasses implement `handle`."""
+    """An ASGI app for one route. Subclasses implement `handle`.
+
+    An admin route (`admin_only`) authorises before it validates: a request it cannot
+    parse is answered 403 for a key that is not an admin's, so that the admin API's
+    field names are never told to a key that may not use it.
+    """
+
+    admin_only = False
 
     def __init__(self, probe: AuthProbe) -> None:
         self._probe = probe
@@ -56,7 +75,8 @@ class Endpoint:
         try:
             await self.handle(scope, receive, send, rid)
         except HttpError as err:
-            await send_error(send, await self._probe.check(scope, rid) or err, rid)
+            refused = await self._probe.check(scope, rid, self.admin_only)
+            await send_error(send, refused or err, rid)
         except grpc.aio.AioRpcError as err:
             await send_error(send, from_rpc_error(err), rid)
         except asyncio.CancelledError:

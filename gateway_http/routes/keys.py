@@ -18,6 +18,8 @@ from gateway_http.wire import call_metadata, read_json, send_json
 class Keys(Endpoint):
     """GET /v1/keys (list), POST /v1/keys (create)."""
 
+    admin_only = True
+
     def __init__(self, probe: AuthProbe, stub: admin_pb2_grpc.AdminServiceAsyncStub) -> None:
         super().__init__(probe)
         self._stub = stub
@@ -37,6 +39,8 @@ class Keys(Endpoint):
 
 class Key(Endpoint):
     """GET, PATCH, DELETE /v1/keys/{id}; POST /v1/keys/{id}/credits."""
+
+    admin_only = True
 
     def __init__(self, probe: AuthProbe, stub: admin_pb2_grpc.AdminServiceAsyncStub) -> None:
         super().__init__(probe)

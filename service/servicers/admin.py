@@ -82,7 +82,7 @@ class _Keys:
     def _get(self, key_id: str) -> KeyRecord:
         record = self._keys.get(key_id)
         if record is None:
-            raise errors.GatewayError("INVALID_REQUEST", f"No key with id '{key_id}'.", param="id")
+            raise errors.GatewayError("KEY_NOT_FOUND", f"No key with id '{key_id}'.", param="id")
         return record
 
 

@@ -59,7 +59,16 @@ def test_admin_over_http(service: Gateway) -> None:
     topped = call(service, "POST", f"/keys/{kid}/credits", admin, {"amount": 1.5})
     assert topped.json()["data"]["limit"] == pytest.approx(4.0)
     assert call(service, "DELETE", f"/keys/{kid}", admin).json() == {"deleted": True}
-    assert call(service, "GET", f"/keys/{kid}", admin).status == 400
+    for method, path, body in (
+        ("GET", f"/keys/{kid}", None),
+        ("PATCH", f"/keys/{kid}", {"rpm": 5}),
+        ("DELETE", f"/keys/{kid}", None),
+        ("POST", f"/keys/{kid}/credits", {"amount": 1}),
+        ("GET", "/keys/key_never_was", None),
+    ):
+        gone = call(service, method, path, admin, body)
+        assert gone.status == 404, (method, path, gone.body)
+        assert gone.json()["error"]["type"] == "not_found_error"
     assert call(service, "GET", "/key", secret).status == 401
     bad = call(service, "POST", "/keys", admin, {"name": "x", "rpm": 0})
     assert bad.status == 400 and bad.json()["error"]["param"] == "rpm"
@@ -80,6 +89,28 @@ def test_non_admin_gets_403_over_http(service: Gateway, method: str, path: str, 
     raw = call(service, method, path, service.key, body)
     assert raw.status == 403
     assert raw.json()["error"]["type"] == "permission_error"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/keys", {"bogus_field": 1}),
+        ("POST", "/keys", b"not json"),
+        ("PATCH", "/keys/key_x", {"rpm": "many"}),
+        ("POST", "/keys/key_x/credits", {"amount": "lots"}),
+    ],
+)
+def test_non_admin_learns_nothing_from_a_bad_admin_body(
+    service: Gateway, method: str, path: str, body: Any
+) -> None:
+    """Authorised before validated: a 403 that names no field, never a 400 that does."""
+    raw = call(service, method, path, service.key, body)
+    assert raw.status == 403, raw.body
+    error = raw.json()["error"]
+    assert error["param"] is None and "bogus" not in error["message"]
+    # An unknown key is still a 401, and an admin still gets the 400.
+    assert call(service, method, path, "sk-sy-nobody", body).status == 401
+    assert call(service, method, path, admin_key(service), body).status == 400
 
 
 def test_admin_over_grpc(service: Gateway) -> None:
@@ -116,6 +147,9 @@ def test_admin_over_grpc(service: Gateway) -> None:
         with pytest.raises(grpc.RpcError) as refused:
             stub.ListKeys(admin_pb2.ListKeysRequest(), metadata=user)
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as missing:
+            stub.GetKey(admin_pb2.GetKeyRequest(id=kid), metadata=admin)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def cli(gateway: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
