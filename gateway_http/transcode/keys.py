@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from switchyard.v1 import admin_pb2
@@ -116,7 +117,8 @@ def generation_json(g: admin_pb2.Generation) -> JSON:
             "provider_name": g.provider,
             "upstream_model": g.upstream_model,
             "kind": g.kind,
-            "created_at": g.created_at,
+            # ISO 8601, as OpenRouter answers and its typed SDKs declare.
+            "created_at": datetime.fromtimestamp(g.created_at, UTC).isoformat(),
             "tokens_prompt": g.prompt_tokens,
             "tokens_completion": g.completion_tokens,
             "total_cost": g.cost,
