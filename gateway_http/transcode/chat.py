@@ -10,6 +10,7 @@ import orjson
 from switchyard.v1 import chat_pb2, common_pb2
 
 from gateway_http.errors import bad_request
+from gateway_http.transcode import legacy
 from gateway_http.transcode.fields import (
     INT64,
     JSON,
@@ -32,7 +33,8 @@ _HANDLED = frozenset(
         "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens",
         "stop", "seed", "n", "presence_penalty", "frequency_penalty", "logit_bias",
         "logprobs", "top_logprobs", "user", "parallel_tool_calls", "tools", "tool_choice",
-        "response_format", "stream", "stream_options", "timeout", "usage",
+        "response_format", "stream", "stream_options", "timeout", "usage", "functions",
+        "function_call",
     }
 ) | ROUTING_FIELDS  # fmt: skip
 
@@ -88,7 +90,7 @@ def _parts(content: list[Any], param: str, out: chat_pb2.ContentParts) -> None:
             )
 
 
-def _message(raw: Any, i: int, out: chat_pb2.Message) -> None:
+def _message(raw: Any, i: int, out: chat_pb2.Message, pending: legacy.Pending) -> None:
     param = f"messages[{i}]"
     message = obj(raw, param)
     out.role = req_str(message, "role", f"{param}.role")
@@ -119,6 +121,10 @@ def _message(raw: Any, i: int, out: chat_pb2.Message) -> None:
                 arguments=opt_str(function, "arguments", f"{where}.function.arguments") or "",
             ),
         )
+    if message.get("function_call") is not None:
+        legacy.assistant_call(message["function_call"], i, out, pending)
+    if out.role == "function":
+        legacy.function_result(i, out, pending)
 
 
 def _json_text(value: Any, param: str) -> str:
@@ -194,15 +200,16 @@ def _logit_bias(out: chat_pb2.ChatRequest, raw: Any) -> None:
 
 
 def _messages(out: chat_pb2.ChatRequest, raw: Any) -> None:
+    pending: legacy.Pending = {}
     for i, message in enumerate(array(raw, "messages")):
         if type(message) is dict and len(message) == 2:
             # Most messages are just a role and a text: set those two without building
             # each field's param name for errors (six strings a message, on a cold core).
             role, text = message.get("role"), message.get("content")
-            if type(role) is str and type(text) is str:
+            if type(role) is str and type(text) is str and role != "function":
                 out.messages.add(role=role, text=text)
                 continue
-        _message(message, i, out.messages.add())
+        _message(message, i, out.messages.add(), pending)
 
 
 def _stream_options(out: chat_pb2.ChatRequest, raw: Any) -> None:
@@ -242,6 +249,8 @@ _SETTERS: dict[str, Setter] = {
     "logit_bias": _logit_bias,
     "tools": lambda out, raw: _tools(raw, out),
     "tool_choice": lambda out, raw: _tool_choice(raw, out.tool_choice),
+    "functions": lambda out, raw: _tools(legacy.functions(raw), out),
+    "function_call": lambda out, raw: legacy.function_call(raw, out.tool_choice),
     "response_format": lambda out, raw: _response_format(raw, out.response_format),
     "stream_options": _stream_options,
 }
@@ -252,6 +261,9 @@ def parse_chat(body: JSON) -> ParsedChat:
         raise bad_request("'model' is required.", "model")
     if body.get("messages") is None:
         raise bad_request("'messages' is required.", "messages")
+    for old, new in (("functions", "tools"), ("function_call", "tool_choice")):
+        if body.get(old) is not None and body.get(new) is not None:
+            raise bad_request(f"Send '{new}' or the deprecated '{old}', not both.", old)
     out = chat_pb2.ChatRequest()
     extra: JSON = {}
     for name, value in body.items():

@@ -240,6 +240,34 @@ def test_tool_calls(gateway: Gateway, mock: MockOpenAI) -> None:
     assert sent["messages"][2] == {"role": "tool", "tool_call_id": "call_a", "content": "sunny"}
 
 
+def test_legacy_function_calling(gateway: Gateway, mock: MockOpenAI) -> None:
+    """OpenAI's deprecated `functions`, `function_call` and `function` role, still in its
+    spec and still sent by old clients, arrive upstream as tools."""
+    weather = WEATHER_TOOLS[0]["function"]
+    completion = client(gateway).chat.completions.create(
+        model="mock/echo",
+        functions=[weather],
+        function_call={"name": "get_weather"},
+        messages=[
+            {"role": "user", "content": "weather?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "function_call": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            },
+            {"role": "function", "name": "get_weather", "content": "sunny"},
+            {"role": "user", "content": "thanks"},
+        ],
+    )
+    assert completion.choices[0].message.content == "echo: thanks"
+    sent = last_body(mock, "/v1/chat/completions")
+    assert sent["tools"] == [{"type": "function", "function": weather}]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    call = sent["messages"][1]["tool_calls"][0]
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    assert sent["messages"][2] == {"role": "tool", "tool_call_id": call["id"], "content": "sunny"}
+
+
 def test_tool_calls_streamed(gateway: Gateway) -> None:
     sdk = client(gateway)
     with sdk.chat.completions.stream(

@@ -546,3 +546,38 @@ def test_every_handled_chat_field_is_parsed() -> None:
     # handled but parsed nowhere would be silently dropped.
     parsed_after = {"stream", "timeout", "usage"} | ROUTING_FIELDS
     assert set(transcode_chat._SETTERS) | parsed_after == transcode_chat._HANDLED
+
+
+# --- legacy function calling ----------------------------------------------------------
+
+
+def test_function_messages_answer_the_latest_call_of_their_name() -> None:
+    call = {"name": "f", "arguments": "{}"}
+    parsed = parse_chat(
+        chat_body(
+            messages=[
+                {"role": "assistant", "content": None, "function_call": call},
+                {"role": "function", "name": "f", "content": "one"},
+                {"role": "assistant", "content": None, "function_call": call},
+                {"role": "function", "name": "f", "content": "two"},
+            ]
+        )
+    )
+    messages = parsed.request.messages
+    assert [m.role for m in messages] == ["assistant", "tool", "assistant", "tool"]
+    assert messages[0].tool_calls[0].id == messages[1].tool_call_id == "call_0"
+    assert messages[2].tool_calls[0].id == messages[3].tool_call_id == "call_2"
+    assert not messages[1].name
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"messages": [{"role": "function", "name": "f", "content": "x"}]}, "messages[0]"),
+        ({"messages": [{"role": "function", "content": "x"}]}, "messages[0].name"),
+        ({"functions": [{"name": "f"}], "tools": [{"type": "function"}]}, "functions"),
+        ({"function_call": "maybe"}, "function_call"),
+    ],
+)
+def test_legacy_function_calling_errors(fields: JSON, param: str) -> None:
+    assert bad(parse_chat, chat_body(**fields)).param == param
