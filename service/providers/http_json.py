@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -107,6 +107,11 @@ class JsonClient:
             return Reply(body=orjson.loads(payload), headers=headers)
         except orjson.JSONDecodeError as exc:
             raise bad_response(name, "not JSON") from exc
+
+    def pinned(self, attempt: Attempt) -> Attempt:
+        """`attempt` with its end fixed now, so that the provider's `timeout` bounds all the
+        batches of one request together rather than each batch anew."""
+        return replace(attempt, deadline=self._http.deadline(attempt))
 
     @property
     def in_use(self) -> int:

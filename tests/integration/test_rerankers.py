@@ -15,16 +15,18 @@ from typing import Any
 
 import pytest
 
-from service.config import ProviderConfig
+from service.config import ConfigError, ProviderConfig
 from service.domain.embeddings import EmbedRequest, RerankRequest
 from service.providers.base import Attempt, Provider
+from service.providers.batches import MAX_IN_FLIGHT
 from service.providers.cohere import CohereProvider
 from service.providers.errors import FailureKind, ProviderError
 from service.providers.jina import JinaProvider
 from service.providers.tei import TEIProvider
 from tests.fixtures.gateway import Gateway, start_gateway
 from tests.fixtures.http import RawResponse, request
-from tests.fixtures.mock_rerankers import MockRerankers
+from tests.fixtures.mock_openai import _embed as unit_vector
+from tests.fixtures.mock_rerankers import DEFAULT_DIMS, MockRerankers
 
 PROVIDERS = ("cohere", "tei", "jina")
 DOCUMENTS = ["Berlin is in Germany", "Paris is the capital of France", "Madrid is in Spain"]
@@ -35,6 +37,7 @@ def _config(url: str) -> str:
     providers = {
         "cohere": f"{{kind: cohere, base_url: '{url}', {key}}}",
         "cohere_query": f"{{kind: cohere, base_url: '{url}', {key}, input_type: search_query}}",
+        "cohere_small": f"{{kind: cohere, base_url: '{url}', {key}, batch_size: 10}}",
         "tei": f"{{kind: tei, base_url: '{url}', timeout: 20}}",
         "tei_dims": f"{{kind: tei, base_url: '{url}', dimensions_supported: true}}",
         "tei_fail500": f"{{kind: tei, base_url: '{url}/fail500'}}",
@@ -48,6 +51,8 @@ def _config(url: str) -> str:
         "cohere/embed": ("cohere", "embed-v4.0"),
         "cohere/rerank": ("cohere", "rerank-v3.5"),
         "cohere/query-embed": ("cohere_query", "embed-v4.0"),
+        "cohere/small-batches": ("cohere_small", "embed-v4.0"),
+        "cohere/together": ("cohere_small", "together"),
         "tei/embed": ("tei", "BAAI/bge-small-en-v1.5"),
         "tei/rerank": ("tei", "BAAI/bge-reranker-base"),
         "tei/dims-embed": ("tei_dims", "nomic-ai/nomic-embed-text-v1.5"),
@@ -245,6 +250,115 @@ def test_cohere_rerank_search_units(gateway: Gateway, mock: MockRerankers) -> No
         "top_n": 2,
         "max_tokens_per_doc": 256,
     }
+
+
+# --- batches: more inputs than one upstream call takes -----------------------------------
+
+
+def _texts(count: int) -> list[str]:
+    return [f"text{i}" for i in range(count)]
+
+
+def assert_vectors(raw: RawResponse, inputs: list[Any]) -> None:
+    """One vector per input, in input order: the mock's vector of that very input."""
+    data = raw.json()["data"]
+    assert [d["index"] for d in data] == list(range(len(inputs)))
+    for item, got in zip(inputs, data, strict=True):
+        assert got["embedding"] == pytest.approx(unit_vector(item, DEFAULT_DIMS), rel=1e-5)
+
+
+def test_cohere_embeds_more_than_96_texts_in_batches(gateway: Gateway, mock: MockRerankers) -> None:
+    texts = _texts(100)
+    raw = post(gateway, "/embeddings", {"model": "cohere/embed", "input": texts})
+    assert raw.status == 200, raw.body
+    assert_vectors(raw, texts)
+    sent = mock.bodies("/v2/embed")
+    assert sorted(len(b["texts"]) for b in sent) == [4, 96]
+    assert sorted(t for b in sent for t in b["texts"]) == sorted(texts)
+    assert {b["input_type"] for b in sent} == {"search_document"}  # every batch, same params
+    # One word per text, billed per batch by Cohere: the batches' units add up.
+    assert raw.json()["usage"] == {"prompt_tokens": 100, "total_tokens": 100}
+
+
+def test_batches_are_concurrent_bounded_and_sized_by_the_option(
+    gateway: Gateway, mock: MockRerankers
+) -> None:
+    """Model `together` answers only once two calls overlapped: sequential batches fail."""
+    texts = _texts(95)
+    raw = post(gateway, "/embeddings", {"model": "cohere/together", "input": texts})
+    assert raw.status == 200, raw.body
+    assert_vectors(raw, texts)
+    assert sorted(len(b["texts"]) for b in mock.bodies("/v2/embed")) == [5] + [10] * 9
+    assert 2 <= mock.max_in_flight <= MAX_IN_FLIGHT
+
+
+def test_a_failing_batch_fails_the_request_and_cancels_the_others(
+    gateway: Gateway, mock: MockRerankers
+) -> None:
+    texts = _texts(30)
+    texts[3], texts[25] = "[hang]", "[fail500]"  # the first batch hangs, the third fails
+    raw = post(gateway, "/embeddings", {"model": "cohere/small-batches", "input": texts})
+    error = error_of(raw, 502, "upstream_error")
+    assert error["metadata"]["upstream_status"] == "500"
+    assert "internal server error" in error["message"]
+    # The hanging batch was not left running: its connection was closed.
+    assert mock.wait_for_disconnect(10), "the hanging batch was not cancelled"
+
+
+def test_tei_embeds_in_batches_of_its_max_client_batch_size(
+    gateway: Gateway, mock: MockRerankers
+) -> None:
+    texts = _texts(70)
+    raw = post(gateway, "/embeddings", {"model": "tei/embed", "input": texts})
+    assert raw.status == 200, raw.body
+    assert_vectors(raw, texts)
+    assert raw.json()["usage"] == {"prompt_tokens": 70, "total_tokens": 70}  # x-compute-tokens
+    ids = [[101, i, 102] for i in range(40)]
+    tokens = post(gateway, "/embeddings", {"model": "tei/embed", "input": ids})
+    assert tokens.status == 200, tokens.body
+    assert_vectors(tokens, ids)
+    assert tokens.json()["usage"]["prompt_tokens"] == 120
+    sizes = sorted(len(b["inputs"]) for b in mock.bodies("/embed"))
+    assert sizes == [6, 8, 32, 32, 32]
+
+
+def test_tei_reranks_in_batches_with_top_n_over_all_documents(
+    gateway: Gateway, mock: MockRerankers
+) -> None:
+    documents = [f"filler number {i}" for i in range(70)]
+    documents[5] = "the capital of it"  # two of three query words
+    documents[40] = "Paris is the capital of France"  # all of them, in the second batch
+    documents[66] = "France"  # one, in the third
+    body = {"model": "tei/rerank", "query": "capital of France", "documents": documents}
+    raw = post(gateway, "/rerank", {**body, "top_n": 3, "return_documents": True})
+    assert raw.status == 200, raw.body
+    results = raw.json()["results"]
+    assert [r["index"] for r in results] == [40, 5, 66]  # indexes into the whole list
+    assert results[0]["document"] == {"text": documents[40]}
+    scores = [r["relevance_score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+    # What TEI computed for the three batches together: the query once per document.
+    assert raw.json()["usage"]["total_tokens"] == 3 * 70 + sum(len(d.split()) for d in documents)
+    sent = mock.bodies("/rerank")
+    assert sorted(len(b["texts"]) for b in sent) == [6, 32, 32]
+    assert sorted(t for b in sent for t in b["texts"]) == sorted(documents)
+    everything = post(gateway, "/rerank", body)
+    assert everything.status == 200, everything.body
+    assert len(everything.json()["results"]) == 70  # no top_n: every document, ranked
+
+
+@pytest.mark.parametrize("kind", ["cohere", "tei"])
+@pytest.mark.parametrize("value", [0, -3, "32", True, 1.5])
+def test_a_bad_batch_size_fails_start_up(kind: str, value: Any) -> None:
+    classes: dict[str, Callable[[ProviderConfig], Provider]] = {
+        "cohere": CohereProvider,
+        "tei": TEIProvider,
+    }
+    config = ProviderConfig(
+        name="up", kind=kind, base_url="http://127.0.0.1:1", options={"batch_size": value}
+    )
+    with pytest.raises(ConfigError, match=r"config\.providers\.up\.batch_size"):
+        classes[kind](config)
 
 
 # --- TEI --------------------------------------------------------------------------------
