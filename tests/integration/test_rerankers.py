@@ -170,16 +170,23 @@ def test_chat_forced_through_is_refused_by_the_adapter(
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("call", [embed, rerank])
-@pytest.mark.parametrize("status", ["500", "429"])
-def test_upstream_failures_become_502(
-    gateway: Gateway, provider: str, call: Any, status: str
+@pytest.mark.parametrize(
+    ("status", "answered", "kind"),
+    [("500", 502, "upstream_error"), ("429", 429, "rate_limit_error")],
+)
+def test_upstream_failures_map_to_the_contract(
+    gateway: Gateway, provider: str, call: Any, status: str, answered: int, kind: str
 ) -> None:
-    """With retries off, an upstream 500 or 429 ends as a 502 naming the provider."""
-    error = error_of(call(gateway, f"{provider}/fail{status}"), 502, "upstream_error")
+    """With retries off, an upstream 500 ends as a 502 naming the provider, and an
+    upstream 429 stays a 429 with the upstream's Retry-After (as OpenRouter answers)."""
+    raw = call(gateway, f"{provider}/fail{status}")
+    error = error_of(raw, answered, kind)
     expected = "tei_fail" + status if provider == "tei" else provider
     assert error["metadata"]["provider_name"] == expected
     assert error["metadata"]["upstream_status"] == status
     assert f"HTTP {status}" in error["message"]
+    if status == "429":
+        assert raw.headers.get("retry-after") == "7"
 
 
 @pytest.mark.parametrize("provider", ["cohere", "jina"])
