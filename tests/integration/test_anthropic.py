@@ -216,6 +216,97 @@ def test_cached_tokens_are_visible(gateway: Gateway) -> None:
     assert usage["prompt_tokens_details"]["cached_tokens"] == 7
 
 
+def _tool_ids(turns: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(block type, id) of every tool_use and tool_result the upstream received."""
+    return [
+        (b["type"], b.get("id") or b.get("tool_use_id"))
+        for turn in turns
+        for b in turn["content"]
+        if b["type"] in ("tool_use", "tool_result")
+    ]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_conversation_begun_elsewhere_continues_with_claude(
+    gateway: Gateway, mock: MockAnthropic, stream: bool
+) -> None:
+    """Ids minted by another provider (Kimi-style `functions.get_weather:0`) are refused
+    by Anthropic; the gateway sends ids that fit, the same for a call and its result."""
+
+    def call(cid: str, city: str) -> dict[str, Any]:
+        arguments = json.dumps({"city": city})
+        return {
+            "id": cid,
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": arguments},
+        }
+
+    history: list[dict[str, Any]] = [
+        {"role": "user", "content": "Weather in Paris and Tokyo?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                call("functions.get_weather:0", "Paris"),
+                call("functions.get_weather:1", "Tokyo"),
+            ],
+        },
+        {"role": "tool", "tool_call_id": "functions.get_weather:0", "content": "sunny"},
+        {"role": "tool", "tool_call_id": "functions.get_weather:1", "content": "rain"},
+        {"role": "assistant", "content": "Sunny in Paris, rain in Tokyo."},
+        {"role": "user", "content": "And tomorrow?"},
+    ]
+    body = {"model": "claude/tools", "messages": history, "tools": TOOLS}
+    if stream:
+        status, events = stream_chunks(gateway, body)
+        assert status == 200, events
+        calls = [
+            c
+            for e in events[:-1]
+            for c in json.loads(e)["choices"][0]["delta"].get("tool_calls") or []
+            if c.get("id")
+        ]
+        answered = [c["id"] for c in calls]
+    else:
+        raw = chat(gateway, body)
+        assert raw.status == 200, raw.body
+        answered = [c["id"] for c in raw.json()["choices"][0]["message"]["tool_calls"]]
+    assert answered == ["call_a", "call_b"]  # Claude's own ids reach the client unchanged
+    sent = mock.requests[-1].body
+    assert sent is not None
+    ids = _tool_ids(sent["messages"])
+    uses = [i for kind, i in ids if kind == "tool_use"]
+    assert [kind for kind, _ in ids] == ["tool_use", "tool_use", "tool_result", "tool_result"]
+    assert [i for kind, i in ids if kind == "tool_result"] == uses  # each result, its call
+    assert len(set(uses)) == 2 and not {"functions.get_weather:0", "functions.get_weather:1"} & set(
+        uses
+    )
+
+    # The next turn re-sends the history plus Claude's calls: the foreign ids map the
+    # same way again, and Claude's own ids go back exactly as Claude sent them.
+    history += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [call("call_a", "Paris"), call("call_b", "Tokyo")],
+        },
+        {"role": "tool", "tool_call_id": "call_a", "content": "cloudy"},
+        {"role": "tool", "tool_call_id": "call_b", "content": "snow"},
+    ]
+    raw = chat(gateway, {"model": "claude/echo", "messages": history, "tools": TOOLS})
+    assert raw.status == 200, raw.body
+    again = mock.requests[-1].body
+    assert again is not None
+    assert [i for _, i in _tool_ids(again["messages"])] == [
+        *uses,
+        *uses,
+        "call_a",
+        "call_b",
+        "call_a",
+        "call_b",
+    ]
+
+
 # --- the adapter's own I/O ------------------------------------------------------------
 
 

@@ -334,6 +334,116 @@ def test_tool_results_lead_their_user_turn() -> None:
     assert kinds == ["tool_result", "tool_result", "text"]
 
 
+def _call(cid: str, city: str = "Paris") -> ToolCall:
+    return ToolCall(id=cid, name="get_weather", arguments=f'{{"location":"{city}"}}')
+
+
+def _ids(body: JSON) -> list[str]:
+    """The id of every tool_use and the tool_use_id of every tool_result, in order."""
+    return [
+        block.get("id") or block["tool_use_id"]
+        for turn in body["messages"]
+        for block in turn["content"]
+        if block["type"] in ("tool_use", "tool_result")
+    ]
+
+
+# Another provider's conversation (Kimi-style ids), continued with Claude.
+FOREIGN = (
+    Message(role="user", content="Weather in Paris and Tokyo?"),
+    Message(
+        role="assistant",
+        tool_calls=(
+            _call("functions.get_weather:0"),
+            _call("functions.get_weather:1", "Tokyo"),
+        ),
+    ),
+    Message(role="tool", content="sunny", tool_call_id="functions.get_weather:0"),
+    Message(role="tool", content="rain", tool_call_id="functions.get_weather:1"),
+)
+
+
+def test_foreign_tool_ids_are_replaced_the_same_for_a_call_and_its_result() -> None:
+    body = body_of(chat(*FOREIGN, tools=(WEATHER,)))
+    first, second = "functions_get_weather_0_79ac1aaab216", "functions_get_weather_1_26c478f3c75f"
+    assert body["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": first,
+                    "name": "get_weather",
+                    "input": {"location": "Paris"},
+                },
+                {
+                    "type": "tool_use",
+                    "id": second,
+                    "name": "get_weather",
+                    "input": {"location": "Tokyo"},
+                },
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": first, "content": "sunny"},
+                {"type": "tool_result", "tool_use_id": second, "content": "rain"},
+            ],
+        },
+    ]
+
+
+def test_ids_that_fit_are_left_alone_beside_replaced_ones() -> None:
+    later = (
+        Message(role="assistant", tool_calls=(_call("toolu_01A"), _call("call_x-9"))),
+        Message(role="tool", content="cloudy", tool_call_id="toolu_01A"),
+        Message(role="tool", content="snow", tool_call_id="call_x-9"),
+    )
+    body = body_of(chat(*FOREIGN, *later, tools=(WEATHER,)))
+    mapped = _ids(body_of(chat(*FOREIGN, tools=(WEATHER,))))
+    # The longer history maps the foreign ids exactly as before (requests are stateless).
+    assert _ids(body) == [*mapped, "toolu_01A", "call_x-9", "toolu_01A", "call_x-9"]
+
+
+def test_different_ids_never_share_a_replacement() -> None:
+    body = body_of(
+        chat(
+            Message(role="user", content="go"),
+            Message(role="assistant", tool_calls=(_call("a.b"), _call("a:b"), _call(""))),
+        )
+    )
+    # The same readable part ("a_b"), told apart by a digest of the original id.
+    assert _ids(body) == ["a_b_2e7336dc8eba", "a_b_6783a31eabf6", "call_e3b0c44298fc"]
+
+
+def test_a_replacement_never_takes_an_id_the_conversation_already_uses() -> None:
+    squatter = "a_b_2e7336dc8eba"  # fits, and is exactly what "a.b" would become
+    body = body_of(
+        chat(
+            Message(role="user", content="go"),
+            Message(role="assistant", tool_calls=(_call("a.b"), _call(squatter))),
+            Message(role="tool", content="one", tool_call_id="a.b"),
+            Message(role="tool", content="two", tool_call_id=squatter),
+        )
+    )
+    replaced = "a_b_2e7336dc8eba_2"
+    assert _ids(body) == [replaced, squatter, replaced, squatter]
+
+
+def test_a_long_foreign_id_keeps_a_bounded_readable_part() -> None:
+    long_id = "tool:" + "x" * 200
+    body = body_of(
+        chat(
+            Message(role="user", content="go"),
+            Message(role="assistant", tool_calls=(_call(long_id),)),
+        )
+    )
+    (replaced,) = _ids(body)
+    readable, _, digest = replaced.rpartition("_")
+    assert readable == "tool_" + "x" * 35 and len(digest) == 12
+
+
 def test_tool_call_arguments_must_be_a_json_object() -> None:
     broken = Message(
         role="assistant", tool_calls=(ToolCall(id="t1", name="get_time", arguments="[1]"),)

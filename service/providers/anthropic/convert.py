@@ -3,7 +3,8 @@
 Where the dialects differ: system and developer messages become the top-level `system`
 blocks; tool results are `tool_result` blocks in a *user* turn, and consecutive messages
 landing on the same role are merged into one turn (results first, as Anthropic asks);
-`max_tokens` is required upstream and falls back to the provider's default; structured
+`max_tokens` is required upstream and falls back to the provider's default; tool-call
+ids Anthropic would refuse are replaced, consistently, by ones it accepts (ids.py); structured
 output travels as a forced tool whose input comes back as message *content*; Anthropic
 counts cache reads and writes apart from `input_tokens`, OpenAI's `prompt_tokens`
 include them (reads as `cached_tokens`).
@@ -36,6 +37,7 @@ from service.domain.chat import (
     ToolCall,
     Usage,
 )
+from service.providers.anthropic.ids import tool_ids
 
 JSON = dict[str, Any]
 # The structured-output tool's name when the response format names none.
@@ -183,14 +185,14 @@ def _arguments(arguments: str, param: str) -> orjson.Fragment:
     return orjson.Fragment(arguments)
 
 
-def _assistant_blocks(message: Message, i: int) -> list[JSON]:
+def _assistant_blocks(message: Message, i: int, ids: dict[str, str]) -> list[JSON]:
     blocks = _text_only(message.content, f"messages[{i}].content", "assistant")
     for j, call in enumerate(message.tool_calls):
         where = f"messages[{i}].tool_calls[{j}].function.arguments"
         blocks.append(
             {
                 "type": "tool_use",
-                "id": call.id,
+                "id": ids.get(call.id, call.id),
                 "name": call.name,
                 "input": _arguments(call.arguments, where),
             }
@@ -198,10 +200,11 @@ def _assistant_blocks(message: Message, i: int) -> list[JSON]:
     return blocks
 
 
-def _tool_result(message: Message, i: int) -> JSON:
+def _tool_result(message: Message, i: int, ids: dict[str, str]) -> JSON:
     if not message.tool_call_id:
         raise RejectedError("A tool message needs 'tool_call_id'.", f"messages[{i}].tool_call_id")
-    block: JSON = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    tool_use_id = ids.get(message.tool_call_id, message.tool_call_id)
+    block: JSON = {"type": "tool_result", "tool_use_id": tool_use_id}
     if isinstance(message.content, str):
         block["content"] = message.content
     elif message.content is not None:
@@ -213,14 +216,15 @@ def _conversation(messages: tuple[Message, ...]) -> tuple[list[JSON], list[JSON]
     """(system blocks, alternating user/assistant turns)."""
     system: list[JSON] = []
     turns: list[JSON] = []
+    ids = tool_ids(messages)  # replacements for ids Anthropic would refuse
     for i, message in enumerate(messages):
         if message.role in ("system", "developer"):
             system.extend(_text_only(message.content, f"messages[{i}].content", "system"))
             continue
         if message.role == "assistant":
-            role, blocks = "assistant", _assistant_blocks(message, i)
+            role, blocks = "assistant", _assistant_blocks(message, i, ids)
         elif message.role == "tool":
-            role, blocks = "user", [_tool_result(message, i)]
+            role, blocks = "user", [_tool_result(message, i, ids)]
         else:
             role, blocks = "user", _user_blocks(message.content, f"messages[{i}].content")
         if turns and turns[-1]["role"] == role:
