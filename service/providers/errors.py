@@ -25,17 +25,23 @@ class ProviderError(Exception):
         param: str | None = None,
         retry_after: float | None = None,
         detail: str | None = None,
+        upstream_fault: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.provider = provider
         self.message = message
+        # What the upstream actually answered (the client sees it as `upstream_status`).
         self.status = status
         self.param = param
         self.retry_after = retry_after
         # What went wrong underneath (an exception's text, a socket address): for the
         # log, with the request id, and never in a message a client sees.
         self.detail = detail
+        # The upstream's answer blames the gateway's side, whatever its status says: the
+        # gateway's key (Gemini's 400 API_KEY_INVALID, Cohere's 498) or the model a route
+        # sends to (TEI's 424). Never the client's to fix: the client gets a 502.
+        self.upstream_fault = upstream_fault
 
     @property
     def retryable(self) -> bool:
@@ -46,9 +52,11 @@ class ProviderError(Exception):
 
     @property
     def client_fault(self) -> bool:
-        """The upstream refused the request itself (a 4xx other than auth, 408 and 429)."""
+        """The upstream refused the request itself (a 4xx other than auth, 408 and 429,
+        unless the upstream's answer blames the gateway's side)."""
         return (
-            self.status is not None
+            not self.upstream_fault
+            and self.status is not None
             and 400 <= self.status < 500
             and self.status
             not in (

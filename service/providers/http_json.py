@@ -12,7 +12,7 @@ chat to them when a model's configuration says so, and then must get a clean ref
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -70,19 +70,19 @@ def merged_params(extra_json: str | None, *defaults: Mapping[str, Any]) -> JSON:
 class JsonClient:
     """POSTs JSON to one upstream over a pooled session; raises `ProviderError` for all failures.
 
-    `statuses` re-reads a provider's own status codes where the HTTP meaning would mislead
-    the core (e.g. a 4xx that is not the client's fault); None reports no status at all.
+    `upstream_faults` are a provider's own status codes that blame the gateway's side,
+    not the request, although they are 4xx (see ProviderError.upstream_fault).
     """
 
     def __init__(
         self,
         config: ProviderConfig,
         parse_error: ErrorParser,
-        statuses: Mapping[int, int | None] | None = None,
+        upstream_faults: Collection[int] = (),
     ) -> None:
         self._config = config
         self._parse_error = parse_error
-        self._statuses = dict(statuses or {})
+        self._upstream_faults = frozenset(upstream_faults)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         headers.update(config.headers)
         if config.api_key:
@@ -98,9 +98,11 @@ class JsonClient:
                 headers = response.headers  # names already in lower case
                 if response.status >= 400:
                     status = response.status
-                    reported = self._statuses.get(status, status)
                     message, param = self._parse_error(status, payload)
-                    raise answered_error(name, status, message, param, headers, reported)
+                    fault = status in self._upstream_faults
+                    raise answered_error(
+                        name, status, message, param, headers, upstream_fault=fault
+                    )
         except TRANSPORT_ERRORS as exc:
             raise transport_error(name, exc) from exc
         try:

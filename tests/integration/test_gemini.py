@@ -348,8 +348,14 @@ def test_upstream_400_is_the_clients_400(gateway: Gateway) -> None:
 
 
 def test_invalid_upstream_key_is_not_blamed_on_the_client(gateway: Gateway) -> None:
+    """Gemini answers a bad key with HTTP 400 (ErrorInfo API_KEY_INVALID): the gateway's
+    key, so a 502, and the status reported is the one Gemini answered, as the message says."""
     body = {"model": "badkey/echo", "messages": [{"role": "user", "content": "x"}]}
-    assert "API key not valid" in error_of(post(gateway, "/chat/completions", body), 502)["message"]
+    error = error_of(post(gateway, "/chat/completions", body), 502)
+    assert error["type"] == "upstream_error"
+    assert "API key not valid" in error["message"] and "HTTP 400" in error["message"]
+    assert error["metadata"]["upstream_status"] == "400"
+    assert error["metadata"]["provider_name"] == "badkey"
 
 
 def test_embeddings(gateway: Gateway, mock: MockGemini) -> None:

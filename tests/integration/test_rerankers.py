@@ -42,6 +42,7 @@ def _config(url: str) -> str:
         "tei_dims": f"{{kind: tei, base_url: '{url}', dimensions_supported: true}}",
         "tei_fail500": f"{{kind: tei, base_url: '{url}/fail500'}}",
         "tei_fail429": f"{{kind: tei, base_url: '{url}/fail429'}}",
+        "tei_fail424": f"{{kind: tei, base_url: '{url}/fail424'}}",
         "jina": f"{{kind: jina, base_url: '{url}', {key}}}",
         "cohere_badkey": f"{{kind: cohere, base_url: '{url}', api_key: wrong}}",
         "jina_badkey": f"{{kind: jina, base_url: '{url}', api_key: wrong}}",
@@ -62,6 +63,8 @@ def _config(url: str) -> str:
         "cohere/fail429": ("cohere", "fail429"),
         "tei/fail500": ("tei_fail500", "any"),
         "tei/fail429": ("tei_fail429", "any"),
+        "tei/fail424": ("tei_fail424", "any"),
+        "cohere/fail498": ("cohere", "fail498"),
         "jina/fail500": ("jina", "fail500"),
         "jina/fail429": ("jina", "fail429"),
         "cohere/badkey-embed": ("cohere_badkey", "embed-v4.0"),
@@ -187,6 +190,17 @@ def test_upstream_failures_map_to_the_contract(
     assert f"HTTP {status}" in error["message"]
     if status == "429":
         assert raw.headers.get("retry-after") == "7"
+
+
+@pytest.mark.parametrize(("model", "status"), [("cohere/fail498", "498"), ("tei/fail424", "424")])
+def test_a_4xx_that_is_not_the_clients_fault_is_a_502_with_its_own_status(
+    gateway: Gateway, model: str, status: str
+) -> None:
+    """Cohere's 498 (its invalid token) and TEI's 424 (inference failed) blame the
+    gateway's side: a 502 for the client, with what the upstream actually answered."""
+    error = error_of(embed(gateway, model), 502, "upstream_error")
+    assert error["metadata"]["upstream_status"] == status
+    assert f"HTTP {status}" in error["message"]
 
 
 @pytest.mark.parametrize("provider", ["cohere", "jina"])

@@ -15,7 +15,7 @@ import pytest
 from service.domain.chat import Usage
 from service.domain.embeddings import EmbedRequest, RerankHit, RerankRequest
 from service.providers.cohere import convert
-from service.providers.cohere.errors import STATUSES, error_message
+from service.providers.cohere.errors import error_message
 from service.providers.openai_compat.convert import BadUpstreamError
 
 DOCUMENTS = (
@@ -201,7 +201,3 @@ def test_unreadable_embed_answers(answer: Any) -> None:
 )
 def test_error_bodies(payload: bytes, message: str) -> None:
     assert error_message(400, payload) == (message, None)
-
-
-def test_invalid_token_status_is_read_as_unauthorized() -> None:
-    assert STATUSES == {498: 401}

@@ -585,7 +585,10 @@ def test_error_bodies() -> None:
     invalid_key = status_error(
         "gem", 400, _error(400, "INVALID_ARGUMENT", "API key not valid.", [key]), {}
     )
-    assert invalid_key.status == 401 and not invalid_key.client_fault
+    # What Gemini answered stays the status; that it is the gateway's key is apart from it.
+    assert invalid_key.status == 400 and invalid_key.upstream_fault
+    assert not invalid_key.client_fault and not invalid_key.retryable
+    assert not bad.upstream_fault
 
     retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}
     limited = status_error("gem", 429, _error(429, "RESOURCE_EXHAUSTED", "quota", [retry]), {})

@@ -17,7 +17,7 @@ from service.domain.chat import Usage
 from service.domain.embeddings import EmbedRequest, RerankHit, RerankRequest
 from service.providers.openai_compat.convert import BadUpstreamError
 from service.providers.tei import convert
-from service.providers.tei.errors import STATUSES, error_message
+from service.providers.tei.errors import error_message
 
 TEXTS = ("Deep Learning is not...", "Deep Learning is...")
 QUERY = "What is Deep Learning?"
@@ -150,7 +150,3 @@ def test_unreadable_embed_answers(answer: Any) -> None:
 )
 def test_error_bodies(payload: bytes, message: str) -> None:
     assert error_message(424, payload) == (message, None)
-
-
-def test_a_failed_inference_is_not_reported_as_the_clients_fault() -> None:
-    assert STATUSES == {424: None}

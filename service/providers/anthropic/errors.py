@@ -85,7 +85,7 @@ def status_error(
     kind, message = error_details(status, payload)
     detail = f"{kind}: {message}" if kind else message
     param = param_of(message) if 400 <= status < 500 else None
-    return answered_error(provider, status, detail, param, headers, status)
+    return answered_error(provider, status, detail, param, headers)
 
 
 def stream_error(provider: str, error_type: str, message: str) -> ProviderError:

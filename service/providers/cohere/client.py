@@ -16,7 +16,7 @@ from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, 
 from service.providers.base import Attempt
 from service.providers.batches import batch_size, merged_embeddings, run_batches, spans
 from service.providers.cohere import convert
-from service.providers.cohere.errors import STATUSES, error_message
+from service.providers.cohere.errors import UPSTREAM_FAULTS, error_message
 from service.providers.http_json import EmbeddingService, JsonClient, reading, rejected
 
 INPUT_TYPES = frozenset({"search_document", "search_query", "classification", "clustering"})
@@ -44,7 +44,7 @@ class CohereProvider(EmbeddingService):
         self.name = config.name
         self._options = _checked_options(config)
         self._batch_size = batch_size(config, MAX_EMBED_TEXTS)
-        self._http = JsonClient(config, error_message, STATUSES)
+        self._http = JsonClient(config, error_message, UPSTREAM_FAULTS)
 
     async def embed(self, request: EmbedRequest, attempt: Attempt) -> EmbedResult:
         if request.token_inputs:

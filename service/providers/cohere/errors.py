@@ -7,8 +7,8 @@ import orjson
 from service.providers.openai_compat.convert import error_message as openai_error_message
 
 # 498 is Cohere's "invalid token": the gateway's credentials are at fault, not the
-# client's request, so the core must read it as a 401 (never as a 400 to pass on).
-STATUSES: dict[int, int | None] = {498: 401}
+# client's request, so it must never be passed on as the client's 4xx.
+UPSTREAM_FAULTS = frozenset({498})
 
 
 def error_message(status: int, payload: bytes) -> tuple[str, str | None]:

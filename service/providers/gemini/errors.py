@@ -3,8 +3,9 @@
 Google answers errors as `{"error": {"code", "message", "status", "details"}}` (AIP-193).
 Two details matter to us: `RetryInfo.retryDelay` (how long a 429 asks us to wait) and
 `ErrorInfo.reason == "API_KEY_INVALID"`, which Google sends as a 400: that 400 is about
-the gateway's own key, not the client's request, so it is reported as a 401 (an upstream
-failure, a 502 for the client) rather than blamed on the client.
+the gateway's own key, not the client's request, so it is marked `upstream_fault` (an
+upstream failure, a 502 for the client) and keeps its status: the client reads
+`upstream_status: "400"`, which is what Gemini answered.
 """
 
 from __future__ import annotations
@@ -68,13 +69,13 @@ def status_error(
         if isinstance(error.get("status"), str):
             message = f"{error['status']}: {message}"
     reasons = {d.get("reason") for d in _details(error or {}, _ERROR_INFO)}
-    effective = 401 if "API_KEY_INVALID" in reasons else status
     return ProviderError(
         FailureKind.STATUS,
         provider,
         f"{provider} answered HTTP {status}: {message}",
-        status=effective,
+        status=status,
         retry_after=retry_after(headers) or _retry_delay(error or {}),
+        upstream_fault="API_KEY_INVALID" in reasons,
     )
 
 

@@ -35,16 +35,19 @@ def answered_error(
     message: str,
     param: str | None,
     headers: Mapping[str, str],
-    reported: int | None,
+    *,
+    upstream_fault: bool = False,
 ) -> ProviderError:
-    """An upstream's HTTP error answer; `reported` is the status the core judges by."""
+    """An upstream's HTTP error answer, `status` as it came (see ProviderError.upstream_fault
+    for an answer that blames the gateway's side rather than the request)."""
     return ProviderError(
         FailureKind.STATUS,
         provider,
         f"{provider} answered HTTP {status}: {message}",
-        status=reported,
+        status=status,
         param=param,
         retry_after=retry_after(headers),
+        upstream_fault=upstream_fault,
     )
 
 
@@ -52,7 +55,7 @@ def status_error(
     provider: str, status: int, payload: bytes, headers: Mapping[str, str]
 ) -> ProviderError:
     message, param = error_message(status, payload)
-    return answered_error(provider, status, message, param, headers, status)
+    return answered_error(provider, status, message, param, headers)
 
 
 def transport_error(provider: str, exc: BaseException) -> ProviderError:

@@ -26,7 +26,7 @@ from service.providers.batches import (
 )
 from service.providers.http_json import EmbeddingService, JsonClient, reading, rejected
 from service.providers.tei import convert
-from service.providers.tei.errors import STATUSES, error_message
+from service.providers.tei.errors import UPSTREAM_FAULTS, error_message
 
 # TEI's default `--max-client-batch-size`.
 DEFAULT_BATCH_SIZE = 32
@@ -41,7 +41,7 @@ class TEIProvider(EmbeddingService):
             raise ConfigError(f"config.providers.{config.name}.dimensions_supported: expected bool")
         self._dimensions_supported = supported
         self._batch_size = batch_size(config, DEFAULT_BATCH_SIZE)
-        self._http = JsonClient(config, error_message, STATUSES)
+        self._http = JsonClient(config, error_message, UPSTREAM_FAULTS)
 
     async def embed(self, request: EmbedRequest, attempt: Attempt) -> EmbedResult:
         if request.dimensions is not None and not self._dimensions_supported:

@@ -8,8 +8,8 @@ from service.providers.openai_compat.convert import error_message as openai_erro
 
 # TEI answers 424 when inference fails or the served model cannot do what was asked
 # (e.g. /rerank on an embedding model): neither is the client's fault, so the core must
-# not pass it on as a 400. Reported without a status, it becomes a plain upstream error.
-STATUSES: dict[int, int | None] = {424: None}
+# not pass it on as a 400: it is an upstream error (a 502) with upstream_status 424.
+UPSTREAM_FAULTS = frozenset({424})
 
 
 def error_message(status: int, payload: bytes) -> tuple[str, str | None]:
