@@ -1,7 +1,12 @@
-"""A moderator backed by an OpenAI-compatible `/v1/moderations` endpoint."""
+"""A moderator backed by an OpenAI-compatible `/v1/moderations` endpoint.
+
+When it cannot be used the client learns that, in words; what went wrong underneath
+(the exception, the moderation service's address) goes to the log, with the request id.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +15,9 @@ import orjson
 
 from service import errors
 from service.moderation.base import CLEAN, Verdict
+from service.providers.errors import in_words
+
+log = logging.getLogger("switchyard.moderation")
 
 
 class OpenAIModerator:
@@ -37,14 +45,17 @@ class OpenAIModerator:
                 payload = await response.read()
                 status = response.status
         except (TimeoutError, aiohttp.ClientError) as exc:
+            log.warning("the moderation service cannot be used", exc_info=exc)
             raise errors.upstream_error(
-                "moderation", f"moderation is unavailable: {exc!r}"
+                "moderation", f"moderation is unavailable: {in_words(exc)}"
             ) from exc
         if status >= 400:
+            log.warning("the moderation service answered HTTP %d: %.500r", status, payload)
             raise errors.upstream_error("moderation", "moderation failed", status)
         try:
             results: list[dict[str, Any]] = orjson.loads(payload)["results"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            log.warning("the moderation service answered garbage: %.500r", payload)
             raise errors.upstream_error("moderation", "moderation answered garbage") from exc
         reasons: list[str] = []
         flagged = ""

@@ -1,7 +1,16 @@
-"""The one error type adapters raise, with enough structure to decide on retries."""
+"""The one error type adapters raise, with enough structure to decide on retries.
+
+Also how a transport failure is told: in plain words to the client ("cannot reach
+groq: the connection was refused"), and in full, exception and address included, as
+`detail`, which the engine writes only to the log, where every record carries the
+request id (service/logs.py).
+"""
 
 from __future__ import annotations
 
+import errno
+import socket
+import ssl
 from enum import Enum
 
 
@@ -67,3 +76,41 @@ class ProviderError(Exception):
                 429,
             )
         )
+
+
+# errno values a connection attempt fails with, in words.
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "the connection was refused",
+    errno.ECONNRESET: "the connection was reset",
+    errno.ENETUNREACH: "the network is unreachable",
+    errno.EHOSTUNREACH: "the host is unreachable",
+}
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it was raised from, outermost first."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def in_words(exc: BaseException) -> str:
+    """What a failure to reach a server was, for a client: no class, host or port."""
+    for cause in _chain(exc):
+        if isinstance(cause, TimeoutError):
+            return "it did not answer in time"
+        if isinstance(cause, socket.gaierror):
+            return "the name did not resolve"
+        if isinstance(cause, ssl.SSLError):
+            return "the TLS handshake failed"
+        if isinstance(cause, OSError) and cause.errno in _ERRNO_WORDS:
+            return _ERRNO_WORDS[cause.errno]
+    return "the connection failed"
+
+
+def internals(exc: BaseException) -> str:
+    """The whole story of `exc` for the log: each exception of its chain, with its class."""
+    return " <- ".join(f"{type(e).__name__}: {e}" for e in _chain(exc))

@@ -10,7 +10,10 @@ goes only to the address that was vetted, so DNS cannot answer differently betwe
 check and the connect), and again on every redirect hop, which are followed by hand.
 
 Every refusal is the client's to fix, so it is a `ProviderError` with status 400 and the
-JSON path of the offending part as `param`.
+JSON path of the offending part as `param`. Its message says what failed in words and
+never names an address the client did not give (a host's resolved address, say, would
+map our internal network for anyone who asks); the exception behind a failed fetch goes
+to the log only.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from service.config import ConfigError
-from service.providers.errors import FailureKind, ProviderError
+from service.providers.errors import FailureKind, ProviderError, in_words, internals
 
 MIB = 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -136,6 +139,17 @@ def address_problem(ip: IPAddress, limits: FetchLimits) -> str | None:
     return None if limits.allow_private_networks else kind
 
 
+def _fetch_failure(exc: aiohttp.ClientError) -> str:
+    """Why a fetch failed, in words (aiohttp's errors past the connect, then the socket's)."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the answer broke off"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "the answer is not valid HTTP"
+    return in_words(exc)
+
+
 @dataclass(frozen=True, slots=True)
 class Fetched:
     data: bytes
@@ -171,13 +185,14 @@ class AttachmentFetcher:
         self.provider = provider
         self.limits = limits
 
-    def _refuse(self, param: str, reason: str) -> ProviderError:
+    def _refuse(self, param: str, reason: str, detail: str | None = None) -> ProviderError:
         return ProviderError(
             FailureKind.STATUS,
             self.provider,
             f"Cannot use the URL at '{param}': {reason}.",
             status=400,
             param=param,
+            detail=detail,  # for the log only
         )
 
     async def fetch(
@@ -227,7 +242,8 @@ class AttachmentFetcher:
                 ) from None
             raise self._refuse(param, f"it did not answer within {budget:g} s") from None
         except aiohttp.ClientError as exc:
-            raise self._refuse(param, f"it cannot be fetched ({type(exc).__name__})") from None
+            reason = f"it cannot be fetched: {_fetch_failure(exc)}"
+            raise self._refuse(param, reason, internals(exc)) from None
 
     async def _follow(
         self,
@@ -287,7 +303,9 @@ class AttachmentFetcher:
             ip = ipaddress.ip_address(address.split("%", 1)[0])
             problem = address_problem(ip, self.limits)
             if problem:
-                raise self._refuse(param, f"the host {host} resolves to {ip}, {problem}")
+                raise self._refuse(
+                    param, f"the host {host} resolves to {problem}", f"{host} resolves to {ip}"
+                )
             results.append(
                 ResolveResult(
                     hostname=host,

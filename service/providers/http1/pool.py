@@ -267,7 +267,8 @@ class Pool:
         except TimeoutError:
             raise  # an OSError too, but the caller's business: a timeout, not a refusal
         except OSError as exc:  # refused, unreachable, DNS (gaierror), TLS (SSLError)
-            raise ConnectError(f"{type(exc).__name__}: {exc}") from exc
+            # Where it tried, for the log; the cause (`from exc`) says what happened.
+            raise ConnectError(f"cannot connect to {scheme}://{host}:{port}") from exc
         return conn
 
     def _tls_context(self) -> ssl.SSLContext:

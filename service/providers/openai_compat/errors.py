@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from service.providers.errors import FailureKind, ProviderError
-from service.providers.http1 import BrokenBodyError, MalformedResponseError
+from service.providers.errors import FailureKind, ProviderError, in_words, internals
+from service.providers.http1 import BrokenBodyError, DisconnectedError, MalformedResponseError
 from service.providers.openai_compat.convert import error_message
 
 
@@ -59,15 +59,19 @@ def status_error(
 
 
 def transport_error(provider: str, exc: BaseException) -> ProviderError:
+    """A failure below HTTP, told in words; the exception itself goes to the log only."""
     if isinstance(exc, TimeoutError):
         return ProviderError(FailureKind.TIMEOUT, provider, f"{provider} did not answer in time")
+    detail = internals(exc)
     if isinstance(exc, (BrokenBodyError, MalformedResponseError)):
-        return ProviderError(
-            FailureKind.BAD_RESPONSE, provider, f"{provider} sent a broken response body"
-        )
-    return ProviderError(
-        FailureKind.CONNECT, provider, f"cannot reach {provider}: {type(exc).__name__}"
-    )
+        message = f"{provider} sent a broken response body"
+        return ProviderError(FailureKind.BAD_RESPONSE, provider, message, detail=detail)
+    if isinstance(exc, DisconnectedError):
+        words = "the connection closed before an answer"
+    else:
+        words = in_words(exc)
+    message = f"cannot reach {provider}: {words}"
+    return ProviderError(FailureKind.CONNECT, provider, message, detail=detail)
 
 
 def bad_response(provider: str, detail: str) -> ProviderError:
