@@ -516,3 +516,20 @@ def test_a_hanging_upstream_is_cut_at_the_provider_timeout(upstream: MockReranke
     embed_request = EmbedRequest(model="m", texts=("a",))
     err = _failure(adapter, lambda: adapter.embed(embed_request, Attempt("hang")))
     assert err.kind is FailureKind.TIMEOUT
+
+
+@pytest.mark.parametrize("bound", ["deadline", "timeout"])
+def test_every_batch_ends_by_the_one_deadline_of_the_attempt(
+    mock: MockRerankers, bound: str
+) -> None:
+    """A batch that hangs (the third of three) is cut where the whole call would be."""
+    adapter = _adapter("cohere", mock.base_url, timeout=0.3 if bound == "timeout" else 30)
+    texts = (*(f"t{i}" for i in range(199)), "[hang]")
+
+    async def call() -> Any:
+        deadline = asyncio.get_running_loop().time() + 0.3 if bound == "deadline" else None
+        return await adapter.embed(EmbedRequest(model="m", texts=texts), Attempt("m", deadline))
+
+    err = _failure(adapter, call)
+    assert err.kind is FailureKind.TIMEOUT
+    assert mock.wait_for_disconnect(10), "the hanging batch was left open"
