@@ -32,6 +32,7 @@ CONTRACT: dict[str, tuple[grpc.StatusCode, int, str]] = {
     "KEY_NOT_ALLOWED": (C.PERMISSION_DENIED, 403, "permission_error"),
     "MODEL_NOT_FOUND": (C.NOT_FOUND, 404, "not_found_error"),
     "GENERATION_NOT_FOUND": (C.NOT_FOUND, 404, "not_found_error"),
+    "KEY_NOT_FOUND": (C.NOT_FOUND, 404, "not_found_error"),
     "REQUEST_TIMEOUT": (C.DEADLINE_EXCEEDED, 408, "timeout_error"),
     "RATE_LIMITED": (C.RESOURCE_EXHAUSTED, 429, "rate_limit_error"),
     "UPSTREAM_ERROR": (C.UNAVAILABLE, 502, "upstream_error"),
