@@ -10,6 +10,8 @@ syscall less per request, about 3 % less CPU per request at saturation.
 Nothing waits on a client or the upstream: a head that no write follows in the same
 step (a HEAD answer, a 204, a stream whose first chunk is late) is sent on the loop's
 next turn, at the response's end, or before the connection closes, whichever is first.
+
+The read timeouts and the cap on a request's head come with it (read_limits.py).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from gateway_http.read_limits import ReadLimitedProtocol
 
 
 class HeldHead(asyncio.Transport):
@@ -66,8 +68,9 @@ class HeldHead(asyncio.Transport):
         return self._transport.get_extra_info(name, default)
 
 
-class HttpProtocol(HttpToolsProtocol):
-    """`HttpToolsProtocol` whose request cycles write through a `HeldHead`."""
+class HttpProtocol(ReadLimitedProtocol):
+    """uvicorn's httptools protocol, with read limits, whose request cycles write
+    through a `HeldHead`."""
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
