@@ -35,7 +35,13 @@ from gateway_http.wire import request_id
 
 
 async def healthz(request: Request) -> Response:
-    return Response(b'{"status":"ok"}', media_type="application/json")
+    """Liveness. It carries `x-request-id` like every other answer, so that a probe's
+    request can be found in the logs as any other can."""
+    return Response(
+        b'{"status":"ok"}',
+        media_type="application/json",
+        headers={"x-request-id": request_id(request.scope)},
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -237,6 +237,15 @@ def test_request_id_is_echoed_or_made(gateway: Gateway) -> None:
     assert raw.headers["x-request-id"] != "bad id with spaces"
 
 
+def test_healthz_carries_a_request_id(gateway: Gateway) -> None:
+    """/healthz is a response like any other: it names its request for the logs."""
+    raw = request("GET", gateway.http_url + "/healthz", headers={"x-request-id": "probe-7"})
+    assert raw.status == 200 and raw.json() == {"status": "ok"}
+    assert raw.headers.get("x-request-id") == "probe-7"
+    made = request("GET", gateway.http_url + "/healthz").headers.get("x-request-id")
+    assert made and made != "probe-7"
+
+
 def test_unknown_route_and_method(gateway: Gateway) -> None:
     assert_error(request("GET", gateway.base_url + "/nothing"), 404, "not_found_error")
     assert_error(
