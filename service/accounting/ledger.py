@@ -26,6 +26,7 @@ from pathlib import Path
 import orjson
 
 from service.accounting.journal import JOURNAL_BYTES, Journal, orphan, records
+from service.store.private import private_database
 
 log = logging.getLogger("switchyard.ledger")
 
@@ -114,7 +115,8 @@ class Ledger:
         self._rescan = rescan
         self._journal_bytes = journal_bytes
         self._journals = path.parent / "ledger-journal"
-        self._journals.mkdir(parents=True, exist_ok=True)
+        self._journals.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_database(path)
         setup = sqlite3.connect(path, isolation_level=None)
         setup.execute("PRAGMA journal_mode=WAL")
         setup.executescript(SCHEMA)

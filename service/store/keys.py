@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from service.auth.keys import display_prefix, hash_key, new_key, same_hash
+from service.store.private import private_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -105,6 +106,7 @@ def _column_value(name: str, value: Any) -> Any:
 class KeyStore:
     def __init__(self, path: Path, *, cache_seconds: float = 2.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(path)
         self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
