@@ -18,15 +18,17 @@ SIDECARS = ("-wal", "-shm", "-journal")
 
 
 def private_database(path: Path) -> None:
-    """Make sure `path` (and any SQLite sidecar file beside it) exists with mode 0600."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, MODE)
-    try:
-        if os.fstat(fd).st_mode & 0o777 != MODE:
-            os.fchmod(fd, MODE)
-    finally:
-        os.close(fd)
-    for suffix in SIDECARS:
+    """Make sure `path` (and any SQLite sidecar file beside it) exists with mode 0600.
+
+    An existing database is never opened here, only chmod-ed by name: closing any
+    descriptor of a database file drops every POSIX lock this process holds on it,
+    including those of SQLite connections already open (the key store's, when the
+    ledger opens the same file), and another process could then checkpoint the WAL
+    under them.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MODE))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in SIDECARS)):
         with contextlib.suppress(FileNotFoundError):
-            sidecar = path.with_name(path.name + suffix)
-            if sidecar.stat().st_mode & 0o777 != MODE:
-                os.chmod(sidecar, MODE)
+            if file.stat().st_mode & 0o777 != MODE:
+                os.chmod(file, MODE)
