@@ -1,30 +1,98 @@
-"""The `switchyard` command: `serve` and `keys create|list|revoke`."""
+"""The `switchyard` command: `serve`, `keys create|list|update|revoke|delete`, `credits add`.
+
+Every failure a user can cause (a bad flag or variable, a port in use, an unusable data
+directory or database, a bad config) ends as `switchyard: error: ...` on stderr, saying
+what and where, and exit status 2; a traceback means a bug.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
+from typing import Any, NoReturn
 
 from service.config import ConfigError
+from service.startup import DATABASE, StartupError, check_database, prepare_data_dir
 from service.store.keys import KeyRecord
 
 DEFAULT_CONFIG = "switchyard.yaml"  # used when present in the working directory
+DEFAULT_SHUTDOWN_GRACE = 30.0  # seconds for requests in flight to finish at shutdown
+USAGE_ERROR = 2
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value else default
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors in the one-line form every other error of the CLI has."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"switchyard: error: {message} (see `{self.prog} --help`)\n")
+
+
+def port(value: str) -> int:
+    """A TCP port to listen on: 1 to 65535."""
+    try:
+        number = int(value, 10)
+    except ValueError:
+        number = -1
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {value!r} (expected 1 to 65535)")
+    return number
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value, 10)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {value!r} (expected 1 or more)")
+    return number
+
+
+def seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= 86_400:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r} (expected 0 to 86400 s)")
+    return number
+
+
+def _setting(given: Any, env: str, default: Any, parse: Callable[[str], Any]) -> Any:
+    """A flag's value, else its environment variable's (checked like the flag), else the
+    default. Read after parsing, so that a bad variable is reported, not a traceback."""
+    if given is not None:
+        return given
+    raw = os.environ.get(env)
+    if not raw:
+        return default
+    try:
+        return parse(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise StartupError(f"{env}: {exc}") from None
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
-    return Path(args.data_dir or os.environ.get("SWITCHYARD_DATA_DIR") or ".switchyard")
+    given = getattr(args, "serve_data_dir", None) or args.data_dir  # before or after `serve`
+    return Path(given or os.environ.get("SWITCHYARD_DATA_DIR") or ".switchyard")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("switchyard")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="switchyard", description=__doc__)
+    parser = Parser(prog="switchyard", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--version", action="version", version=f"switchyard {_version()}")
     parser.add_argument("--data-dir", help="state directory (env SWITCHYARD_DATA_DIR)")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -35,9 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--data-dir", dest="serve_data_dir", help=argparse.SUPPRESS)
     serve.add_argument("--host", default=os.environ.get("SWITCHYARD_HOST", "127.0.0.1"))
-    serve.add_argument("--http-port", type=int, default=_env_int("SWITCHYARD_HTTP_PORT", 8080))
+    serve.add_argument("--http-port", type=port, help="default 8080 (env SWITCHYARD_HTTP_PORT)")
     serve.add_argument("--grpc-host", default=os.environ.get("SWITCHYARD_GRPC_HOST", "127.0.0.1"))
-    serve.add_argument("--grpc-port", type=int, default=_env_int("SWITCHYARD_GRPC_PORT", 50051))
+    serve.add_argument("--grpc-port", type=port, help="default 50051 (env SWITCHYARD_GRPC_PORT)")
     serve.add_argument(
         "--channel",
         choices=("inprocess", "grpc"),
@@ -51,9 +119,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--stream-hold", type=float, default=10.0, help=argparse.SUPPRESS)
     serve.add_argument(
         "--workers",
-        type=int,
-        default=_env_int("SWITCHYARD_WORKERS", 1),
-        help="processes sharing the ports through SO_REUSEPORT (env SWITCHYARD_WORKERS)",
+        type=positive_int,
+        help="processes serving the same ports, default 1 (env SWITCHYARD_WORKERS)",
+    )
+    serve.add_argument(
+        "--shutdown-grace",
+        type=seconds,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, how long requests in flight may take to finish, "
+        f"default {DEFAULT_SHUTDOWN_GRACE:g} (env SWITCHYARD_SHUTDOWN_GRACE)",
     )
 
     keys = commands.add_parser("keys", help="manage API keys")
@@ -135,26 +209,31 @@ def _serve(args: argparse.Namespace) -> int:
     if not config and Path(DEFAULT_CONFIG).is_file():
         config = DEFAULT_CONFIG
     if args.http_only and not args.grpc_target:
-        print("switchyard: --http-only needs --grpc-target HOST:PORT", file=sys.stderr)
-        return 2
+        raise StartupError("--http-only needs --grpc-target HOST:PORT")
     mode = "grpc-only" if args.grpc_only else "http-only" if args.http_only else "both"
-    data_dir = Path(args.serve_data_dir) if args.serve_data_dir else _data_dir(args)
-    run(
+    http_port = _setting(args.http_port, "SWITCHYARD_HTTP_PORT", 8080, port)
+    grpc_port = _setting(args.grpc_port, "SWITCHYARD_GRPC_PORT", 50051, port)
+    if mode == "both" and http_port == grpc_port:
+        raise StartupError(f"the HTTP and gRPC ports are both {http_port}: give them two")
+    data_dir = _data_dir(args)
+    return run(
         ServeOptions(
             config=Path(config) if config else None,
             data_dir=data_dir,
             host=args.host,
-            http_port=args.http_port,
+            http_port=http_port,
             grpc_host=args.grpc_host,
-            grpc_port=args.grpc_port,
+            grpc_port=grpc_port,
             channel=args.channel,
             mode=mode,
             grpc_target=args.grpc_target,
             stream_hold=args.stream_hold,
-            workers=max(1, args.workers),
+            workers=_setting(args.workers, "SWITCHYARD_WORKERS", 1, positive_int),
+            shutdown_grace=_setting(
+                args.shutdown_grace, "SWITCHYARD_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE, seconds
+            ),
         )
     )
-    return 0
 
 
 def _describe(key: KeyRecord) -> str:
@@ -174,12 +253,14 @@ def _describe(key: KeyRecord) -> str:
 def _keys(args: argparse.Namespace) -> int:
     from service.store.keys import KeyPolicy, KeyStore
 
-    store = KeyStore(_data_dir(args) / "switchyard.db", cache_seconds=0)
+    data_dir = _data_dir(args)
+    prepare_data_dir(data_dir, create=False)
+    check_database(data_dir)
+    store = KeyStore(data_dir / DATABASE, cache_seconds=0)
     try:
         if getattr(args, "credits_command", None) == "add":
             if not args.amount > 0:
-                print("switchyard: the amount must be positive", file=sys.stderr)
-                return 2
+                raise StartupError(f"the amount must be positive, not {args.amount:g}")
             key = store.add_credits(args.key_id, args.amount)
             if key is None:
                 print(f"switchyard: no key with id {args.key_id}", file=sys.stderr)
@@ -229,9 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         return _keys(args)
-    except ConfigError as exc:
-        print(f"switchyard: configuration error: {exc}", file=sys.stderr)
-        return 2
+    except (StartupError, ConfigError) as exc:
+        print(f"switchyard: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except sqlite3.Error as exc:  # one not foreseen by the checks: still said in words
+        print(f"switchyard: error: database {_data_dir(args) / DATABASE}: {exc}", file=sys.stderr)
+        return USAGE_ERROR
     except KeyboardInterrupt:
         return 130
 

@@ -6,6 +6,12 @@ the servicers directly with the same proto messages, through the same registrati
 (`add_*Servicer_to_server`), the same pipeline, and with failures raised as the same
 `grpc.aio.AioRpcError`s a real channel raises. It skips only serialization and the
 loopback hop, which cost three quarters of a request's CPU (DESIGN §1, §9).
+
+Closing the channel ends the calls still in flight, as closing a grpc.aio channel does:
+this is how the gateway's shutdown cuts what its grace period did not let finish. A
+call's task is cancelled where it waits on the servicer (which bills what a stream
+produced, as for a client that went away), and the caller gets UNAVAILABLE, so that the
+HTTP layer still ends its answer properly (a 503, or a stream's error chunk).
 """
 
 from __future__ import annotations
@@ -79,6 +85,36 @@ class _Context:
         return "inprocess"
 
 
+class _InFlight:
+    """The tasks waiting on a servicer through one channel, for `close` to cut."""
+
+    __slots__ = ("closed", "cut", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting: set[asyncio.Task[Any]] = set()
+        self.cut: set[asyncio.Task[Any]] = set()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        for task in self.waiting:
+            self.cut.add(task)
+            task.cancel("the in-process channel was closed")
+
+    def was_cut(self, task: asyncio.Task[Any]) -> bool:
+        """Whether `task` was cancelled by `close` (the cancellation is then taken back:
+        the caller gets an RPC error instead, and its task lives on)."""
+        if task not in self.cut:
+            return False
+        self.cut.discard(task)
+        task.uncancel()
+        return True
+
+
+def _closed() -> InProcessRpcError:
+    return InProcessRpcError(grpc.StatusCode.UNAVAILABLE, "The gateway is shutting down.")
+
+
 def _deadline_exceeded() -> InProcessRpcError:
     return InProcessRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
 
@@ -89,8 +125,9 @@ def _unexpected(exc: Exception) -> InProcessRpcError:
 
 
 class _UnaryUnary:
-    def __init__(self, handler: Callable[[Any, Any], Awaitable[Any]]) -> None:
+    def __init__(self, handler: Callable[[Any, Any], Awaitable[Any]], in_flight: _InFlight) -> None:
         self._handler = handler
+        self._in_flight = in_flight
 
     async def __call__(
         self,
@@ -100,7 +137,13 @@ class _UnaryUnary:
         metadata: Metadata | None = None,
         **_: Any,
     ) -> Any:
+        in_flight = self._in_flight
+        if in_flight.closed:
+            raise _closed()
         context = _Context(metadata, timeout)
+        task = asyncio.current_task()
+        assert task is not None
+        in_flight.waiting.add(task)
         try:
             if timeout is None:  # no deadline: no timeout scope to enter and leave either
                 return await self._handler(request, context)
@@ -110,25 +153,40 @@ class _UnaryUnary:
             raise _deadline_exceeded() from None
         except grpc.aio.AioRpcError:
             raise
+        except asyncio.CancelledError:
+            if in_flight.was_cut(task):
+                raise _closed() from None
+            raise
         except Exception as exc:
             raise _unexpected(exc) from exc
+        finally:
+            in_flight.waiting.discard(task)
 
 
 class StreamCall:
     """A server-streaming call, iterated in the caller's task (no task per call or chunk)."""
 
-    def __init__(self, stream: AsyncIterator[Any], context: _Context) -> None:
+    def __init__(self, stream: AsyncIterator[Any], context: _Context, in_flight: _InFlight) -> None:
         self._stream = stream
         self._context = context
+        self._in_flight = in_flight
         self._done = False
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Any]:
+        in_flight = self._in_flight
         try:
             while True:
+                if in_flight.closed:
+                    raise _closed()
                 remaining = self._context.time_remaining()
+                # The first message may be awaited in another task than the rest (the
+                # HTTP layer's hold): the waiting task is noted per message.
+                task = asyncio.current_task()
+                assert task is not None
+                in_flight.waiting.add(task)
                 try:
                     if remaining is None:  # no deadline: no timer per message either
                         message = await anext(self._stream)
@@ -141,8 +199,14 @@ class StreamCall:
                     raise _deadline_exceeded() from None
                 except grpc.aio.AioRpcError:
                     raise
+                except asyncio.CancelledError:
+                    if in_flight.was_cut(task):
+                        raise _closed() from None
+                    raise
                 except Exception as exc:
                     raise _unexpected(exc) from exc
+                finally:
+                    in_flight.waiting.discard(task)
                 yield message
         finally:
             await self._close()
@@ -172,8 +236,9 @@ def _consume(task: asyncio.Future[Any]) -> None:
 
 
 class _UnaryStream:
-    def __init__(self, handler: Callable[..., AsyncIterator[Any]]) -> None:
+    def __init__(self, handler: Callable[..., AsyncIterator[Any]], in_flight: _InFlight) -> None:
         self._handler = handler
+        self._in_flight = in_flight
 
     def __call__(
         self,
@@ -183,8 +248,10 @@ class _UnaryStream:
         metadata: Metadata | None = None,
         **_: Any,
     ) -> StreamCall:
+        if self._in_flight.closed:
+            raise _closed()
         context = _Context(metadata, timeout)
-        return StreamCall(self._handler(request, context), context)
+        return StreamCall(self._handler(request, context), context, self._in_flight)
 
 
 class InProcessChannel:
@@ -193,6 +260,7 @@ class InProcessChannel:
 
     def __init__(self) -> None:
         self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+        self._in_flight = _InFlight()
 
     # The two registration entry points the generated code calls on a server.
     def add_registered_method_handlers(
@@ -215,14 +283,15 @@ class InProcessChannel:
         handler = self._handler(method)
         if handler.unary_unary is None:
             raise ValueError(f"{method} is not a unary-unary method")
-        return _UnaryUnary(handler.unary_unary)
+        return _UnaryUnary(handler.unary_unary, self._in_flight)
 
     def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> _UnaryStream:
         handler = self._handler(method)
         if handler.unary_stream is None:
             raise ValueError(f"{method} is not a unary-stream method")
         # Our servicers' stream methods are async generators (typed loosely by grpc).
-        return _UnaryStream(cast(Callable[..., AsyncIterator[Any]], handler.unary_stream))
+        stream = cast(Callable[..., AsyncIterator[Any]], handler.unary_stream)
+        return _UnaryStream(stream, self._in_flight)
 
     def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("client-streaming methods are not served in-process")
@@ -231,4 +300,8 @@ class InProcessChannel:
         raise NotImplementedError("bidirectional methods are not served in-process")
 
     async def close(self, grace: float | None = None) -> None:
-        """Nothing to release; present for interface parity with grpc.aio.Channel."""
+        """Refuse new calls and end those in flight with UNAVAILABLE. Unlike grpc.aio's
+        close this does not wait `grace` first: the launcher's shutdown has already
+        waited for its requests (service/launcher.py)."""
+        self._in_flight.close()
+        await asyncio.sleep(0)  # the cut calls take their cancellation in

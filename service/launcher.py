@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import gc
 import logging
-import multiprocessing
+import math
 import os
 import signal
 import socket
-import threading
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +28,20 @@ import uvloop
 
 from gateway_http import create_app
 from gateway_http.protocol import HttpProtocol
-from service import logs
-from service.config import load_config
+from service import logs, ports
+from service.config import Config, ConfigError, load_config
+from service.inprocess import InProcessChannel
 from service.server import Service
+from service.shutdown import STOP_SIGNALS, StopSignals, waiting_for
+from service.startup import DATABASE, StartupError, check_database, prepare_data_dir
 from service.store.keys import KeyPolicy, KeyStore
+from service.workers import run_workers
 
 log = logging.getLogger("switchyard")
 
+# After the grace period, how long the HTTP layer gets to end the answers the service cut
+# (a 503, a stream's error chunk) before uvicorn cancels what is left.
+CUT_MARGIN = 3.0
 GC_YOUNG_THRESHOLD = 25_000  # allocations between young collections (CPython default: 700)
 CLIENT_CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -60,6 +67,7 @@ class ServeOptions:
     grpc_target: str | None
     stream_hold: float = 10.0
     workers: int = 1
+    shutdown_grace: float = 30.0  # seconds the requests in flight get at shutdown
 
 
 def _save_secret(path: Path, plain: str, what: str) -> None:
@@ -89,7 +97,9 @@ def ensure_dev_key(keys: KeyStore, data_dir: Path) -> None:
         _save_secret(data_dir / "admin-key", plain, "an admin API key")
 
 
-def http_config(app: Any, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
+def http_config(
+    app: Any, host: str = "127.0.0.1", port: int = 0, *, shutdown_grace: float | None = None
+) -> uvicorn.Config:
     """uvicorn as the gateway runs it, on a loop the caller runs (uvloop).
 
     The test gateways and the benchmark's floor (bench/forwarder.py) use it too, so
@@ -109,6 +119,8 @@ def http_config(app: Any, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Con
         proxy_headers=False,
         server_header=False,
         log_level="warning",
+        # Whole seconds in uvicorn's signature; rounded up, as it only bounds our own cut.
+        timeout_graceful_shutdown=None if shutdown_grace is None else math.ceil(shutdown_grace),
     )
 
 
@@ -120,42 +132,62 @@ class UvicornServer(uvicorn.Server):
         yield
 
 
-async def _wait_for_stop() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+@dataclass
+class _Running:
+    """What one gateway process runs, for its shutdown to stop in order."""
 
-
-async def serve(options: ServeOptions) -> None:
-    options.data_dir.mkdir(parents=True, exist_ok=True)
     service: Service | None = None
     grpc_server: grpc.aio.Server | None = None
     channel: Any = None
     http: UvicornServer | None = None
     http_task: asyncio.Task[None] | None = None
+
+    def in_flight(self) -> str:
+        http = len(self.http.server_state.tasks) if self.http is not None else None
+        generations = self.service.in_flight if self.service is not None else None
+        return waiting_for(http, generations)
+
+
+async def serve(
+    options: ServeOptions,
+    config: Config | None,
+    listening: socket.socket | None,
+    signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
+) -> int:
+    """Run the gateway until a stop signal; the process's exit status."""
+    running = _Running()
     # A co-located `--channel grpc` hop goes over an abstract unix socket of this
     # process: the same gRPC stack, without TCP's loopback costs.
     local = f"unix-abstract:switchyard-{os.getpid()}-{options.grpc_port}"
     try:
         if options.mode != "http-only":
-            service = Service.build(load_config(options.config), options.data_dir)
+            assert config is not None
+            service = running.service = Service.build(config, options.data_dir)
             ensure_dev_key(service.keys, options.data_dir)
             address = f"{options.grpc_host}:{options.grpc_port}"
-            grpc_server = await service.grpc_server(address, local)
-            await grpc_server.start()
+            try:
+                running.grpc_server = await service.grpc_server(
+                    address, local, shared=options.workers > 1
+                )
+            except OSError:
+                raise ports.bind_failure("gRPC", options.grpc_host, options.grpc_port) from None
+            await running.grpc_server.start()
             log.info("gRPC service listening on %s", address)
         if options.mode != "grpc-only":
+            assert listening is not None
             if options.mode == "http-only" or options.channel == "grpc":
                 target = options.grpc_target or local
-                channel = grpc.aio.insecure_channel(target, options=CLIENT_CHANNEL_OPTIONS)
+                running.channel = grpc.aio.insecure_channel(target, options=CLIENT_CHANNEL_OPTIONS)
             else:
-                assert service is not None
-                channel = service.in_process_channel()
-            app = create_app(channel, stream_hold=options.stream_hold)
-            http = UvicornServer(http_config(app, options.host, options.http_port))
-            http_task = asyncio.create_task(http.serve(sockets=[_listen(options)]))
+                assert running.service is not None
+                running.channel = running.service.in_process_channel()
+            app = create_app(running.channel, stream_hold=options.stream_hold)
+            # uvicorn's own cut (tasks cancelled, streams broken off) is the backstop: the
+            # service side ends what is left at the grace period (`_drain`).
+            grace = options.shutdown_grace + CUT_MARGIN
+            config_http = http_config(app, options.host, options.http_port, shutdown_grace=grace)
+            running.http = UvicornServer(config_http)
+            running.http_task = asyncio.create_task(running.http.serve(sockets=[listening]))
             log.info(
                 "HTTP gateway listening on http://%s:%d/v1 (channel: %s)",
                 options.host,
@@ -171,82 +203,116 @@ async def serve(options: ServeOptions) -> None:
         # the live state of requests in flight (suspended coroutines, ~20 objects per
         # stream), costing ~1 ms at 256 streams for nothing. Collect 35x less often.
         gc.set_threshold(GC_YOUNG_THRESHOLD)
-        stop_task = asyncio.create_task(_wait_for_stop())
-        watched = {stop_task} | ({http_task} if http_task else set())
+        stop = StopSignals(running.in_flight, signals)
+        stop.install()
+        stop_task = asyncio.create_task(stop.wait())
+        watched = {stop_task} | ({running.http_task} if running.http_task else set())
         done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        if http_task in done and http is not None and not http.started:
-            raise SystemExit(f"the HTTP server could not start on port {options.http_port}")
-        stop_task.cancel()
+        if stop_task not in done:  # the HTTP server ended by itself
+            stop_task.cancel()
+            if running.http is not None and not running.http.started:
+                raise StartupError(f"the HTTP server could not start on port {options.http_port}")
+            log.error("the HTTP server stopped unexpectedly; shutting down")
+            status = 1
+        else:
+            status = 0
+            log.warning(
+                "%s: stopping; waiting for %s, up to %g s (Ctrl-C again to exit now)",
+                signal.Signals(stop_task.result()).name,
+                running.in_flight(),
+                options.shutdown_grace,
+            )
+        await _drain(running, options.shutdown_grace)
+        return status
     finally:
-        if http is not None and http_task is not None:
-            http.should_exit = True
+        await _close(running)
+
+
+async def _drain(running: _Running, grace: float) -> None:
+    """Stop taking work, give what is in flight `grace` seconds, then end the rest."""
+    stopping = []
+    if running.grpc_server is not None:
+        stopping.append(asyncio.ensure_future(running.grpc_server.stop(grace)))
+    if running.http is not None and running.http_task is not None:
+        running.http.should_exit = True
+        done, _ = await asyncio.wait({running.http_task}, timeout=grace)
+        if not done:
+            log.warning("the %g s grace period is over: ending %s", grace, running.in_flight())
+            # Co-located, the service ends its calls (the gRPC server's stop, or the
+            # in-process channel's close: UNAVAILABLE); a remote service's calls are
+            # cancelled here. Either way the HTTP layer still ends its answers properly.
+            if running.grpc_server is None or isinstance(running.channel, InProcessChannel):
+                await running.channel.close()
             with contextlib.suppress(Exception):
-                await http_task
-        if grpc_server is not None:
-            await grpc_server.stop(grace=5)
-        if channel is not None:
-            await channel.close()
-        if service is not None:
-            await service.aclose()
+                await running.http_task
+    if stopping:
+        await asyncio.gather(*stopping)
 
 
-def _listen(options: ServeOptions) -> socket.socket:
-    """The HTTP listening socket, with SO_REUSEPORT so that workers share the port."""
-    sock = socket.socket(socket.AF_INET6 if ":" in options.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((options.host, options.http_port))
-    sock.listen(4096)
-    sock.setblocking(False)
-    return sock
+async def _close(running: _Running) -> None:
+    """Release everything, in the order it depends on itself; idempotent after `_drain`."""
+    if running.http is not None and running.http_task is not None:
+        running.http.should_exit = True
+        with contextlib.suppress(Exception):
+            await running.http_task
+    if running.grpc_server is not None:
+        await running.grpc_server.stop(0)
+    if running.channel is not None:
+        await running.channel.close()
+    if running.service is not None:
+        await running.service.aclose()
 
 
-def _run_one(options: ServeOptions) -> None:
+def _run_one(
+    options: ServeOptions,
+    config: Config | None,
+    listening: socket.socket | None,
+    signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
+) -> int:
+    try:
+        return uvloop.run(serve(options, config, listening, signals))
+    except KeyboardInterrupt:  # Ctrl-C before the stop signals were taken over
+        return 128 + signal.SIGINT
+
+
+def _worker(options: ServeOptions, listening: socket.socket | None) -> None:
+    """One worker process of `--workers N` (service/workers.py): SIGTERM stops it."""
     logs.configure()
-    with contextlib.suppress(KeyboardInterrupt):
-        uvloop.run(serve(options))
+    try:
+        config = load_config(options.config) if options.mode != "http-only" else None
+        status = _run_one(options, config, listening, (signal.SIGTERM,))
+    except (StartupError, ConfigError) as exc:
+        print(f"switchyard: error: {exc}", file=sys.stderr)
+        status = 2
+    sys.exit(status)
 
 
-def _run_workers(options: ServeOptions) -> None:
-    """N processes, each a whole gateway on one event loop, sharing both ports through
-    SO_REUSEPORT; the kernel spreads connections across them."""
+def run(options: ServeOptions) -> int:
+    """`switchyard serve`: check what can be checked, bind the ports, then serve.
+
+    The config, both ports, the data directory and the database are checked before any
+    model loads, so that each mistake is reported at once, in one line
+    (`StartupError`, `ConfigError`: the CLI prints them and exits 2).
+    """
     logs.configure()
-    options.data_dir.mkdir(parents=True, exist_ok=True)
-    if options.mode != "http-only":  # create the dev key once, before anyone races for it
-        keys = KeyStore(options.data_dir / "switchyard.db")
-        try:
-            ensure_dev_key(keys, options.data_dir)
-        finally:
-            keys.close()
-    context = multiprocessing.get_context("spawn")
-    children = [
-        context.Process(target=_run_one, args=(options,), name=f"switchyard-worker-{i}")
-        for i in range(options.workers)
-    ]
-    for child in children:
-        child.start()
-    stop = threading.Event()
-
-    def forward(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-    while not stop.is_set() and all(child.is_alive() for child in children):
-        stop.wait(0.5)
-    if not stop.is_set():
-        log.error("a worker exited unexpectedly; stopping the others")
-    for child in children:
-        if child.is_alive() and child.pid is not None:
-            os.kill(child.pid, signal.SIGTERM)
-    for child in children:
-        child.join(timeout=15)
-        if child.is_alive():
-            child.kill()
-
-
-def run(options: ServeOptions) -> None:
-    if options.workers > 1:
-        _run_workers(options)
-    else:
-        _run_one(options)
+    config = load_config(options.config) if options.mode != "http-only" else None
+    listening = None
+    if options.mode != "grpc-only":
+        listening = ports.listen(options.host, options.http_port, "HTTP")
+    try:
+        if options.mode != "http-only":
+            ports.ensure_free(options.grpc_host, options.grpc_port, "gRPC")
+            prepare_data_dir(options.data_dir, create=True)
+            check_database(options.data_dir)
+        if options.workers == 1:
+            return _run_one(options, config, listening)
+        if options.mode != "http-only":  # the dev key is made once, before anyone races for it
+            keys = KeyStore(options.data_dir / DATABASE)
+            try:
+                ensure_dev_key(keys, options.data_dir)
+            finally:
+                keys.close()
+        return run_workers(options.workers, options.shutdown_grace, _worker, (options,), listening)
+    finally:
+        if listening is not None:
+            listening.close()

@@ -65,8 +65,12 @@ SERVER_OPTIONS = (
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.so_reuseport", 1),
+    # gRPC sets SO_REUSEPORT unless told not to: a second gateway on the same port would
+    # then start and take part of the traffic. Only the workers of one gateway share a
+    # port (service/ports.py).
+    ("grpc.so_reuseport", 0),
 )
+WORKER_OPTIONS = (*SERVER_OPTIONS[:-1], ("grpc.so_reuseport", 1))
 
 
 # Provider kind -> the adapter class, imported only when a config uses that kind.
@@ -136,10 +140,11 @@ class Service:
         self.register(channel)
         return channel
 
-    async def grpc_server(self, address: str, *more: str) -> grpc.aio.Server:
+    async def grpc_server(self, address: str, *more: str, shared: bool = False) -> grpc.aio.Server:
         """A grpc.aio server with our services, health and reflection, bound to `address`
-        (and to any `more` addresses)."""
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        (and to any `more` addresses); `shared` lets this gateway's other workers bind
+        the same port. Raises OSError when an address cannot be bound."""
+        server = grpc.aio.server(options=WORKER_OPTIONS if shared else SERVER_OPTIONS)
         self.register(server)
         health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -149,9 +154,18 @@ class Service:
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         for where in (address, *more):
-            if server.add_insecure_port(where) == 0:
+            try:
+                bound = server.add_insecure_port(where)
+            except RuntimeError:  # what recent grpcio raises instead of returning 0
+                bound = 0
+            if bound == 0:
                 raise OSError(f"cannot bind the gRPC server to {where}")
         return server
+
+    @property
+    def in_flight(self) -> int:
+        """Generations in flight, whichever surface they came in by."""
+        return self.accounting.in_flight
 
     async def aclose(self) -> None:
         await self.engine.aclose()

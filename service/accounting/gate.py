@@ -63,6 +63,12 @@ class Accounting:
         self._moderator = moderator
         self._open = 0  # tickets neither settled nor abandoned (aclose waits for them)
 
+    @property
+    def in_flight(self) -> int:
+        """Generations admitted and not yet settled, on every surface (what a shutdown
+        waits for)."""
+        return self._open
+
     def models(self, requested: Sequence[str]) -> list[ModelConfig]:
         found = (self._models.get(split_variant(m)[0]) for m in requested)
         return [m for m in found if m is not None]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from service.accounting.ledger import Generation, Ledger
+from service.startup import StartupError, check_database, prepare_data_dir
 from service.store.keys import KeyStore
 
 GEN = Generation(
@@ -65,3 +66,44 @@ def test_a_database_made_readable_by_an_older_release_is_tightened(tmp_path: Pat
     KeyStore(database, cache_seconds=0).close()
     assert mode(database) == 0o600
     assert all(mode(p) == 0o600 for p in tmp_path.glob("switchyard.db*"))
+
+
+def test_a_data_dir_that_is_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "state"
+    target.write_text("not a directory")
+    with pytest.raises(StartupError, match=rf"data directory {target} is a file"):
+        prepare_data_dir(target, create=True)
+
+
+def test_a_data_dir_under_a_file_names_the_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("")
+    target = blocker / "deeper" / "data"
+    with pytest.raises(StartupError) as exc:
+        prepare_data_dir(target, create=True)
+    assert str(exc.value) == f"data directory {target} cannot exist: {blocker} is a file"
+    assert not target.exists()
+
+
+def test_only_a_caller_that_may_create_the_data_dir_does(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b"
+    with pytest.raises(StartupError, match="does not exist"):
+        prepare_data_dir(target, create=False)
+    assert not (tmp_path / "a").exists(), "a refused data dir must leave nothing behind"
+    prepare_data_dir(target, create=True)
+    assert target.is_dir() and mode(target) == 0o700
+    assert list(target.iterdir()) == [], "the writability probe must not stay behind"
+    prepare_data_dir(target, create=False)  # now it exists
+
+
+def test_a_corrupt_database_is_named(tmp_path: Path) -> None:
+    check_database(tmp_path)  # none yet: nothing to check
+    KeyStore(tmp_path / "switchyard.db").close()
+    check_database(tmp_path)  # a real one passes
+    (tmp_path / "switchyard.db").write_bytes(os.urandom(8192))
+    for sidecar in tmp_path.glob("switchyard.db-*"):
+        sidecar.unlink()
+    with pytest.raises(StartupError) as exc:
+        check_database(tmp_path)
+    assert f"database {tmp_path / 'switchyard.db'} is unreadable" in str(exc.value)
+    assert "file is not a database" in str(exc.value)
