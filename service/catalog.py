@@ -12,6 +12,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from service import config_keys
+
 CAPABILITIES = frozenset({"chat", "embeddings", "rerank"})
 MODALITIES = frozenset({"text", "image", "audio", "file", "embeddings"})
 
@@ -83,12 +85,16 @@ def _price(value: Any, path: str) -> float:
     return price
 
 
+def _known(node: Mapping[Any, Any], known: frozenset[str], path: str) -> None:
+    error = config_keys.unknown_keys(node, known, path)
+    if error is not None:
+        raise CatalogError(error)
+
+
 def _pricing(value: Any, path: str) -> Pricing:
     if not isinstance(value, dict):
         raise CatalogError(f"{path}: expected a mapping")
-    unknown = set(value) - {"prompt", "completion", "request", "image"}
-    if unknown:
-        raise CatalogError(f"{path}: unknown keys {sorted(unknown)}")
+    _known(value, config_keys.PRICING, path)
     return Pricing(**{k: _price(v, f"{path}.{k}") for k, v in value.items()})
 
 
@@ -99,6 +105,7 @@ def _endpoint(
     get: Getter,
     providers: Collection[str],
 ) -> EndpointConfig:
+    _known(raw, config_keys.ENDPOINT, path)
     merged = {**defaults, **raw}
     provider = get(merged, "provider", str, path)
     if provider not in providers:
@@ -127,21 +134,10 @@ def _endpoint(
     )
 
 
-ENDPOINT_DEFAULT_KEYS = (
-    "pricing",
-    "context_length",
-    "max_output_tokens",
-    "input_modalities",
-    "output_modalities",
-    "supported_parameters",
-    "quantization",
-    "may_store",
-)
-
-
 def parse_model(node: Any, path: str, get: Getter, providers: Collection[str]) -> ModelConfig:
     if not isinstance(node, dict):
         raise CatalogError(f"{path}: expected a mapping")
+    _known(node, config_keys.MODEL, path)
     model_id = get(node, "id", str, path)
     caps = get(node, "capabilities", list, path, ["chat"])
     if not caps or not all(isinstance(c, str) for c in caps) or set(caps) - CAPABILITIES:
@@ -150,7 +146,7 @@ def parse_model(node: Any, path: str, get: Getter, providers: Collection[str]) -
     if not raw_endpoints:
         raise CatalogError(f"{path}.endpoints: at least one endpoint is required")
     context_length = get(node, "context_length", int, path, None)  # checked at its own path
-    defaults = {k: node[k] for k in ENDPOINT_DEFAULT_KEYS if k in node}
+    defaults = {k: node[k] for k in config_keys.ENDPOINT_DEFAULTS if k in node}
     endpoints = []
     for i, raw in enumerate(raw_endpoints):
         if not isinstance(raw, dict):

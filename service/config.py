@@ -17,13 +17,21 @@ from typing import Any
 
 import yaml
 
+from service import config_keys
 from service.catalog import CatalogError, EndpointConfig, ModelConfig, parse_model
+from service.config_keys import PROVIDER_COMMON, PROVIDER_KINDS
 from service.routing.health import BreakerSettings
 from service.routing.policy import RetryPolicy, RoutingSettings
 
-__all__ = ["Config", "ConfigError", "EndpointConfig", "ModelConfig", "ProviderConfig"]
+__all__ = [
+    "PROVIDER_KINDS",
+    "Config",
+    "ConfigError",
+    "EndpointConfig",
+    "ModelConfig",
+    "ProviderConfig",
+]
 
-PROVIDER_KINDS = frozenset({"openai", "local", "anthropic", "gemini", "cohere", "tei", "jina"})
 # Where a provider kind lives when the config names no base_url.
 _DEFAULT_URLS = {
     "local": "",
@@ -32,19 +40,6 @@ _DEFAULT_URLS = {
     "cohere": "https://api.cohere.com",
     "jina": "https://api.jina.ai",
 }
-_PROVIDER_FIELDS = frozenset(
-    {
-        "kind",
-        "base_url",
-        "api_key",
-        "timeout",
-        "connect_timeout",
-        "first_byte_timeout",
-        "idle_timeout",
-        "answer_poll",
-        "headers",
-    }
-)
 # Seconds: the default and the most an upstream call may poll for its answer's headers.
 ANSWER_POLL = 0.0005
 MAX_ANSWER_POLL = 0.005
@@ -86,26 +81,57 @@ class Config:
         return None
 
 
-def interpolate(value: str, env: Mapping[str, str], path: str) -> str:
+def interpolate(
+    value: str, env: Mapping[str, str], path: str, missing: list[str] | None = None
+) -> str:
+    """`value` with its `${VAR}` / `${VAR:-default}` references replaced. An unset
+    variable without a default is added to `missing` ("path: VAR") when given, and
+    raised at once otherwise."""
+
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in env:
             return env[name]
         if default is not None:
             return default
-        raise ConfigError(f"{path}: environment variable {name} is not set")
+        if missing is None:
+            raise ConfigError(f"{path}: environment variable {name} is not set")
+        missing.append(f"{path}: {name}")
+        return ""
 
     return _ENV_REF.sub(substitute, value)
 
 
-def _interpolate_tree(node: Any, env: Mapping[str, str], path: str) -> Any:
+def _interpolate_tree(node: Any, env: Mapping[str, str], path: str, missing: list[str]) -> Any:
     if isinstance(node, str):
-        return interpolate(node, env, path)
+        return interpolate(node, env, path, missing)
     if isinstance(node, list):
-        return [_interpolate_tree(v, env, f"{path}[{i}]") for i, v in enumerate(node)]
+        return [_interpolate_tree(v, env, f"{path}[{i}]", missing) for i, v in enumerate(node)]
     if isinstance(node, dict):
-        return {k: _interpolate_tree(v, env, f"{path}.{k}") for k, v in node.items()}
+        return {k: _interpolate_tree(v, env, f"{path}.{k}", missing) for k, v in node.items()}
     return node
+
+
+def _interpolated(data: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    """The document with every variable replaced; all the unset ones reported at once."""
+    missing: list[str] = []
+    data = _interpolate_tree(data, env, "config", missing)
+    if len(missing) == 1:
+        where, name = missing[0].rsplit(": ", 1)
+        raise ConfigError(f"{where}: environment variable {name} is not set")
+    if missing:
+        names = sorted({m.rsplit(": ", 1)[1] for m in missing})
+        raise ConfigError(
+            f"{len(names)} environment variables are not set: {', '.join(names)} "
+            f"(used at {'; '.join(missing)})"
+        )
+    return data
+
+
+def _known(node: Mapping[Any, Any], known: frozenset[str], path: str) -> None:
+    error = config_keys.unknown_keys(node, known, path)
+    if error is not None:
+        raise ConfigError(error)
 
 
 def _get(node: Mapping[str, Any], key: str, kind: type, path: str, default: Any = ...) -> Any:
@@ -126,7 +152,15 @@ def _provider(name: str, node: Any, path: str) -> ProviderConfig:
         raise ConfigError(f"{path}: expected a mapping")
     kind = _get(node, "kind", str, path)
     if kind not in PROVIDER_KINDS:
-        raise ConfigError(f"{path}.kind: unknown provider kind {kind!r}")
+        near = config_keys.suggestion(kind, PROVIDER_KINDS)
+        raise ConfigError(
+            f"{path}.kind: unknown provider kind {kind!r}{near}; "
+            f"the kinds are {', '.join(sorted(PROVIDER_KINDS))}"
+        )
+    allowed = PROVIDER_COMMON | config_keys.PROVIDER_OPTIONS[kind]
+    for key in node:
+        if key not in allowed:
+            raise ConfigError(config_keys.provider_key_error(str(key), kind, path))
     timeout = _get(node, "timeout", float, path, 300.0)
     connect_timeout = _get(node, "connect_timeout", float, path, 10.0)
     if not (timeout > 0 and connect_timeout > 0):  # also refuses NaN
@@ -151,7 +185,7 @@ def _provider(name: str, node: Any, path: str) -> ProviderConfig:
         idle_timeout=idle,
         answer_poll=answer_poll,
         headers={str(k): str(v) for k, v in headers.items()},
-        options={k: v for k, v in node.items() if k not in _PROVIDER_FIELDS},
+        options={k: v for k, v in node.items() if k not in PROVIDER_COMMON},
     )
 
 
@@ -161,7 +195,8 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("config: expected a mapping at the top level")
-    data = _interpolate_tree(data, os.environ if env is None else env, "config")
+    _known(data, config_keys.TOP_LEVEL, "config")
+    data = _interpolated(data, os.environ if env is None else env)
     raw_providers = _get(data, "providers", dict, "config", {})
     providers = {
         name: _provider(name, node, f"config.providers.{name}")
@@ -181,8 +216,11 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
             raise ConfigError(f"config.models: duplicate model id {model.id!r}")
         seen.add(model.id)
     moderation = _get(data, "moderation", dict, "config", None)
-    if moderation is not None and moderation.get("kind") not in ("rules", "openai"):
-        raise ConfigError("config.moderation.kind: expected 'rules' or 'openai'")
+    if moderation is not None:
+        kind = moderation.get("kind")
+        if kind not in config_keys.MODERATION:
+            raise ConfigError("config.moderation.kind: expected 'rules' or 'openai'")
+        _known(moderation, config_keys.MODERATION[kind], "config.moderation")
     return Config(
         providers=providers,
         models=models,
@@ -204,6 +242,7 @@ def _routing(node: Any, path: str) -> RoutingSettings:
         return RoutingSettings()
     if not isinstance(node, dict):
         raise ConfigError(f"{path}: expected a mapping")
+    _known(node, config_keys.ROUTING, path)
     retry = RetryPolicy(
         retries=int(_number(node, "retries", path, 2, 0)),
         backoff_base=_number(node, "backoff_base", path, 0.1, 0),
@@ -212,6 +251,7 @@ def _routing(node: Any, path: str) -> RoutingSettings:
     )
     raw = _get(node, "breaker", dict, path, {})
     bpath = f"{path}.breaker"
+    _known(raw, config_keys.BREAKER, bpath)
     breaker = BreakerSettings(
         failures=int(_number(raw, "failures", bpath, 3, 1)),
         error_rate=_number(raw, "error_rate", bpath, 0.5, 0),

@@ -340,3 +340,108 @@ def test_the_example_config_loads_and_builds() -> None:
     assert {p.kind for p in config.providers.values()} >= {"local", "openai", "anthropic"}
     assert set(build_providers(config)) == set(config.providers)
     assert config.moderation is not None and config.routing.retry.retries == 2
+
+
+def test_the_example_config_keeps_the_built_in_models() -> None:
+    """The README's quickstart uses both built-in models: copying the example to
+    switchyard.yaml must not take them away (issue 16, item 24)."""
+    example = Path(__file__).parents[2] / "switchyard.example.yaml"
+    config = load_config(
+        example,
+        env=dict.fromkeys(
+            ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "COHERE_API_KEY"), "x"
+        ),
+    )
+    for model_id in ("local/smollm2-135m-instruct", "local/all-minilm-l6-v2"):
+        model = config.model(model_id)
+        assert model is not None, f"{model_id} is missing from the example"
+        assert model == load_config(None, env={}).model(model_id), "as served by default"
+
+
+# --- unknown keys and kinds (issue 16, item 23) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d.update(model=d.pop("models")),
+            "config.model: unknown key (did you mean 'models'?)",
+        ),
+        (
+            lambda d: d["providers"]["p"].update(api_kye="sk"),
+            "config.providers.p.api_kye: unknown key (did you mean 'api_key'?)",
+        ),
+        (
+            lambda d: d.update(routing={"retires": 5}),
+            "config.routing.retires: unknown key (did you mean 'retries'?)",
+        ),
+        (
+            lambda d: d.update(routing={"breaker": {"cooldwn": 5}}),
+            "config.routing.breaker.cooldwn: unknown key (did you mean 'cooldown'?)",
+        ),
+        (
+            lambda d: d["models"][0].update(context_lenght=8192),
+            "config.models[0].context_lenght: unknown key (did you mean 'context_length'?)",
+        ),
+        (
+            lambda d: d["models"][0]["endpoints"][0].update(modle="x"),
+            "config.models[0].endpoints[0].modle: unknown key (did you mean 'model'?)",
+        ),
+        (
+            lambda d: d["models"][0]["endpoints"][0].update(pricing={"promt": 1}),
+            "config.models[0].endpoints[0].pricing.promt: unknown key (did you mean 'prompt'?)",
+        ),
+        (
+            lambda d: d.update(moderation={"kind": "rules", "categorie": {}}),
+            "config.moderation.categorie: unknown key (did you mean 'categories'?)",
+        ),
+        (lambda d: d.update(zzz=1), "config.zzz: unknown key"),
+    ],
+)
+def test_an_unknown_key_names_its_path_and_the_nearest_key(change: Any, message: str) -> None:
+    data = doc()
+    change(data)
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data, env={})
+    assert str(exc.value) == message
+
+
+def test_an_unknown_kind_lists_the_kinds() -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(doc(kind="anthropc"), env={})
+    assert str(exc.value) == (
+        "config.providers.p.kind: unknown provider kind 'anthropc' (did you mean 'anthropic'?); "
+        "the kinds are anthropic, cohere, gemini, jina, local, openai, tei"
+    )
+
+
+@pytest.mark.parametrize("kind", ["cohere", "tei"])
+def test_batch_size_is_an_option_of_the_kinds_that_batch(kind: str) -> None:
+    config = parse_config(doc(kind=kind, batch_size=16), env={})
+    assert config.providers["p"].options == {"batch_size": 16}
+
+
+def test_an_option_of_another_kind_says_which_kinds_have_it() -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(doc(kind="openai", batch_size=16), env={})
+    assert str(exc.value) == (
+        "config.providers.p.batch_size: not an option of kind 'openai' (only of 'cohere', 'tei')"
+    )
+    with pytest.raises(ConfigError, match=r"default_max_tokens: not an option of kind 'gemini'"):
+        parse_config(doc(kind="gemini", default_max_tokens=100), env={})
+
+
+def test_every_missing_variable_is_reported_at_once() -> None:
+    data = doc(api_key="${OPENAI_KEY}", headers={"X-Org": "${ORG_ID}"})
+    data["models"][0]["endpoints"][0]["model"] = "${UPSTREAM}-${OPENAI_KEY}"
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data, env={})
+    message = str(exc.value)
+    assert message.startswith("3 environment variables are not set: OPENAI_KEY, ORG_ID, UPSTREAM (")
+    for where in (
+        "config.providers.p.api_key: OPENAI_KEY",
+        "config.providers.p.headers.X-Org: ORG_ID",
+        "config.models[0].endpoints[0].model: UPSTREAM",
+    ):
+        assert where in message
