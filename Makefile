@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/switchyard/v1/*.proto)
 
-.PHONY: run test lint proto proto-check install clean bench soak
+.PHONY: run test lint proto proto-check install clean bench soak bench-console
 
 install: $(STAMP)
 
@@ -80,3 +80,8 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# The console's data endpoints over a seeded ledger of 1,000,000 generations (issue 21):
+# about a minute to seed, then each page's request timed; writes bench/CONSOLE.md.
+bench-console: $(STAMP)
+	$(BIN)/python -m bench.console $(CONSOLE_ARGS)

@@ -22,6 +22,7 @@ from switchyard.v1 import (
     embeddings_pb2_grpc,
     models_pb2_grpc,
     rerank_pb2_grpc,
+    usage_pb2_grpc,
 )
 
 from gateway_http.errors import HttpError
@@ -31,6 +32,7 @@ from gateway_http.routes.embeddings import Embeddings
 from gateway_http.routes.keys import Account, Key, Keys
 from gateway_http.routes.models import GetModel, ListModels
 from gateway_http.routes.rerank import Rerank
+from gateway_http.routes.usage import Usage
 from gateway_http.wire import request_id
 
 
@@ -100,6 +102,7 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
     key = Key(probe, admin)
     account = Account(probe, account_stub)
     rerank = Rerank(probe, rerank_pb2_grpc.RerankServiceStub(channel))
+    usage = Usage(probe, usage_pb2_grpc.UsageServiceStub(channel))
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/v1/models", ListModels(probe, models), methods=["GET"]),
@@ -122,6 +125,9 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
         Route("/v1/key", account, methods=["GET"]),
         Route("/v1/credits", account, methods=["GET"]),
         Route("/v1/generation", account, methods=["GET"]),
+        Route("/v1/usage", usage, methods=["GET"]),
+        Route("/v1/generations", usage, methods=["GET"]),
+        Route("/v1/endpoints", usage, methods=["GET"]),
     ]
     return HotRoutes(
         Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})

@@ -26,10 +26,14 @@ from switchyard.v1 import (
     models_pb2_grpc,
     rerank_pb2,
     rerank_pb2_grpc,
+    usage_pb2,
+    usage_pb2_grpc,
 )
 
+from service.accounting.backends import UsageBackend
 from service.accounting.gate import Accounting
 from service.accounting.ledger import Ledger
+from service.accounting.usage_sqlite import SqliteUsage
 from service.config import Config
 from service.engine import Engine
 from service.inprocess import InProcessChannel
@@ -43,6 +47,7 @@ from service.servicers.chat import ChatServicer
 from service.servicers.embeddings import EmbeddingServicer
 from service.servicers.models import ModelServicer
 from service.servicers.rerank import RerankServicer
+from service.servicers.usage import UsageServicer
 from service.store.keys import KeyStore
 
 SERVICE_NAMES = tuple(
@@ -54,6 +59,7 @@ SERVICE_NAMES = tuple(
         (models_pb2, "ModelService"),
         (admin_pb2, "AdminService"),
         (admin_pb2, "AccountService"),
+        (usage_pb2, "UsageService"),
     )
 )
 
@@ -114,6 +120,7 @@ class Service:
     engine: Engine
     pipeline: Pipeline
     accounting: Accounting
+    usage: UsageBackend
 
     @classmethod
     def build(cls, config: Config, data_dir: Path) -> Service:
@@ -121,7 +128,8 @@ class Service:
         keys = KeyStore(database)
         engine = Engine(config, build_providers(config))
         accounting = Accounting(config.models, Ledger(database), build_moderator(config.moderation))
-        return cls(config, keys, engine, Pipeline(keys), accounting)
+        usage = SqliteUsage(database)  # the ledger made the tables: it opens first
+        return cls(config, keys, engine, Pipeline(keys), accounting, usage)
 
     def register(self, server: Any) -> None:
         core = (self.pipeline, self.engine, self.accounting)
@@ -134,6 +142,9 @@ class Service:
         keys = (self.pipeline, self.keys, self.accounting)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(*keys), server)
         admin_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(*keys), server)
+        usage_pb2_grpc.add_UsageServiceServicer_to_server(
+            UsageServicer(self.pipeline, self.engine, self.usage), server
+        )
 
     def in_process_channel(self) -> InProcessChannel:
         channel = InProcessChannel()

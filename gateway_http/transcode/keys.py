@@ -110,22 +110,26 @@ def credits_json(key: admin_pb2.ApiKey) -> JSON:
 
 
 def generation_json(g: admin_pb2.Generation) -> JSON:
+    return {"data": generation_fields(g)}
+
+
+def generation_fields(g: admin_pb2.Generation) -> JSON:
     return {
-        "data": {
-            "id": g.id,
-            "model": g.model,
-            "provider_name": g.provider,
-            "upstream_model": g.upstream_model,
-            "kind": g.kind,
-            # ISO 8601, as OpenRouter answers and its typed SDKs declare.
-            "created_at": datetime.fromtimestamp(g.created_at, UTC).isoformat(),
-            "tokens_prompt": g.prompt_tokens,
-            "tokens_completion": g.completion_tokens,
-            "total_cost": g.cost,
-            "latency": g.latency_ms,
-            "generation_time": g.generation_time_ms,
-            "finish_reason": g.finish_reason,
-            "streamed": g.streamed,
-            "cancelled": g.cancelled,
-        }
+        "id": g.id,
+        "key_id": g.key_id,
+        "model": g.model,
+        "provider_name": g.provider,
+        "upstream_model": g.upstream_model,
+        "kind": g.kind,
+        # ISO 8601, as OpenRouter answers and its typed SDKs declare.
+        "created_at": datetime.fromtimestamp(g.created_at, UTC).isoformat(),
+        "tokens_prompt": g.prompt_tokens,
+        "tokens_completion": g.completion_tokens,
+        "total_cost": g.cost,
+        "latency": g.latency_ms,
+        "generation_time": g.generation_time_ms,
+        "finish_reason": g.finish_reason,
+        "streamed": g.streamed,
+        "cancelled": g.cancelled,
+        "status": g.status,
     }

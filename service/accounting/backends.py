@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from service.accounting.credits import Reservation
 from service.accounting.ledger import Generation
 from service.accounting.limiter import Admission, LimitState
+from service.accounting.usage import EndpointUsage, GenerationFilter, Point
 from service.store.keys import KeyPolicy, KeyRecord
 
 
@@ -71,3 +72,18 @@ class CounterBackend(Protocol):
     def finish(self, admission: Admission, tokens: int | None) -> None: ...
 
     def state(self, key_id: str, policy: KeyPolicy) -> LimitState: ...
+
+
+class UsageBackend(Protocol):
+    """Usage aggregated by the database that holds the ledger (the console's reads).
+
+    Blocking calls: servicers run them in a worker thread. `key_id` None means every key.
+    """
+
+    def series(
+        self, since: float, bucket_seconds: int, group_by: str = "", key_id: str | None = None
+    ) -> dict[str, dict[float, Point]]: ...
+
+    def endpoints(self, since: float, key_id: str | None = None) -> list[EndpointUsage]: ...
+
+    def generations(self, f: GenerationFilter) -> list[Generation]: ...

@@ -45,6 +45,7 @@ class Ticket:
     started: float
     limits: LimitState  # as this request left them when it was admitted
     closed: bool = False  # settled or abandoned: whatever comes after is a no-op
+    model: str = ""  # the model asked for (what a failed call is recorded under)
 
 
 class Accounting:
@@ -119,6 +120,7 @@ class Accounting:
             estimate,
             time.perf_counter(),
             limits,
+            model=split_variant(requested[0])[0] if requested else "",
         )
 
     @staticmethod
@@ -126,14 +128,45 @@ class Accounting:
         """The key's limits as of this request's admission (what its headers report)."""
         return ticket.limits
 
-    def abandon(self, ticket: Ticket) -> None:
-        """The call failed: nothing is billed, every hold is released."""
+    def abandon(self, ticket: Ticket, error: BaseException | None = None) -> None:
+        """The call failed: nothing is billed, every hold is released, and the failure
+        is recorded in the ledger (at no cost) under the model asked for, with its
+        error's reason as the status: what error rates and the console are made of."""
         if ticket.closed:
             return
         ticket.closed = True
         self.credits.release(ticket.reservation)
         self.limiter.finish(ticket.admission, 0)
         self._open -= 1
+        if error is None:
+            return
+        if isinstance(error, errors.GatewayError):
+            status, provider = error.reason, error.metadata.get("provider_name", "")
+        elif isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+            status, provider = "cancelled", ""
+        else:
+            status, provider = "INTERNAL", ""
+        elapsed = (time.perf_counter() - ticket.started) * 1000
+        self.ledger.record_now(
+            Generation(
+                id=ticket.generation_id,
+                key_id=ticket.call.key.id,
+                model=ticket.model,
+                provider=provider,
+                upstream_model="",
+                kind=ticket.kind,
+                created_at=time.time(),
+                prompt_tokens=0,
+                completion_tokens=0,
+                cost=0.0,
+                latency_ms=elapsed,
+                generation_time_ms=elapsed,
+                finish_reason="error",
+                streamed=False,
+                cancelled=status == "cancelled",
+                status=status,
+            )
+        )
 
     async def settle(
         self,

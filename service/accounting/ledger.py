@@ -25,6 +25,7 @@ from pathlib import Path
 
 import orjson
 
+from service.accounting import usage_sqlite
 from service.accounting.journal import JOURNAL_BYTES, Journal, orphan, records
 from service.store.private import private_database
 
@@ -46,10 +47,13 @@ CREATE TABLE IF NOT EXISTS generations (
     generation_time_ms REAL NOT NULL,
     finish_reason TEXT NOT NULL,
     streamed INTEGER NOT NULL,
-    cancelled INTEGER NOT NULL
+    cancelled INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'ok'
 );
 CREATE INDEX IF NOT EXISTS generations_key ON generations (key_id, created_at);
 """
+# Added after the first release: a database made before gains it, as 'ok' for old rows.
+_STATUS_COLUMN = "ALTER TABLE generations ADD COLUMN status TEXT NOT NULL DEFAULT 'ok'"
 MAX_BATCH = 512
 MAX_QUEUE = 65_536
 # How long the writer lets rows gather before a commit. The journal holds each row from
@@ -84,9 +88,21 @@ class Generation:
     finish_reason: str
     streamed: bool
     cancelled: bool
+    # "ok", or the error reason (service/errors.py) of a call that failed after it was
+    # admitted, or "cancelled" when the client left before any output. Last and with a
+    # default, so journal lines written before it existed still load.
+    status: str = "ok"
 
 
 _COLUMNS = tuple(f.name for f in fields(Generation))
+COLUMNS = ", ".join(_COLUMNS)
+
+
+def from_row(row: tuple[object, ...]) -> Generation:
+    """A generation from a `SELECT COLUMNS` row (SQLite gives the flags back as ints)."""
+    values = list(row)
+    values[-3], values[-2] = bool(values[-3]), bool(values[-2])
+    return Generation(*values)  # type: ignore[arg-type]
 
 
 def _row(g: Generation) -> tuple[object, ...]:
@@ -94,7 +110,7 @@ def _row(g: Generation) -> tuple[object, ...]:
     return (
         g.id, g.key_id, g.model, g.provider, g.upstream_model, g.kind, g.created_at,
         g.prompt_tokens, g.completion_tokens, g.cost, g.latency_ms, g.generation_time_ms,
-        g.finish_reason, g.streamed, g.cancelled,
+        g.finish_reason, g.streamed, g.cancelled, g.status,
     )  # fmt: skip
 
 
@@ -120,6 +136,7 @@ class Ledger:
         setup = sqlite3.connect(path, isolation_level=None)
         setup.execute("PRAGMA journal_mode=WAL")
         setup.executescript(SCHEMA)
+        self._migrate(setup)
         self._adopt_orphans(setup)
         setup.close()
         self._pending: dict[str, Generation] = {}  # queued, not yet committed
@@ -134,6 +151,21 @@ class Ledger:
         self._thread.start()
         self._reader = sqlite3.connect(path, check_same_thread=False)
         self._reader_lock = threading.Lock()
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Bring an older database up to date, in one transaction: workers that start
+        together see either none of it or all of it."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(generations)")}
+            if "status" not in columns:
+                db.execute(_STATUS_COLUMN)
+            usage_sqlite.migrate(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     # --- the request path ---------------------------------------------------------------
 
@@ -224,9 +256,11 @@ class Ledger:
     def _commit(db: sqlite3.Connection, generations: list[Generation]) -> bool:
         try:
             db.execute("BEGIN IMMEDIATE")
-            for g in generations:
-                if db.execute(_INSERT, _row(g)).rowcount == 1 and g.cost:
+            inserted = [g for g in generations if db.execute(_INSERT, _row(g)).rowcount == 1]
+            for g in inserted:
+                if g.cost:
                     db.execute(_SPEND, (g.cost, g.key_id))
+            usage_sqlite.roll_up(db, inserted)
             db.execute("COMMIT")
             return True
         except sqlite3.Error as exc:  # the rows stay journaled: replayed on the next start
@@ -274,9 +308,7 @@ class Ledger:
             ).fetchone()
         if row is None:
             return None
-        values = list(row)
-        values[-2], values[-1] = bool(values[-2]), bool(values[-1])
-        return Generation(*values)
+        return from_row(row)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait (on this thread) until everything recorded so far is committed."""

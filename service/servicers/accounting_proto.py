@@ -36,4 +36,5 @@ def generation_to_proto(generation: Generation) -> admin_pb2.Generation:
         finish_reason=generation.finish_reason,
         streamed=generation.streamed,
         cancelled=generation.cancelled,
+        status=generation.status,
     )

@@ -49,8 +49,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             ticket = await self._admit(call, chat_request)
             try:
                 result, served = await self._engine.chat(chat_request, call)
-            except BaseException:
-                self._accounting.abandon(ticket)
+            except BaseException as exc:
+                self._accounting.abandon(ticket, exc)
                 raise
             usage = result.usage or Usage()
             price = await self._accounting.settle(
@@ -132,10 +132,10 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                     cancelled=True,
                 )
             else:
-                self._accounting.abandon(ticket)
+                self._accounting.abandon(ticket, asyncio.CancelledError())
             raise
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
-            self._accounting.abandon(ticket)
+            self._accounting.abandon(ticket, exc)
             await abort(context, exc, "ChatService.Stream")
 
     @staticmethod

@@ -72,8 +72,8 @@ class EmbeddingServicer(embeddings_pb2_grpc.EmbeddingServiceServicer):
                     raise errors.upstream_error(
                         served.provider, "The upstream ignored 'dimensions'.", None
                     )
-            except BaseException:
-                self._accounting.abandon(ticket)
+            except BaseException as exc:
+                self._accounting.abandon(ticket, exc)
                 raise
             price = await self._accounting.settle(
                 ticket, served, result.usage, finish_reason="stop"

@@ -57,8 +57,8 @@ class RerankServicer(rerank_pb2_grpc.RerankServiceServicer):
             ticket = await self._accounting.open(call, "rerank", requested, estimate, texts)
             try:
                 result, served = await self._engine.rerank(rerank_request, call)
-            except BaseException:
-                self._accounting.abandon(ticket)
+            except BaseException as exc:
+                self._accounting.abandon(ticket, exc)
                 raise
             used = result.total_tokens or 0
             price = await self._accounting.settle(

@@ -30,15 +30,16 @@ def get(gateway: LocalGateway, key: str, path: str) -> RawResponse:
     return request("GET", gateway.base_url + path, headers={"Authorization": f"Bearer {key}"})
 
 
-def ledger(gateway: LocalGateway, key_id: str) -> list[tuple[Any, ...]]:
+def ledger(gateway: LocalGateway, key_id: str, status: str = "ok") -> list[tuple[Any, ...]]:
+    """The key's generations with this status (by default, those that served)."""
     assert gateway.service is not None
     assert gateway.flush_ledger(), "the ledger did not catch up"
     db = sqlite3.connect(gateway.service.keys.path)
     try:
         return db.execute(
             "SELECT id, model, provider, cost, prompt_tokens, completion_tokens, streamed, "
-            "cancelled, finish_reason FROM generations WHERE key_id = ?",
-            (key_id,),
+            "cancelled, finish_reason FROM generations WHERE key_id = ? AND status = ?",
+            (key_id, status),
         ).fetchall()
     finally:
         db.close()
@@ -147,6 +148,9 @@ def test_a_failed_call_costs_nothing_and_a_fallback_bills_what_served(
     assert post(accounted, key, {"model": "paid/broken", "messages": HI}).status == 502
     assert get(accounted, key, "/credits").json()["data"]["total_usage"] == 0
     assert ledger(accounted, kid) == []
+    # The failure is recorded (for error rates), at no cost, under the model asked for.
+    failed = ledger(accounted, kid, "UPSTREAM_ERROR")
+    assert [(row[1], row[3], row[8]) for row in failed] == [("paid/broken", 0.0, "error")]
     served = post(accounted, key, {"model": "paid/fallback", "messages": HI})
     assert served.status == 200 and served.json()["provider"] == "b"
     assert served.json()["usage"]["cost"] == pytest.approx(0.002)  # b's price, not a's

@@ -1,0 +1,177 @@
+"""The usage rollup and its reads agree with the ledger they summarise, row by row."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from service.accounting import usage_sqlite
+from service.accounting.ledger import SCHEMA, Generation, Ledger
+from service.accounting.usage import BIN_BOUNDS, GenerationFilter, latency_bin, percentile
+from service.store.keys import KeyStore
+
+GEN = Generation(
+    id="", key_id="k", model="m", provider="p", upstream_model="u", kind="chat",
+    created_at=0.0, prompt_tokens=0, completion_tokens=0, cost=0.0, latency_ms=0.0,
+    generation_time_ms=0.0, finish_reason="stop", streamed=False, cancelled=False,
+)  # fmt: skip
+NOW = 1_800_000_000.0
+
+
+def _database(path: Path) -> sqlite3.Connection:
+    KeyStore(path).close()  # the keys' table, which the ledger adds spending to
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(SCHEMA)
+    Ledger._migrate(db)
+    return db
+
+
+def _random_generations(n: int, seed: int = 7) -> list[Generation]:
+    rng = random.Random(seed)
+    return [
+        replace(
+            GEN,
+            id=f"gen-{i}",
+            key_id=rng.choice(["k1", "k2", "k3"]),
+            model=rng.choice(["a/x", "b/y"]),
+            provider=rng.choice(["p", "q"]),
+            created_at=NOW - rng.random() * 3 * 86_400,
+            prompt_tokens=rng.randint(0, 500),
+            completion_tokens=rng.randint(0, 500),
+            cost=rng.random() / 100,
+            latency_ms=rng.lognormvariate(4, 1.5),
+            status="ok" if rng.random() > 0.1 else "UPSTREAM_ERROR",
+        )
+        for i in range(n)
+    ]
+
+
+Rows = dict[tuple[str, float], list[float]]
+
+
+def _expected(gens: list[Generation], since: float, bucket: int, key: str | None) -> Rows:
+    out: Rows = {}
+    for g in gens:
+        if g.created_at < since or (key is not None and g.key_id != key):
+            continue
+        start = float(int(g.created_at // 3600) * 3600 // bucket * bucket)
+        row = out.setdefault((g.model, start), [0, 0, 0, 0, 0.0] + [0] * len(BIN_BOUNDS) + [0])
+        row[0] += 1
+        row[1] += g.status != "ok"
+        row[2] += g.prompt_tokens
+        row[3] += g.completion_tokens
+        row[4] += g.cost
+        if g.status == "ok":
+            row[5 + latency_bin(g.latency_ms)] += 1
+    return out
+
+
+def _actual(db: sqlite3.Connection, since: float, bucket: int, key: str | None) -> Rows:
+    found = usage_sqlite.series(db, since, bucket, "model", key)
+    return {
+        (group, start): [
+            p.requests,
+            p.errors,
+            p.prompt_tokens,
+            p.completion_tokens,
+            p.cost,
+            *p.latency,
+        ]
+        for group, points in found.items()
+        for start, p in points.items()
+    }
+
+
+@pytest.mark.parametrize(("bucket", "key"), [(3600, None), (6 * 3600, "k2"), (86_400, None)])
+def test_series_equal_the_ledger_summed_row_by_row(
+    tmp_path: Path, bucket: int, key: str | None
+) -> None:
+    gens = _random_generations(3_000)
+    db = _database(tmp_path / "s.db")
+    for chunk in range(0, len(gens), 500):  # as the writer commits, batch by batch
+        assert Ledger._commit(db, gens[chunk : chunk + 500])
+    since = NOW - 2 * 86_400
+    since = since // bucket * bucket  # whole buckets: the daily rollup serves daily ones
+    expected, actual = _expected(gens, since, bucket, key), _actual(db, since, bucket, key)
+    assert actual.keys() == expected.keys()
+    for group in expected:
+        assert actual[group][:4] == expected[group][:4]
+        assert actual[group][4] == pytest.approx(expected[group][4])
+        assert actual[group][5:] == expected[group][5:]
+
+
+def test_a_replayed_batch_is_not_counted_twice(tmp_path: Path) -> None:
+    gens = _random_generations(200)
+    db = _database(tmp_path / "r.db")
+    assert Ledger._commit(db, gens)
+    before = _actual(db, 0, 86_400, None)
+    assert Ledger._commit(db, gens[50:150])  # a journal replayed after a crash
+    assert _actual(db, 0, 86_400, None) == before
+
+
+def test_an_older_ledger_is_rolled_up_once_on_start(tmp_path: Path) -> None:
+    gens = _random_generations(1_000)
+    path = tmp_path / "old.db"
+    # A ledger from before the rollup: its rows, no rollup table, no status column.
+    KeyStore(path).close()
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(SCHEMA.replace(",\n    status TEXT NOT NULL DEFAULT 'ok'", ""))
+    columns = "id, key_id, model, provider, upstream_model, kind, created_at, prompt_tokens, "
+    columns += "completion_tokens, cost, latency_ms, generation_time_ms, finish_reason, "
+    columns += "streamed, cancelled"
+    old.executemany(
+        f"INSERT INTO generations ({columns}) VALUES ({', '.join('?' * 15)})",  # noqa: S608
+        [
+            (g.id, g.key_id, g.model, g.provider, g.upstream_model, g.kind, g.created_at,
+             g.prompt_tokens, g.completion_tokens, g.cost, g.latency_ms, g.generation_time_ms,
+             g.finish_reason, g.streamed, g.cancelled)
+            for g in gens
+            if g.status == "ok"
+        ],
+    )  # fmt: skip
+    old.close()
+    Ledger(path).close()
+    Ledger(path).close()  # a second start adds nothing
+    migrated = sqlite3.connect(path)
+    ok_only = _database(tmp_path / "ok.db")
+    assert Ledger._commit(ok_only, [g for g in gens if g.status == "ok"])
+    for bucket in (3600, 86_400):
+        got, want = _actual(migrated, 0, bucket, None), _actual(ok_only, 0, bucket, None)
+        assert got.keys() == want.keys()
+        for group, row in want.items():
+            assert got[group][:4] + got[group][5:] == row[:4] + row[5:]
+            assert got[group][4] == pytest.approx(row[4])
+
+
+def test_generations_are_listed_newest_first_with_filters(tmp_path: Path) -> None:
+    gens = _random_generations(500)
+    db = _database(tmp_path / "g.db")
+    assert Ledger._commit(db, gens)
+    reader = usage_sqlite.SqliteUsage(tmp_path / "g.db")
+    failed = reader.generations(GenerationFilter(key_id="k1", status="error", limit=200))
+    expected = sorted(
+        (g for g in gens if g.key_id == "k1" and g.status != "ok"), key=lambda g: -g.created_at
+    )
+    assert failed == expected
+    page = reader.generations(GenerationFilter(model="a/x", until=NOW - 86_400, limit=5))
+    assert [g.id for g in page] == [
+        g.id
+        for g in sorted(gens, key=lambda g: -g.created_at)
+        if g.model == "a/x" and g.created_at < NOW - 86_400
+    ][:5]
+
+
+def test_percentiles_come_from_the_histogram_within_a_bin() -> None:
+    assert latency_bin(8.0) == 0 and latency_bin(8.1) == 1 and latency_bin(16.0) == 1
+    assert latency_bin(1e9) == len(BIN_BOUNDS)
+    counts = [0] * (len(BIN_BOUNDS) + 1)
+    counts[latency_bin(40.0)] = 100  # all in (32, 64]
+    assert percentile(counts, 0.5) == pytest.approx(48.0)
+    assert 32.0 < percentile(counts, 0.95) <= 64.0  # type: ignore[operator]
+    counts[latency_bin(1000.0)] = 100  # half of them now in (512, 1024]
+    assert percentile(counts, 0.95) == pytest.approx(512 + 512 * 0.9)
+    assert percentile([0] * len(counts), 0.5) is None
