@@ -25,6 +25,7 @@ from switchyard.v1 import (
     usage_pb2_grpc,
 )
 
+from gateway_http.console import Console
 from gateway_http.errors import HttpError
 from gateway_http.routes.base import AuthProbe
 from gateway_http.routes.chat import ChatCompletions
@@ -103,8 +104,11 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
     account = Account(probe, account_stub)
     rerank = Rerank(probe, rerank_pb2_grpc.RerankServiceStub(channel))
     usage = Usage(probe, usage_pb2_grpc.UsageServiceStub(channel))
+    console = Console()
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/ui", console, methods=["GET"]),
+        Route("/ui/{file:path}", console, methods=["GET"]),
         Route("/v1/models", ListModels(probe, models), methods=["GET"]),
         Route("/v1/models/{model_id:path}", GetModel(probe, models), methods=["GET"]),
         Route(
