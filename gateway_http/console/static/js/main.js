@@ -1,13 +1,18 @@
 // The console's shell: sign-in, the page list, and a hash router (#/overview, ...).
 import { api, ApiError, session } from "./api.js";
 import { field, h, say } from "./dom.js";
+import * as overview from "./pages/overview.js";
 import * as keys from "./pages/keys.js";
 import * as generations from "./pages/generations.js";
+import * as models from "./pages/models.js";
+import * as playground from "./pages/playground.js";
 
 const PAGES = {
-  overview: { title: "Overview", page: { render: async (section) => section.append("Charts come next.") } },
+  overview: { title: "Overview", page: overview },
   keys: { title: "Keys", page: keys, admin: true },
   generations: { title: "Generations", page: generations },
+  models: { title: "Models and providers", page: models },
+  playground: { title: "Playground", page: playground },
 };
 
 const main = document.getElementById("main");
