@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/switchyard/v1/*.proto)
 
-.PHONY: run test lint proto proto-check install clean bench soak bench-console
+.PHONY: run test lint proto proto-check install clean bench soak bench-console browser
 
 install: $(STAMP)
 
@@ -38,8 +38,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/switchyard serve
 
-test: $(STAMP) proto-check lint
+test: $(STAMP) browser proto-check lint
 	$(BIN)/python -m pytest -q tests
+
+# The console's browser tests (tests/browser) drive Debian's Chromium through Playwright:
+# Playwright cannot download its own browser here, so the distribution's is installed.
+browser:
+	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -68,7 +68,9 @@ export function lineChart({ title, xs, series, format, bucketSeconds }) {
     });
     if (d) svg.append(s("path", { d, stroke: colour, class: "line", "data-series": one.name }));
     one.values.forEach((v, i) => {
-      if (v == null || v === 0) return;
+      // Zeros get no dot (a quiet day is a flat line), unless a lone value would not show.
+      const alone = one.values[i - 1] == null && one.values[i + 1] == null;
+      if (v == null || (v === 0 && !alone)) return;
       const dot = s("circle", { cx: x(i), cy: y(v), r: 2.5, fill: colour });
       dot.append(s("title", {}, `${one.name || title} ${label(xs[i], bucketSeconds)}: ${format(v)}`));
       svg.append(dot);

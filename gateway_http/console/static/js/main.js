@@ -108,7 +108,8 @@ async function route() {
     section.append(h("p", { class: "error", role: "alert" }, err.message));
   }
   say(`${entry.title} loaded.`);
-  main.focus();
+  // Focus goes to the new page, unless the page itself put it on one of its controls.
+  if (!main.contains(document.activeElement)) main.focus();
 }
 
 document.getElementById("signout").addEventListener("click", signOut);
