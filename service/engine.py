@@ -49,6 +49,7 @@ class Served:
     upstream_model: str = ""
     pricing: Pricing = field(default_factory=Pricing)
     dropped: tuple[str, ...] = ()  # request parameters the endpoint does not take
+    attempts: int = 1  # upstream calls made for the request, retries and fallbacks included
 
 
 class StreamTiming:
@@ -164,8 +165,9 @@ class Engine:
         deadline: float | None,
         run: Callable[[Candidate, Attempt], Awaitable[T]],
         announce: Callable[[Served], Awaitable[None]] | None = None,
-    ) -> tuple[T, Candidate, EndpointHealth]:
-        """Try each candidate, retrying retryable failures, until one answers.
+    ) -> tuple[T, Candidate, EndpointHealth, int]:
+        """Try each candidate, retrying retryable failures, until one answers; that
+        answer, what gave it, its health, and how many attempts it took.
 
         The breaker gets one verdict per endpoint tried, not one per attempt, and a
         half-open probe that ends without one (a deadline, a cancelled call) is given
@@ -214,7 +216,7 @@ class Engine:
                             break
                     else:
                         verdict = True  # the caller records the success
-                        return result, candidate, health
+                        return result, candidate, health, len(failures) + 1
                 last = failures[-1]
                 if last.client_fault:
                     health.success(self._health.now())  # it answered
@@ -292,7 +294,7 @@ class Engine:
         )
 
     @staticmethod
-    def _served(candidate: Candidate, upstream_ms: float) -> Served:
+    def _served(candidate: Candidate, upstream_ms: float, attempts: int = 1) -> Served:
         return Served(
             model=candidate.model.id,
             provider=candidate.endpoint.provider,
@@ -300,6 +302,7 @@ class Engine:
             upstream_model=candidate.endpoint.model,
             pricing=candidate.endpoint.pricing,
             dropped=tuple(sorted(candidate.dropped)),
+            attempts=attempts,
         )
 
     async def _unary(
@@ -315,13 +318,13 @@ class Engine:
         candidates = self._router.plan(model, capability, routing, needs)
         deadline = self._deadline(call, candidates)
         started = time.perf_counter()
-        result, candidate, health = await self._attempts(candidates, deadline, run)
+        result, candidate, health, attempts = await self._attempts(candidates, deadline, run)
         elapsed = time.perf_counter() - started
         health.success(self._health.now(), elapsed * 1000)
         produced = tokens(result)
         if produced and elapsed:
             health.measured(produced / elapsed)
-        return result, self._served(candidate, elapsed * 1000)
+        return result, self._served(candidate, elapsed * 1000, attempts)
 
     async def chat(self, request: ChatRequest, call: CallContext) -> tuple[ChatResult, Served]:
         return await self._unary(
@@ -396,13 +399,13 @@ class Engine:
                 raise
             return held, deltas, started
 
-        (held, deltas, started), candidate, health = await self._attempts(
+        (held, deltas, started), candidate, health, attempts = await self._attempts(
             candidates, deadline, open_stream, announce
         )
         timing.first_delta_ms = (time.perf_counter() - started) * 1000
         # The endpoint's verdict: it answered. A failure later in the stream counts too.
         health.success(self._health.now(), timing.first_delta_ms)
-        served = self._served(candidate, timing.first_delta_ms)
+        served = self._served(candidate, timing.first_delta_ms, attempts)
         return self._committed(held, deltas, health, deadline, timing, started), served
 
     async def _committed(

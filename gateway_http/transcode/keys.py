@@ -132,4 +132,5 @@ def generation_fields(g: admin_pb2.Generation) -> JSON:
         "streamed": g.streamed,
         "cancelled": g.cancelled,
         "status": g.status,
+        "attempts": g.attempts,
     }

@@ -140,8 +140,10 @@ class Accounting:
         self._open -= 1
         if error is None:
             return
+        attempts = 0
         if isinstance(error, errors.GatewayError):
             status, provider = error.reason, error.metadata.get("provider_name", "")
+            attempts = int(error.metadata.get("attempts", "1" if provider else "0"))
         elif isinstance(error, (asyncio.CancelledError, GeneratorExit)):
             status, provider = "cancelled", ""
         else:
@@ -165,6 +167,7 @@ class Accounting:
                 streamed=False,
                 cancelled=status == "cancelled",
                 status=status,
+                attempts=attempts,
             )
         )
 
@@ -236,6 +239,7 @@ class Accounting:
                 finish_reason=finish_reason,
                 streamed=streamed,
                 cancelled=cancelled,
+                attempts=served.attempts,
             )
         )
         self._open -= 1

@@ -48,12 +48,16 @@ CREATE TABLE IF NOT EXISTS generations (
     finish_reason TEXT NOT NULL,
     streamed INTEGER NOT NULL,
     cancelled INTEGER NOT NULL,
-    status TEXT NOT NULL DEFAULT 'ok'
+    status TEXT NOT NULL DEFAULT 'ok',
+    attempts INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS generations_key ON generations (key_id, created_at);
 """
-# Added after the first release: a database made before gains it, as 'ok' for old rows.
-_STATUS_COLUMN = "ALTER TABLE generations ADD COLUMN status TEXT NOT NULL DEFAULT 'ok'"
+# Added after the first release: a database made before gains them (old rows: ok, 1).
+_ADDED_COLUMNS = {
+    "status": "ALTER TABLE generations ADD COLUMN status TEXT NOT NULL DEFAULT 'ok'",
+    "attempts": "ALTER TABLE generations ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1",
+}
 MAX_BATCH = 512
 MAX_QUEUE = 65_536
 # How long the writer lets rows gather before a commit. The journal holds each row from
@@ -92,6 +96,7 @@ class Generation:
     # admitted, or "cancelled" when the client left before any output. Last and with a
     # default, so journal lines written before it existed still load.
     status: str = "ok"
+    attempts: int = 1  # upstream calls made, retries and fallbacks included
 
 
 _COLUMNS = tuple(f.name for f in fields(Generation))
@@ -101,7 +106,7 @@ COLUMNS = ", ".join(_COLUMNS)
 def from_row(row: tuple[object, ...]) -> Generation:
     """A generation from a `SELECT COLUMNS` row (SQLite gives the flags back as ints)."""
     values = list(row)
-    values[-3], values[-2] = bool(values[-3]), bool(values[-2])
+    values[-4], values[-3] = bool(values[-4]), bool(values[-3])
     return Generation(*values)  # type: ignore[arg-type]
 
 
@@ -110,7 +115,7 @@ def _row(g: Generation) -> tuple[object, ...]:
     return (
         g.id, g.key_id, g.model, g.provider, g.upstream_model, g.kind, g.created_at,
         g.prompt_tokens, g.completion_tokens, g.cost, g.latency_ms, g.generation_time_ms,
-        g.finish_reason, g.streamed, g.cancelled, g.status,
+        g.finish_reason, g.streamed, g.cancelled, g.status, g.attempts,
     )  # fmt: skip
 
 
@@ -159,8 +164,9 @@ class Ledger:
         db.execute("BEGIN IMMEDIATE")
         try:
             columns = {row[1] for row in db.execute("PRAGMA table_info(generations)")}
-            if "status" not in columns:
-                db.execute(_STATUS_COLUMN)
+            for name, alter in _ADDED_COLUMNS.items():
+                if name not in columns:
+                    db.execute(alter)
             usage_sqlite.migrate(db)
             db.execute("COMMIT")
         except BaseException:

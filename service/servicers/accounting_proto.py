@@ -37,4 +37,5 @@ def generation_to_proto(generation: Generation) -> admin_pb2.Generation:
         streamed=generation.streamed,
         cancelled=generation.cancelled,
         status=generation.status,
+        attempts=generation.attempts,
     )

@@ -155,3 +155,16 @@ def test_bad_queries_are_400s(
 def test_no_key_no_data(accounted: LocalGateway, path: str) -> None:
     assert get(accounted, path, None).status == 401
     assert get(accounted, path, "sk-sy-not-a-key").status == 401
+
+
+def test_generations_count_their_attempts(accounted: LocalGateway) -> None:
+    """A fallback is two upstream calls; a failure says how many it made."""
+    _, secret = _key(accounted)
+    assert chat(accounted, secret, "paid/fallback") == 200  # a answers 500, then b serves
+    assert chat(accounted, secret, "paid/broken") == 502
+    assert accounted.flush_ledger()
+    listed = get(accounted, "/generations", secret).json()["data"]
+    assert sorted((g["model"], g["status"], g["attempts"]) for g in listed) == [
+        ("paid/broken", "UPSTREAM_ERROR", 1),
+        ("paid/fallback", "ok", 2),
+    ]

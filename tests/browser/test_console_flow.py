@@ -167,6 +167,7 @@ def test_sign_in_create_use_see_revoke(page: Page, console: tuple[Gateway, str])
     found.get_by_role("button", name=f"Details of {generation}").click()
     details = page.get_by_role("region", name=f"Generation {generation}")
     expect(details).to_contain_text("mock")
+    expect(details.locator("dt", has_text="Attempts").locator("+ dd")).to_have_text("1")
     expect(page.get_by_role("button", name="Close")).to_be_focused()
     shot(page, "03-generations")
 

@@ -119,7 +119,9 @@ def test_an_older_ledger_is_rolled_up_once_on_start(tmp_path: Path) -> None:
     # A ledger from before the rollup: its rows, no rollup table, no status column.
     KeyStore(path).close()
     old = sqlite3.connect(path, isolation_level=None)
-    old.executescript(SCHEMA.replace(",\n    status TEXT NOT NULL DEFAULT 'ok'", ""))
+    added = ",\n    status TEXT NOT NULL DEFAULT 'ok',\n    attempts INTEGER NOT NULL DEFAULT 1"
+    assert added in SCHEMA
+    old.executescript(SCHEMA.replace(added, ""))
     columns = "id, key_id, model, provider, upstream_model, kind, created_at, prompt_tokens, "
     columns += "completion_tokens, cost, latency_ms, generation_time_ms, finish_reason, "
     columns += "streamed, cancelled"
@@ -137,6 +139,9 @@ def test_an_older_ledger_is_rolled_up_once_on_start(tmp_path: Path) -> None:
     Ledger(path).close()
     Ledger(path).close()  # a second start adds nothing
     migrated = sqlite3.connect(path)
+    assert migrated.execute("SELECT DISTINCT status, attempts FROM generations").fetchall() == [
+        ("ok", 1)
+    ]
     ok_only = _database(tmp_path / "ok.db")
     assert Ledger._commit(ok_only, [g for g in gens if g.status == "ok"])
     for bucket in (3600, 86_400):

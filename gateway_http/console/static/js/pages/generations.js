@@ -30,7 +30,7 @@ export async function render(section, { signal, me }) {
     "table",
     {},
     h("caption", {}, "Generations, newest first"),
-    h("thead", {}, h("tr", {}, ["Time (UTC)", "Model", "Provider", me.is_admin ? "Key" : null, "Status", "Tokens in / out", "Cost", "Latency", "Details"].filter(Boolean).map((t) => h("th", { scope: "col" }, t)))),
+    h("thead", {}, h("tr", {}, ["Time (UTC)", "Model", "Provider", me.is_admin ? "Key" : null, "Status", "Tokens in / out", "Cost", "Latency", "Attempts", "Details"].filter(Boolean).map((t) => h("th", { scope: "col" }, t)))),
     rows,
   );
   section.append(form, details, listing, more);
@@ -56,11 +56,12 @@ export async function render(section, { signal, me }) {
           h("td", {}, `${fmt.int(g.tokens_prompt)} / ${fmt.int(g.tokens_completion)}`),
           h("td", {}, fmt.usd(g.total_cost)),
           h("td", {}, fmt.ms(g.latency)),
+          h("td", {}, g.attempts),
           h("td", {}, open),
         ),
       );
     }
-    if (!rows.children.length) rows.append(h("tr", {}, h("td", { colspan: 9 }, "No generations match.")));
+    if (!rows.children.length) rows.append(h("tr", {}, h("td", { colspan: 10 }, "No generations match.")));
     next = page.next_until;
     more.hidden = next == null;
   }
@@ -77,6 +78,7 @@ export async function render(section, { signal, me }) {
       ["Created", g.created_at],
       ["Status", g.status],
       ["Finish reason", g.finish_reason],
+      ["Attempts", g.attempts],
       ["Prompt tokens", fmt.int(g.tokens_prompt)],
       ["Completion tokens", fmt.int(g.tokens_completion)],
       ["Cost", fmt.usd(g.total_cost)],
