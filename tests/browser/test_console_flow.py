@@ -144,6 +144,18 @@ def test_sign_in_create_use_see_revoke(page: Page, console: tuple[Gateway, str])
     expect(row).to_contain_text("mock/*")
     shot(page, "02-key-created")
 
+    # Update its policy and add credits, each through a labelled form.
+    page.get_by_role("button", name="Edit browser-test").click()
+    editing = page.get_by_role("form", name="Edit browser-test")
+    expect(editing.get_by_label("Name")).to_be_focused()
+    editing.get_by_label("Tokens per minute").fill("5000")
+    page.get_by_role("button", name="Save").click()
+    expect(row).to_contain_text("100 · 5000 · —")
+    page.get_by_role("button", name="Add credits to browser-test").click()
+    page.get_by_label("Amount (USD)").fill("0.5")
+    page.keyboard.press("Enter")
+    expect(row).to_contain_text("/ $1.5000")
+
     # Use it with the official SDK.
     client = openai.OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)
     reply = client.chat.completions.create(
