@@ -154,7 +154,7 @@ def test_sign_in_create_use_see_revoke(page: Page, console: tuple[Gateway, str])
     page.get_by_role("button", name="Add credits to browser-test").click()
     page.get_by_label("Amount (USD)").fill("0.5")
     page.keyboard.press("Enter")
-    expect(row).to_contain_text("/ $1.5000")
+    expect(row).to_contain_text("/ $1.50")
 
     # Use it with the official SDK.
     client = openai.OpenAI(base_url=gateway.base_url, api_key=secret, max_retries=0)

@@ -6,7 +6,7 @@ const NS = "http://www.w3.org/2000/svg";
 const COLOURS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563"];
 const W = 640;
 const H = 220;
-const PAD = { left: 64, right: 12, top: 12, bottom: 28 };
+const PAD = { left: 76, right: 12, top: 12, bottom: 28 };
 
 function s(tag, attrs = {}, ...children) {
   const el = document.createElementNS(NS, tag);

@@ -62,7 +62,8 @@ export function table(caption, headers, rows) {
 
 export const fmt = {
   int: (n) => (n ?? 0).toLocaleString("en-US"),
-  usd: (n) => (n == null ? "—" : `$${n < 0.01 && n > 0 ? n.toPrecision(2) : n.toFixed(n < 10 ? 4 : 2)}`),
+  // Small amounts keep two significant digits ($0.0000075), larger ones cents.
+  usd: (n) => (n == null ? "—" : n === 0 ? "$0" : n < 1 ? `$${Number(n.toPrecision(2))}` : `$${n.toFixed(2)}`),
   ms: (n) => (n == null ? "—" : n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${Math.round(n)} ms`),
   pct: (n) => (n == null ? "—" : `${(n * 100).toFixed(1)} %`),
   time: (t) => (t == null ? "—" : new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19)),

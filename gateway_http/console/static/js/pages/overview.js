@@ -68,7 +68,7 @@ export async function render(section, { signal, me }) {
   const charts = [
     lineChart({ title: "Requests", xs, bucketSeconds: bucket, format: fmt.int, series: topSeries(report, (p) => p.requests) }),
     lineChart({ title: "Tokens", xs, bucketSeconds: bucket, format: fmt.int, series: topSeries(report, (p) => p.prompt_tokens + p.completion_tokens) }),
-    lineChart({ title: "Cost (USD)", xs, bucketSeconds: bucket, format: (v) => (v === 0 ? "$0" : `$${v < 1 ? v.toPrecision(2) : v.toFixed(2)}`), series: topSeries(report, (p) => p.cost) }),
+    lineChart({ title: "Cost (USD)", xs, bucketSeconds: bucket, format: fmt.usd, series: topSeries(report, (p) => p.cost) }),
     lineChart({
       title: "Error rate",
       xs,
