@@ -22,6 +22,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -104,10 +105,11 @@ COLUMNS = ", ".join(_COLUMNS)
 
 
 def from_row(row: tuple[object, ...]) -> Generation:
-    """A generation from a `SELECT COLUMNS` row (SQLite gives the flags back as ints)."""
-    values = list(row)
-    values[-4], values[-3] = bool(values[-4]), bool(values[-3])
-    return Generation(*values)  # type: ignore[arg-type]
+    """A generation from a `SELECT COLUMNS` row (SQLite gives the flags back as ints).
+    By name, not position: a column added later cannot shift the flags."""
+    values: dict[str, Any] = dict(zip(_COLUMNS, row, strict=True))
+    values["streamed"], values["cancelled"] = bool(values["streamed"]), bool(values["cancelled"])
+    return Generation(**values)
 
 
 def _row(g: Generation) -> tuple[object, ...]:
