@@ -129,28 +129,41 @@ def migrate(db: sqlite3.Connection) -> None:
         )
 
 
+_Group = tuple[int, str, str, str, str]  # period, key, model, provider, kind
+
+
 def roll_up(db: sqlite3.Connection, generations: Iterable[Generation]) -> None:
     """Add generations (just inserted, inside the caller's transaction) to the rollups.
 
-    A batch is summed here first: one upsert per period, key, model and provider, not
-    one per generation.
+    A batch is summed here first, once, by hour: one upsert per period, key, model and
+    provider and table, not one per generation; the coarser grains fold the hourly sums.
     """
-    generations = list(generations)
+    hourly: dict[_Group, list[float]] = {}
+    for g in generations:
+        group = (int(g.created_at // 3600) * 3600, g.key_id, g.model, g.provider, g.kind)
+        row = hourly.get(group)
+        if row is None:
+            row = hourly[group] = [0.0] * (6 + LATENCY_BINS)
+        row[0] += 1
+        row[1] += g.status != "ok"
+        row[2] += g.prompt_tokens
+        row[3] += g.completion_tokens
+        row[4] += g.cost
+        row[5] += g.generation_time_ms
+        if g.status == "ok":  # a failure's latency is not a model's latency
+            row[6 + latency_bin(g.latency_ms)] += 1
     for table, grain in GRAINS.items():
-        sums: dict[tuple[int, str, str, str, str], list[float]] = {}
-        for g in generations:
-            group = (int(g.created_at // grain) * grain, g.key_id, g.model, g.provider, g.kind)
-            row = sums.get(group)
-            if row is None:
-                row = sums[group] = [0.0] * (6 + LATENCY_BINS)
-            row[0] += 1
-            row[1] += g.status != "ok"
-            row[2] += g.prompt_tokens
-            row[3] += g.completion_tokens
-            row[4] += g.cost
-            row[5] += g.generation_time_ms
-            if g.status == "ok":  # a failure's latency is not a model's latency
-                row[6 + latency_bin(g.latency_ms)] += 1
+        sums = hourly
+        if grain != 3600:
+            sums = {}
+            for (hour, key_id, model, provider, kind), values in hourly.items():
+                folded = (hour // grain * grain, key_id, model, provider, kind)
+                total = sums.get(folded)
+                if total is None:
+                    sums[folded] = list(values)
+                else:
+                    for i, v in enumerate(values):
+                        total[i] += v
         db.executemany(
             _UPSERTS[table],
             [
