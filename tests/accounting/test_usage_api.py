@@ -26,8 +26,8 @@ def get(gateway: LocalGateway, path: str, key: str | None) -> RawResponse:
     return request("GET", gateway.base_url + path, None, headers)
 
 
-def chat(gateway: LocalGateway, key: str, model: str) -> int:
-    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+def chat(gateway: LocalGateway, key: str, model: str, **extra: Any) -> int:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], **extra}
     url = gateway.base_url + "/chat/completions"
     return request("POST", url, body, {"Authorization": f"Bearer {key}"}).status
 
@@ -160,7 +160,8 @@ def test_no_key_no_data(accounted: LocalGateway, path: str) -> None:
 def test_generations_count_their_attempts(accounted: LocalGateway) -> None:
     """A fallback is two upstream calls; a failure says how many it made."""
     _, secret = _key(accounted)
-    assert chat(accounted, secret, "paid/fallback") == 200  # a answers 500, then b serves
+    # a first (it answers 500), then b serves
+    assert chat(accounted, secret, "paid/fallback", provider={"order": ["a", "b"]}) == 200
     assert chat(accounted, secret, "paid/broken") == 502
     assert accounted.flush_ledger()
     listed = get(accounted, "/generations", secret).json()["data"]
