@@ -33,8 +33,10 @@ export async function render(section, { signal, me }) {
   const groupBy = select("group_by", groups, params.get("group_by") || "");
   const controls = [field("Range", range), field("Group by", groupBy)];
   let keyFilter = null;
+  const keyNames = new Map(); // key id -> name, to label series grouped by key
   if (me.is_admin) {
     const keys = (await api("/keys", { signal })).data;
+    for (const k of keys) keyNames.set(k.id, k.name);
     keyFilter = select("key_id", [["", "Every key"], ...keys.map((k) => [k.id, `${k.name} (${k.label})`])], params.get("key_id") || "");
     controls.push(field("Key", keyFilter));
   }
@@ -47,6 +49,9 @@ export async function render(section, { signal, me }) {
   section.append(form, body);
 
   const report = await api(`/usage${query({ range: range.value, group_by: groupBy.value, key_id: keyFilter?.value })}`, { signal });
+  if (groupBy.value === "key") {
+    for (const one of report.series) one.group = keyNames.has(one.group) ? `${keyNames.get(one.group)} (${one.group})` : one.group;
+  }
   const t = report.total;
   const xs = report.series[0]?.points.map((p) => p.start) ?? [];
   const bucket = report.bucket_seconds;
