@@ -20,6 +20,7 @@ from switchyard.v1 import (
     admin_pb2_grpc,
     chat_pb2_grpc,
     embeddings_pb2_grpc,
+    messages_pb2_grpc,
     models_pb2_grpc,
     rerank_pb2_grpc,
     usage_pb2_grpc,
@@ -31,6 +32,7 @@ from gateway_http.routes.base import AuthProbe
 from gateway_http.routes.chat import ChatCompletions
 from gateway_http.routes.embeddings import Embeddings
 from gateway_http.routes.keys import Account, Key, Keys
+from gateway_http.routes.messages import CountTokens, Messages
 from gateway_http.routes.models import GetModel, ListModels
 from gateway_http.routes.rerank import Rerank
 from gateway_http.routes.usage import Usage
@@ -105,6 +107,7 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
     rerank = Rerank(probe, rerank_pb2_grpc.RerankServiceStub(channel))
     usage = Usage(probe, usage_pb2_grpc.UsageServiceStub(channel))
     console = Console()
+    messages = messages_pb2_grpc.MessagesServiceStub(channel)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/ui", console, methods=["GET"]),
@@ -116,6 +119,12 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
             ChatCompletions(probe, chat, hold=stream_hold, keepalive=keepalive),
             methods=["POST"],
         ),
+        Route(
+            "/v1/messages",
+            Messages(probe, messages, hold=stream_hold, keepalive=keepalive),
+            methods=["POST"],
+        ),
+        Route("/v1/messages/count_tokens", CountTokens(probe, messages), methods=["POST"]),
         Route(
             "/v1/embeddings",
             Embeddings(probe, embeddings_pb2_grpc.EmbeddingServiceStub(channel)),

@@ -1,4 +1,4 @@
-"""Server-sent events for chat streams (DESIGN §5).
+"""Server-sent events for streams (DESIGN §5): chat chunks, and any front door's events.
 
 The 200 is held back until the first chunk arrives, so a failure before any output
 still gets its true status. If the first chunk takes longer than `hold` seconds, the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -66,6 +66,37 @@ async def stream_chat(
     include_cost: bool = False,
 ) -> None:
     """Relay a ChatService.Stream call as SSE. Raises HttpError if it fails before the 200."""
+    await relay(
+        send,
+        call,
+        rid=rid,
+        hold=hold,
+        keepalive=keepalive,
+        started=started,
+        render=lambda chunk: frame(chunk_json(chunk, include_usage, include_cost)),
+        fail=error_frame,
+        done=DONE,
+        ping=KEEPALIVE,
+    )
+
+
+async def relay(
+    send: Send,
+    call: Any,
+    *,
+    rid: str,
+    hold: float,
+    keepalive: float,
+    started: float,
+    render: Callable[[Any], bytes],
+    fail: Callable[[HttpError, Any], bytes],
+    done: bytes,
+    ping: bytes,
+) -> None:
+    """Relay a server-streaming call as SSE, whatever its messages: `render` frames one,
+    `fail(error, first message)` frames an error after the 200, `done` ends the stream
+    and `ping` keeps it alive while the first message is held. The first message carries
+    the served headers (`chat_headers`). Raises HttpError if it fails before the 200."""
     call_started = time.perf_counter()
     chunks: AsyncIterator[Any] = aiter(call)
     first_task = asyncio.ensure_future(_first_chunk(chunks))
@@ -87,20 +118,19 @@ async def stream_chat(
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         try:
             while first is None:
-                await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+                await send({"type": "http.response.body", "body": ping, "more_body": True})
                 await asyncio.wait((first_task,), timeout=keepalive)
                 if first_task.done():
                     first = _result(first_task)
-            body = frame(chunk_json(first, include_usage, include_cost))
+            body = render(first)
             await send({"type": "http.response.body", "body": body, "more_body": True})
             async for chunk in chunks:
-                body = frame(chunk_json(chunk, include_usage, include_cost))
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-            tail = DONE
+                await send({"type": "http.response.body", "body": render(chunk), "more_body": True})
+            tail = done
         except HttpError as err:
-            tail = error_frame(err, first)
+            tail = fail(err, first)
         except grpc.aio.AioRpcError as err:
-            tail = error_frame(from_rpc_error(err), first)
+            tail = fail(from_rpc_error(err), first)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
     finally:
         if not first_task.done():

@@ -22,6 +22,8 @@ from switchyard.v1 import (
     chat_pb2_grpc,
     embeddings_pb2,
     embeddings_pb2_grpc,
+    messages_pb2,
+    messages_pb2_grpc,
     models_pb2,
     models_pb2_grpc,
     rerank_pb2,
@@ -45,6 +47,7 @@ from service.providers.base import Provider
 from service.servicers.admin import AccountServicer, AdminServicer
 from service.servicers.chat import ChatServicer
 from service.servicers.embeddings import EmbeddingServicer
+from service.servicers.messages import MessagesServicer
 from service.servicers.models import ModelServicer
 from service.servicers.rerank import RerankServicer
 from service.servicers.usage import UsageServicer
@@ -54,6 +57,7 @@ SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
     for module, name in (
         (chat_pb2, "ChatService"),
+        (messages_pb2, "MessagesService"),
         (embeddings_pb2, "EmbeddingService"),
         (rerank_pb2, "RerankService"),
         (models_pb2, "ModelService"),
@@ -133,7 +137,11 @@ class Service:
 
     def register(self, server: Any) -> None:
         core = (self.pipeline, self.engine, self.accounting)
-        chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(*core), server)
+        chat = ChatServicer(*core)
+        chat_pb2_grpc.add_ChatServiceServicer_to_server(chat, server)
+        messages_pb2_grpc.add_MessagesServiceServicer_to_server(
+            MessagesServicer(self.pipeline, chat, self.accounting), server
+        )
         embeddings_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(*core), server)
         rerank_pb2_grpc.add_RerankServiceServicer_to_server(RerankServicer(*core), server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(

@@ -76,16 +76,20 @@ class Endpoint:
             await self.handle(scope, receive, send, rid)
         except HttpError as err:
             refused = await self._probe.check(scope, rid, self.admin_only)
-            await send_error(send, refused or err, rid)
+            await self.send_error(send, refused or err, rid)
         except grpc.aio.AioRpcError as err:
-            await send_error(send, from_rpc_error(err), rid)
+            await self.send_error(send, from_rpc_error(err), rid)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("unexpected error serving %s (request %s)", scope.get("path"), rid)
-            await send_error(
+            await self.send_error(
                 send, HttpError(500, "server_error", "The gateway failed unexpectedly."), rid
             )
+
+    async def send_error(self, send: Send, err: HttpError, rid: str) -> None:
+        """The error answer, in the contract's shape; a front door may have its own."""
+        await send_error(send, err, rid)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         raise NotImplementedError

@@ -25,7 +25,14 @@ def _app() -> HotRoutes:
 
 def test_every_hot_path_is_the_same_endpoint_starlette_routes_post_to() -> None:
     app = _app()
-    assert set(app._routes) == {"/v1/chat/completions", "/v1/embeddings", "/v1/rerank", "/rerank"}
+    assert set(app._routes) == {
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/embeddings",
+        "/v1/rerank",
+        "/rerank",
+    }
     for path, endpoint in app._routes.items():
         scope: dict[str, Any] = {"type": "http", "method": "POST", "path": path, "root_path": ""}
         matches = [

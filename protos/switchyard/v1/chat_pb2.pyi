@@ -102,6 +102,7 @@ class ContentPart(_message.Message):
     INPUT_AUDIO_FIELD_NUMBER: _builtins.int
     FILE_FIELD_NUMBER: _builtins.int
     REFUSAL_FIELD_NUMBER: _builtins.int
+    CACHE_CONTROL_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     refusal: _builtins.str
     @_builtins.property
@@ -110,6 +111,10 @@ class ContentPart(_message.Message):
     def input_audio(self) -> Global___InputAudio: ...
     @_builtins.property
     def file(self) -> Global___FileInput: ...
+    @_builtins.property
+    def cache_control(self) -> _common_pb2.CacheControl:
+        """unset: none"""
+
     def __init__(
         self,
         *,
@@ -118,10 +123,11 @@ class ContentPart(_message.Message):
         input_audio: Global___InputAudio | None = ...,
         file: Global___FileInput | None = ...,
         refusal: _builtins.str = ...,
+        cache_control: _common_pb2.CacheControl | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "image_url", b"image_url", "input_audio", b"input_audio", "part", b"part", "refusal", b"refusal", "text", b"text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache_control", b"cache_control", "file", b"file", "image_url", b"image_url", "input_audio", b"input_audio", "part", b"part", "refusal", b"refusal", "text", b"text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "image_url", b"image_url", "input_audio", b"input_audio", "part", b"part", "refusal", b"refusal", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_control", b"cache_control", "file", b"file", "image_url", b"image_url", "input_audio", b"input_audio", "part", b"part", "refusal", b"refusal", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["text", "image_url", "input_audio", "file", "refusal"]  # noqa: Y015
     _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
@@ -283,19 +289,25 @@ class Tool(_message.Message):
 
     TYPE_FIELD_NUMBER: _builtins.int
     FUNCTION_FIELD_NUMBER: _builtins.int
+    CACHE_CONTROL_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """"function" """
     @_builtins.property
     def function(self) -> Global___FunctionDefinition: ...
+    @_builtins.property
+    def cache_control(self) -> _common_pb2.CacheControl:
+        """unset: none"""
+
     def __init__(
         self,
         *,
         type: _builtins.str = ...,
         function: Global___FunctionDefinition | None = ...,
+        cache_control: _common_pb2.CacheControl | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["function", b"function"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache_control", b"cache_control", "function", b"function"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["function", b"function", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_control", b"cache_control", "function", b"function", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

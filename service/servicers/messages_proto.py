@@ -1,0 +1,342 @@
+"""Anthropic Messages <-> the chat core, as protos: the front door's one translation.
+
+A `MessagesRequest` becomes a `ChatRequest` (system -> a system message, `tool_result`
+blocks -> tool messages ahead of the rest of their user turn, `tool_use` -> tool calls,
+`any` -> `required`, `top_k` -> an upstream extra), which the chat servicer validates and
+serves like any other; its `ChatResponse` and `ChatChunk`s become Anthropic's Message and
+event stream. Every adapter (OpenAI-compatible, Gemini, local, Anthropic itself) is
+therefore reachable from this door, and nothing of the core is duplicated. Toward an
+Anthropic endpoint every field of the request survives the trip (cache_control included).
+"""
+
+from __future__ import annotations
+
+import orjson
+from switchyard.v1 import chat_pb2, common_pb2, messages_pb2
+
+from service import errors
+
+# OpenAI's finish_reason -> Anthropic's stop_reason.
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+
+
+def _cache(source: common_pb2.CacheControl, has: bool, out: common_pb2.CacheControl) -> None:
+    if has:
+        out.CopyFrom(source)
+
+
+def _image_url(image: messages_pb2.ImageSource, param: str) -> str:
+    if image.type == "base64":
+        if not image.media_type or not image.data:
+            raise errors.invalid_request(
+                f"'{param}.source' needs 'media_type' and 'data'.", f"{param}.source"
+            )
+        return f"data:{image.media_type};base64,{image.data}"
+    if image.type == "url":
+        if not image.url:
+            raise errors.invalid_request(f"'{param}.source.url' is required.", f"{param}.source")
+        return image.url
+    raise errors.invalid_request(
+        f"'{param}.source.type' must be 'base64' or 'url'.", f"{param}.source.type"
+    )
+
+
+def _part(block: messages_pb2.ContentBlock, param: str, out: chat_pb2.ContentParts) -> None:
+    """A text or image block as a chat content part."""
+    kind = block.WhichOneof("block")
+    if kind == "text":
+        part = out.parts.add(text=block.text)
+    elif kind == "image":
+        part = out.parts.add(image_url=chat_pb2.ImageUrl(url=_image_url(block.image, param)))
+    else:
+        raise errors.invalid_request(
+            f"'{param}' must be a text or image block here, got '{kind}'.", f"{param}.type"
+        )
+    _cache(block.cache_control, block.HasField("cache_control"), part.cache_control)
+
+
+def _tool_result(block: messages_pb2.ContentBlock, param: str, out: chat_pb2.Message) -> None:
+    result = block.tool_result
+    out.role = "tool"
+    out.tool_call_id = result.tool_use_id
+    if not result.tool_use_id:
+        raise errors.invalid_request(f"'{param}.tool_use_id' is required.", param)
+    kind = result.WhichOneof("content")
+    if kind == "blocks":
+        for j, inner in enumerate(result.blocks.blocks):
+            _part(inner, f"{param}.content[{j}]", out.parts)
+        out.parts.SetInParent()
+    else:
+        out.text = result.text
+    if result.is_error:
+        # Chat has no error flag on a tool result: say it in the result, as readers do.
+        if out.WhichOneof("content") == "text":
+            out.text = f"Error: {out.text}" if out.text else "Error"
+        else:
+            out.parts.parts.insert(0, chat_pb2.ContentPart(text="Error:"))
+    if block.HasField("cache_control") and out.WhichOneof("content") == "parts":
+        out.parts.parts[-1].cache_control.CopyFrom(block.cache_control)
+
+
+def _user(message: messages_pb2.MessageParam, i: int, out: chat_pb2.ChatRequest) -> None:
+    if message.WhichOneof("content") != "blocks":
+        out.messages.add(role="user", text=message.text)
+        return
+    rest = chat_pb2.Message(role="user")
+    for j, block in enumerate(message.blocks.blocks):
+        param = f"messages[{i}].content[{j}]"
+        if block.WhichOneof("block") == "tool_result":
+            _tool_result(block, param, out.messages.add())
+        else:
+            _part(block, param, rest.parts)
+    if rest.parts.parts:
+        out.messages.append(rest)
+
+
+def _assistant(message: messages_pb2.MessageParam, i: int, out: chat_pb2.ChatRequest) -> None:
+    turn = out.messages.add(role="assistant")
+    if message.WhichOneof("content") != "blocks":
+        turn.text = message.text
+        return
+    for j, block in enumerate(message.blocks.blocks):
+        param = f"messages[{i}].content[{j}]"
+        kind = block.WhichOneof("block")
+        if kind == "tool_use":
+            use = block.tool_use
+            turn.tool_calls.add(
+                id=use.id,
+                type="function",
+                function=chat_pb2.FunctionCall(name=use.name, arguments=use.input_json or "{}"),
+            )
+        elif kind == "text":
+            _part(block, param, turn.parts)
+        else:
+            raise errors.invalid_request(
+                f"'{param}' must be a text or tool_use block in an assistant turn.", param
+            )
+
+
+def _tool_choice(choice: messages_pb2.MessagesToolChoice, out: chat_pb2.ChatRequest) -> None:
+    if choice.type == "tool":
+        if not choice.name:
+            raise errors.invalid_request("'tool_choice.name' is required.", "tool_choice.name")
+        out.tool_choice.function_name = choice.name
+    elif choice.type in TOOL_CHOICES:
+        out.tool_choice.mode = TOOL_CHOICES[choice.type]
+    else:
+        raise errors.invalid_request(
+            "'tool_choice.type' must be 'auto', 'any', 'tool' or 'none'.", "tool_choice.type"
+        )
+    if choice.HasField("disable_parallel_tool_use"):
+        out.parallel_tool_calls = not choice.disable_parallel_tool_use
+
+
+def chat_request(request: messages_pb2.MessagesRequest) -> chat_pb2.ChatRequest:
+    """The chat request that serves `request`; what chat cannot say is a 400 here."""
+    if request.max_tokens < 1:
+        raise errors.invalid_request("'max_tokens' must be at least 1.", "max_tokens")
+    out = chat_pb2.ChatRequest(model=request.model, max_tokens=request.max_tokens)
+    system = request.WhichOneof("system")
+    if system == "system_text" and request.system_text:
+        out.messages.add(role="system", text=request.system_text)
+    elif system == "system_blocks":
+        system_message = out.messages.add(role="system")
+        for j, block in enumerate(request.system_blocks.blocks):
+            if block.WhichOneof("block") != "text":
+                raise errors.invalid_request(f"'system[{j}]' must be a text block.", "system")
+            _part(block, f"system[{j}]", system_message.parts)
+        system_message.parts.SetInParent()
+    for i, message in enumerate(request.messages):
+        if message.role == "user":
+            _user(message, i, out)
+        elif message.role == "assistant":
+            _assistant(message, i, out)
+        else:
+            raise errors.invalid_request(
+                f"'messages[{i}].role' must be 'user' or 'assistant'; got '{message.role}'.",
+                f"messages[{i}].role",
+            )
+    out.stop.extend(request.stop_sequences)
+    for name in ("temperature", "top_p"):
+        if request.HasField(name):
+            setattr(out, name, getattr(request, name))
+    for tool in request.tools:
+        item = out.tools.add(
+            type="function",
+            function=chat_pb2.FunctionDefinition(
+                name=tool.name,
+                description=tool.description,
+                parameters_json=tool.input_schema_json,
+            ),
+        )
+        _cache(tool.cache_control, tool.HasField("cache_control"), item.cache_control)
+    if request.HasField("tool_choice"):
+        _tool_choice(request.tool_choice, out)
+    out.user = request.metadata_user_id
+    extra = orjson.loads(request.extra_json) if request.extra_json else {}
+    if not isinstance(extra, dict):
+        raise errors.invalid_request("'extra' must be a JSON object.", "extra")
+    if request.HasField("top_k"):
+        extra["top_k"] = request.top_k
+    if extra:
+        out.extra_json = orjson.dumps(extra).decode()
+    if request.HasField("provider"):
+        out.provider.CopyFrom(request.provider)
+    out.models.extend(request.models)
+    return out
+
+
+# --- results --------------------------------------------------------------------------
+
+
+def usage_to_proto(usage: common_pb2.Usage, out: messages_pb2.MessagesUsage) -> None:
+    """Anthropic's counts: input_tokens without the cache reads and writes, which chat's
+    prompt_tokens include."""
+    read = usage.cached_tokens
+    write = usage.cache_write_tokens
+    out.input_tokens = max(0, usage.prompt_tokens - read - write)
+    out.output_tokens = usage.completion_tokens
+    out.cache_read_input_tokens = read
+    out.cache_creation_input_tokens = write
+    if usage.HasField("cost"):
+        out.cost = usage.cost
+
+
+def stop_reason(finish_reason: str) -> str:
+    return STOP_REASONS.get(finish_reason, "end_turn")
+
+
+def response(chat: chat_pb2.ChatResponse) -> messages_pb2.MessagesResponse:
+    out = messages_pb2.MessagesResponse(
+        id=chat.id,
+        model=chat.model,
+        provider=chat.provider,
+        upstream_ms=chat.upstream_ms,
+        rate_limits=chat.rate_limits,
+        dropped_parameters=chat.dropped_parameters,
+    )
+    if chat.choices:
+        choice = chat.choices[0]
+        message = choice.message
+        if message.WhichOneof("content") == "text" and message.text:
+            out.content.add(text=message.text)
+        for call in message.tool_calls:
+            out.content.add(
+                tool_use=messages_pb2.ToolUse(
+                    id=call.id, name=call.function.name, input_json=call.function.arguments
+                )
+            )
+        out.stop_reason = stop_reason(choice.finish_reason)
+    else:
+        out.stop_reason = "end_turn"
+    usage_to_proto(chat.usage, out.usage)
+    return out
+
+
+class EventBuilder:
+    """Chat chunks in, Anthropic's event sequence out (one choice: Anthropic has one).
+
+    Blocks are numbered as they open: text, then each tool call as its first delta
+    comes, each closed when the next opens (Anthropic's blocks never interleave). A tool
+    call's later argument deltas go to its own block whatever is open. A block kind
+    added later (thinking) is one more `_open` kind.
+    """
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._open: int | None = None  # the index of the open block
+        self._text: int | None = None  # the open block, if it is text
+        self._tools: dict[int, int] = {}  # tool-call index -> block index
+        self._finish = ""
+        self._usage: common_pb2.Usage | None = None
+        self.started = False
+
+    def _start(self, chunk: chat_pb2.ChatChunk) -> messages_pb2.MessagesEvent:
+        self.started = True
+        event = messages_pb2.MessagesEvent(
+            id=chunk.id,
+            provider=chunk.provider,
+            upstream_ms=chunk.upstream_ms,
+            rate_limits=chunk.rate_limits,
+            dropped_parameters=chunk.dropped_parameters,
+        )
+        event.message_start.id = chunk.id
+        event.message_start.model = chunk.model
+        event.message_start.usage.SetInParent()
+        return event
+
+    def _close(self, events: list[messages_pb2.MessagesEvent]) -> None:
+        if self._open is not None:
+            events.append(
+                messages_pb2.MessagesEvent(
+                    content_block_stop=messages_pb2.ContentBlockStop(index=self._open)
+                )
+            )
+        self._open = self._text = None
+
+    def _begin(
+        self, events: list[messages_pb2.MessagesEvent], block: messages_pb2.ContentBlock
+    ) -> int:
+        self._close(events)
+        index = self._open = self._next
+        self._next += 1
+        events.append(
+            messages_pb2.MessagesEvent(
+                content_block_start=messages_pb2.ContentBlockStart(index=index, content_block=block)
+            )
+        )
+        return index
+
+    def events(self, chunk: chat_pb2.ChatChunk) -> list[messages_pb2.MessagesEvent]:
+        events: list[messages_pb2.MessagesEvent] = []
+        if not self.started:
+            events.append(self._start(chunk))
+        if chunk.HasField("usage"):
+            self._usage = chunk.usage
+        for choice in chunk.choices:
+            if choice.index != 0:
+                continue
+            delta = choice.delta
+            if delta.HasField("content") and delta.content:
+                if self._text is None:
+                    self._text = self._begin(events, messages_pb2.ContentBlock(text=""))
+                events.append(_delta(self._text, text=delta.content))
+            for call in delta.tool_calls:
+                index = self._tools.get(call.index)
+                if index is None:
+                    block = messages_pb2.ContentBlock(
+                        tool_use=messages_pb2.ToolUse(id=call.id, name=call.name, input_json="{}")
+                    )
+                    index = self._tools[call.index] = self._begin(events, block)
+                if call.HasField("arguments") and call.arguments:
+                    events.append(_delta(index, partial_json=call.arguments))
+            if choice.finish_reason:
+                self._finish = choice.finish_reason
+        return events
+
+    def end(self) -> list[messages_pb2.MessagesEvent]:
+        """The closing events, once the chat stream has ended."""
+        events: list[messages_pb2.MessagesEvent] = []
+        self._close(events)
+        final = messages_pb2.MessagesEvent()
+        final.message_delta.stop_reason = stop_reason(self._finish)
+        if self._usage is not None:
+            usage_to_proto(self._usage, final.message_delta.usage)
+        else:
+            final.message_delta.usage.SetInParent()
+        events.append(final)
+        events.append(messages_pb2.MessagesEvent(message_stop=messages_pb2.MessageStop()))
+        return events
+
+
+def _delta(index: int, **delta: str) -> messages_pb2.MessagesEvent:
+    return messages_pb2.MessagesEvent(
+        content_block_delta=messages_pb2.ContentBlockDelta(index=index, **delta)
+    )
