@@ -140,3 +140,137 @@ def test_bearer_auth_and_missing_key(gateway: Gateway) -> None:
         ).messages.create(
             model="mock/echo", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         )
+
+
+# --- tools ----------------------------------------------------------------------------
+
+
+def test_tool_loop(gateway: Gateway, mock: MockOpenAI) -> None:
+    """Two rounds: the model calls two tools, the client answers with tool_result
+    blocks, the model answers in text; the upstream sees OpenAI's tool messages."""
+    client = sdk(gateway)
+    question: Any = {"role": "user", "content": "weather and time?"}
+    first = client.messages.create(
+        model="mock/tools", max_tokens=100, tools=WEATHER, messages=[question]
+    )
+    assert first.stop_reason == "tool_use"
+    calls = [b for b in first.content if b.type == "tool_use"]
+    assert [(c.id, c.name, c.input) for c in calls] == [
+        ("call_a", "get_weather", {"city": "Paris"}),
+        ("call_b", "get_time", {"city": "Tokyo"}),
+    ]
+    sent = last_chat_body(mock)
+    assert [t["function"]["name"] for t in sent["tools"]] == ["get_weather", "get_time"]
+    assert sent["tools"][0]["function"]["parameters"] == WEATHER[0]["input_schema"]
+
+    results: Any = {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "call_a", "content": "sunny"},
+            {
+                "type": "tool_result",
+                "tool_use_id": "call_b",
+                "content": [{"type": "text", "text": "noon"}],
+            },
+        ],
+    }
+    history: Any = [question, {"role": "assistant", "content": first.content}, results]
+    second = client.messages.create(
+        model="mock/tools", max_tokens=100, tools=WEATHER, messages=history
+    )
+    assert second.stop_reason == "end_turn"
+    assert second.content[0].text == "tool results: sunny; noon"  # type: ignore[union-attr]
+    sent = last_chat_body(mock)
+    assert sent["messages"][1]["role"] == "assistant"
+    assert [c["id"] for c in sent["messages"][1]["tool_calls"]] == ["call_a", "call_b"]
+    assert json.loads(sent["messages"][1]["tool_calls"][0]["function"]["arguments"]) == {
+        "city": "Paris"
+    }
+    assert sent["messages"][2] == {"role": "tool", "tool_call_id": "call_a", "content": "sunny"}
+    assert sent["messages"][3]["tool_call_id"] == "call_b"
+
+
+def test_tool_loop_streamed(gateway: Gateway) -> None:
+    client = sdk(gateway)
+    question: Any = {"role": "user", "content": "weather?"}
+    with client.messages.stream(
+        model="mock/tools", max_tokens=100, tools=WEATHER, messages=[question]
+    ) as stream:
+        events = list(stream)
+        first = stream.get_final_message()
+    assert first.stop_reason == "tool_use"
+    assert [(b.type, getattr(b, "input", None)) for b in first.content] == [
+        ("tool_use", {"city": "Paris"}),
+        ("tool_use", {"city": "Tokyo"}),
+    ]
+    deltas = [
+        e for e in events if e.type == "content_block_delta" and e.delta.type == "input_json_delta"
+    ]
+    assert len(deltas) >= 4, "tool input should stream in input_json_delta fragments"
+    assert {e.index for e in deltas} == {0, 1}
+    history: Any = [
+        question,
+        {"role": "assistant", "content": first.content},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": b.id, "content": f"r{i}"}  # type: ignore[union-attr]
+                for i, b in enumerate(first.content)
+            ],
+        },
+    ]
+    with client.messages.stream(
+        model="mock/tools", max_tokens=100, tools=WEATHER, messages=history
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "tool results: r0; r1"
+    assert final.stop_reason == "end_turn"
+
+
+def test_tool_choice_and_parallel(gateway: Gateway, mock: MockOpenAI) -> None:
+    client = sdk(gateway)
+    ask: Any = [{"role": "user", "content": "go"}]
+    cases: list[tuple[Any, Any, Any]] = [
+        (
+            {"type": "tool", "name": "get_time"},
+            {"type": "function", "function": {"name": "get_time"}},
+            None,
+        ),
+        ({"type": "any"}, "required", None),
+        ({"type": "auto", "disable_parallel_tool_use": True}, "auto", False),
+        ({"type": "none"}, "none", None),
+    ]
+    for given, expected, parallel in cases:
+        client.messages.create(
+            model="mock/echo", max_tokens=20, tools=WEATHER, tool_choice=given, messages=ask
+        )
+        sent = last_chat_body(mock)
+        assert sent["tool_choice"] == expected, given
+        assert sent.get("parallel_tool_calls") == parallel, given
+
+
+def test_image_block(gateway: Gateway, mock: MockOpenAI) -> None:
+    pixel = (
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5E"
+        "rkJggg=="
+    )
+    message = sdk(gateway).messages.create(
+        model="mock/echo",
+        max_tokens=20,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this"},
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": pixel},
+                    },
+                ],
+            }
+        ],
+    )
+    assert message.content[0].text == "echo: what is this [images: 1]"  # type: ignore[union-attr]
+    parts = last_chat_body(mock)["messages"][0]["content"]
+    assert parts[1]["image_url"]["url"] == f"data:image/png;base64,{pixel}"

@@ -1,0 +1,400 @@
+"""The Messages door's conversions, golden both ways.
+
+Anthropic JSON -> MessagesRequest -> the ChatRequest the core serves; ChatResponse and
+ChatChunks -> MessagesResponse and events -> Anthropic JSON. Exact expected values: a
+field lost or renamed on either side fails here before any gateway runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from google.protobuf.json_format import MessageToDict
+from switchyard.v1 import chat_pb2, common_pb2
+
+from gateway_http.errors import HttpError
+from gateway_http.transcode.messages import event_json, parse_messages, response_json
+from service.errors import GatewayError
+from service.servicers.messages_proto import EventBuilder, chat_request, response
+
+JSON = dict[str, Any]
+
+
+def to_chat(body: JSON) -> JSON:
+    return MessageToDict(
+        chat_request(parse_messages(body).request), preserving_proto_field_name=True
+    )
+
+
+def test_request_golden() -> None:
+    body = {
+        "model": "anthropic/claude",
+        "max_tokens": 256,
+        "system": [
+            {"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}
+        ],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Look:"},
+                    {
+                        "type": "image",
+                        "source": {"type": "url", "url": "https://example.com/a.png"},
+                    },
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "hm", "signature": "s"},
+                    {"type": "text", "text": "Checking."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "look", "input": {"q": 1}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "a cat"},
+                    {"type": "text", "text": "And?"},
+                ],
+            },
+        ],
+        "stop_sequences": ["END"],
+        "temperature": 0.2,
+        "top_k": 5,
+        "tools": [
+            {
+                "name": "look",
+                "description": "Look closer",
+                "input_schema": {"type": "object", "properties": {"q": {"type": "integer"}}},
+                "cache_control": {"type": "ephemeral", "ttl": "1h"},
+            }
+        ],
+        "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+        "metadata": {"user_id": "u1"},
+        "service_tier": "auto",
+        "provider": {"order": ["claude"]},
+    }
+    assert to_chat(body) == {
+        "model": "anthropic/claude",
+        "max_tokens": 256,
+        "messages": [
+            {
+                "role": "system",
+                "parts": {
+                    "parts": [{"text": "You are terse.", "cache_control": {"type": "ephemeral"}}]
+                },
+            },
+            {
+                "role": "user",
+                "parts": {
+                    "parts": [
+                        {"text": "Look:"},
+                        {"image_url": {"url": "https://example.com/a.png"}},
+                    ]
+                },
+            },
+            {
+                "role": "assistant",
+                "parts": {"parts": [{"text": "Checking."}]},
+                "tool_calls": [
+                    {
+                        "id": "toolu_1",
+                        "type": "function",
+                        "function": {"name": "look", "arguments": '{"q":1}'},
+                    }
+                ],
+            },
+            {"role": "tool", "text": "a cat", "tool_call_id": "toolu_1"},
+            {"role": "user", "parts": {"parts": [{"text": "And?"}]}},
+        ],
+        "stop": ["END"],
+        "temperature": 0.2,
+        "user": "u1",
+        "parallel_tool_calls": False,
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "look",
+                    "description": "Look closer",
+                    "parameters_json": '{"type":"object","properties":{"q":{"type":"integer"}}}',
+                },
+                "cache_control": {"type": "ephemeral", "ttl": "1h"},
+            }
+        ],
+        "tool_choice": {"mode": "required"},
+        "extra_json": '{"service_tier":"auto","top_k":5}',
+        "provider": {"order": ["claude"]},
+    }
+
+
+def test_tool_result_error_and_blocks() -> None:
+    chat = to_chat(
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t1",
+                            "is_error": True,
+                            "content": "no such city",
+                        },
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t2",
+                            "content": [{"type": "text", "text": "ok"}],
+                            "cache_control": {"type": "ephemeral"},
+                        },
+                    ],
+                }
+            ],
+        }
+    )
+    assert chat["messages"] == [
+        {"role": "tool", "text": "Error: no such city", "tool_call_id": "t1"},
+        {
+            "role": "tool",
+            "parts": {"parts": [{"text": "ok", "cache_control": {"type": "ephemeral"}}]},
+            "tool_call_id": "t2",
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"max_tokens": 5, "messages": []}, "model"),
+        ({"model": "m", "max_tokens": 5}, "messages"),
+        (
+            {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": 3}]},
+            "messages[0].content",
+        ),
+        (
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": [{"type": "video"}]}],
+            },
+            "messages[0].content[0].type",
+        ),
+        (
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [],
+                "tools": [{"type": "web_search_20250305", "name": "w"}],
+            },
+            "tools[0].type",
+        ),
+        ({"model": "m", "max_tokens": "5", "messages": []}, "max_tokens"),
+    ],
+)
+def test_request_refused_at_the_door(body: JSON, param: str) -> None:
+    with pytest.raises(HttpError) as exc:
+        parse_messages(body)
+    assert (exc.value.status, exc.value.param) == (400, param)
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "m", "messages": []}, "max_tokens"),
+        (
+            {"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
+            "messages[0].role",
+        ),
+        (
+            {"model": "m", "max_tokens": 5, "messages": [], "tool_choice": {"type": "tool"}},
+            "tool_choice.name",
+        ),
+        (
+            {"model": "m", "max_tokens": 5, "messages": [], "tool_choice": {"type": "maybe"}},
+            "tool_choice.type",
+        ),
+    ],
+)
+def test_request_refused_by_the_service(body: JSON, param: str) -> None:
+    with pytest.raises(GatewayError) as exc:
+        chat_request(parse_messages(body).request)
+    assert (exc.value.reason, exc.value.param) == ("INVALID_REQUEST", param)
+
+
+def _chat_response(finish: str, **message: Any) -> chat_pb2.ChatResponse:
+    out = chat_pb2.ChatResponse(id="gen-1", model="m/x", provider="p")
+    out.choices.add(
+        index=0, finish_reason=finish, message=chat_pb2.Message(role="assistant", **message)
+    )
+    out.usage.CopyFrom(
+        common_pb2.Usage(
+            prompt_tokens=100,
+            completion_tokens=7,
+            total_tokens=107,
+            cached_tokens=60,
+            cache_write_tokens=30,
+            cost=0.5,
+        )
+    )
+    return out
+
+
+def test_response_golden() -> None:
+    chat = _chat_response(
+        "tool_calls",
+        text="Let me look.",
+        tool_calls=[
+            chat_pb2.ToolCall(
+                id="c1",
+                type="function",
+                function=chat_pb2.FunctionCall(name="look", arguments='{"q": 1}'),
+            )
+        ],
+    )
+    rendered = orjson.loads(orjson.dumps(response_json(response(chat))))
+    assert rendered == {
+        "id": "gen-1",
+        "type": "message",
+        "role": "assistant",
+        "model": "m/x",
+        "content": [
+            {"type": "text", "text": "Let me look."},
+            {"type": "tool_use", "id": "c1", "name": "look", "input": {"q": 1}},
+        ],
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        # Anthropic's input_tokens leave out the cache reads and writes.
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 7,
+            "cache_creation_input_tokens": 30,
+            "cache_read_input_tokens": 60,
+            "cost": 0.5,
+        },
+        "provider": "p",
+    }
+
+
+@pytest.mark.parametrize(
+    ("finish", "stop_reason"),
+    [
+        ("stop", "end_turn"),
+        ("length", "max_tokens"),
+        ("tool_calls", "tool_use"),
+        ("content_filter", "refusal"),
+    ],
+)
+def test_stop_reasons(finish: str, stop_reason: str) -> None:
+    assert response(_chat_response(finish, text="x")).stop_reason == stop_reason
+
+
+def _chunk(**delta: Any) -> chat_pb2.ChatChunk:
+    finish = delta.pop("finish", "")
+    out = chat_pb2.ChatChunk(id="gen-2", model="m/x", provider="p")
+    out.choices.add(index=0, delta=chat_pb2.Delta(**delta), finish_reason=finish)
+    return out
+
+
+def test_stream_golden() -> None:
+    """Text, then two tool calls whose arguments arrive in pieces, then usage."""
+    chunks = [
+        _chunk(role="assistant", content="Hi"),
+        _chunk(content=" there"),
+        _chunk(
+            tool_calls=[
+                chat_pb2.ToolCallDelta(index=0, id="c1", type="function", name="a", arguments="")
+            ]
+        ),
+        _chunk(tool_calls=[chat_pb2.ToolCallDelta(index=0, arguments='{"x"')]),
+        _chunk(
+            tool_calls=[
+                chat_pb2.ToolCallDelta(index=1, id="c2", type="function", name="b", arguments="{}")
+            ]
+        ),
+        _chunk(tool_calls=[chat_pb2.ToolCallDelta(index=0, arguments=":1}")]),
+        _chunk(finish="tool_calls"),
+    ]
+    usage = chat_pb2.ChatChunk(id="gen-2", model="m/x", provider="p")
+    usage.usage.CopyFrom(
+        common_pb2.Usage(prompt_tokens=9, completion_tokens=4, total_tokens=13, cost=0.1)
+    )
+    chunks.append(usage)
+    builder = EventBuilder()
+    events = [e for c in chunks for e in builder.events(c)] + builder.end()
+    rendered = [orjson.loads(orjson.dumps(event_json(e)[1])) for e in events]
+    assert [event_json(e)[0] for e in events] == [r["type"] for r in rendered]
+    zero = {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+    assert rendered == [
+        {
+            "type": "message_start",
+            "message": {
+                "id": "gen-2",
+                "type": "message",
+                "role": "assistant",
+                "model": "m/x",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": zero,
+                "provider": "p",
+            },
+        },
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": " there"},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {"type": "tool_use", "id": "c1", "name": "a", "input": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": '{"x"'},
+        },
+        {"type": "content_block_stop", "index": 1},
+        {
+            "type": "content_block_start",
+            "index": 2,
+            "content_block": {"type": "tool_use", "id": "c2", "name": "b", "input": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 2,
+            "delta": {"type": "input_json_delta", "partial_json": "{}"},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": ":1}"},
+        },
+        {"type": "content_block_stop", "index": 2},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+            "usage": {
+                "input_tokens": 9,
+                "output_tokens": 4,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "cost": 0.1,
+            },
+        },
+        {"type": "message_stop"},
+    ]
