@@ -274,3 +274,124 @@ def test_image_block(gateway: Gateway, mock: MockOpenAI) -> None:
     assert message.content[0].text == "echo: what is this [images: 1]"  # type: ignore[union-attr]
     parts = last_chat_body(mock)["messages"][0]["content"]
     assert parts[1]["image_url"]["url"] == f"data:image/png;base64,{pixel}"
+
+
+# --- errors, auth, count_tokens ---------------------------------------------------------
+
+
+def post(gateway: Gateway, path: str, body: Any, **headers: str) -> Any:
+    sent = {"x-api-key": gateway.key, "content-type": "application/json", **headers}
+    return request("POST", gateway.http_url + path, body, sent)
+
+
+def anthropic_error(raw: Any, status: int, kind: str) -> str:
+    """The error's message, after checking Anthropic's shape, status and type."""
+    assert raw.status == status, raw.body
+    body = raw.json()
+    assert set(body) == {"type", "error", "request_id"}
+    assert body["type"] == "error" and body["error"]["type"] == kind
+    assert body["request_id"] == raw.headers["x-request-id"]
+    return str(body["error"]["message"])
+
+
+def test_errors_in_anthropic_shape(gateway: Gateway) -> None:
+    ask = [{"role": "user", "content": "x"}]
+    message = anthropic_error(
+        post(gateway, "/v1/messages", {"model": "mock/echo", "messages": ask}),
+        400,
+        "invalid_request_error",
+    )
+    assert "max_tokens" in message
+    anthropic_error(post(gateway, "/v1/messages", b"{nope"), 400, "invalid_request_error")
+    anthropic_error(
+        post(gateway, "/v1/messages", {"model": "mock/nope", "max_tokens": 5, "messages": ask}),
+        404,
+        "not_found_error",
+    )
+    anthropic_error(
+        post(gateway, "/v1/messages", {"model": "mock/fail500", "max_tokens": 5, "messages": ask}),
+        502,
+        "api_error",
+    )
+    # A bad key is a 401 even when the body is bad too (as on every route).
+    anthropic_error(
+        post(gateway, "/v1/messages", {"messages": 3}, **{"x-api-key": "sk-bad"}),
+        401,
+        "authentication_error",
+    )
+    client = sdk(gateway)
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.create(model="mock/nope", max_tokens=5, messages=ask)  # type: ignore[arg-type]
+    video: Any = [{"role": "user", "content": [{"type": "video"}]}]
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        client.messages.create(model="mock/echo", max_tokens=5, messages=video)
+    assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+def test_stream_errors(gateway: Gateway) -> None:
+    """Before any output: the true status. After it: an `error` event ends the stream."""
+    ask: Any = [{"role": "user", "content": "x"}]
+    client = sdk(gateway)
+    with (
+        pytest.raises(anthropic.InternalServerError) as failed,
+        client.messages.stream(model="mock/fail500", max_tokens=5, messages=ask) as s,
+    ):
+        list(s)
+    assert failed.value.status_code == 502
+    conn, response = open_stream(
+        gateway.http_url + "/v1/messages",
+        {"model": "mock/drop", "max_tokens": 5, "stream": True, "messages": ask},
+        {"x-api-key": gateway.key, "content-type": "application/json"},
+    )
+    try:
+        assert response.status == 200
+        lines = [raw.decode().rstrip("\r\n") for raw in response]
+    finally:
+        conn.close()
+    names = [line[7:] for line in lines if line.startswith("event: ")]
+    assert names[0] == "message_start" and names[-1] == "error"
+    assert "message_stop" not in names
+    error = json.loads([line for line in lines if line.startswith("data: ")][-1][6:])
+    assert error["type"] == "error" and error["error"]["type"] == "api_error"
+    with (
+        pytest.raises(anthropic.APIStatusError),
+        client.messages.stream(model="mock/drop", max_tokens=5, messages=ask) as s,
+    ):
+        list(s)
+
+
+def test_version_header_accepted(gateway: Gateway) -> None:
+    raw = post(
+        gateway,
+        "/v1/messages",
+        {"model": "mock/echo", "max_tokens": 5, "messages": [{"role": "user", "content": "v"}]},
+        **{"anthropic-version": "2023-06-01", "anthropic-beta": "prompt-caching-2024-07-31"},
+    )
+    assert raw.status == 200
+    assert raw.json()["content"] == [{"type": "text", "text": "echo: v"}]
+
+
+def test_count_tokens(gateway: Gateway) -> None:
+    client = sdk(gateway)
+    short = client.messages.count_tokens(
+        model="mock/echo", messages=[{"role": "user", "content": "hi"}]
+    )
+    long = client.messages.count_tokens(
+        model="mock/echo",
+        system="A much longer system prompt that must count for something.",
+        messages=[{"role": "user", "content": "hi " * 50}],
+        tools=WEATHER,
+    )
+    assert 0 < short.input_tokens < long.input_tokens
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.count_tokens(model="mock/nope", messages=[{"role": "user", "content": "x"}])
+    anthropic_error(
+        post(
+            gateway,
+            "/v1/messages/count_tokens",
+            {"model": "mock/echo", "messages": []},
+            **{"x-api-key": "sk-bad"},
+        ),
+        401,
+        "authentication_error",
+    )

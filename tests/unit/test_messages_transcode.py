@@ -15,7 +15,7 @@ from google.protobuf.json_format import MessageToDict
 from switchyard.v1 import chat_pb2, common_pb2
 
 from gateway_http.errors import HttpError
-from gateway_http.transcode.messages import event_json, parse_messages, response_json
+from gateway_http.transcode.messages import error_json, event_json, parse_messages, response_json
 from service.errors import GatewayError
 from service.servicers.messages_proto import EventBuilder, chat_request, response
 
@@ -398,3 +398,29 @@ def test_stream_golden() -> None:
         },
         {"type": "message_stop"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (400, "invalid_request_error"),
+        (401, "authentication_error"),
+        (402, "billing_error"),
+        (403, "permission_error"),
+        (404, "not_found_error"),
+        (408, "timeout_error"),
+        (413, "request_too_large"),
+        (429, "rate_limit_error"),
+        (500, "api_error"),
+        (502, "api_error"),
+        (503, "overloaded_error"),
+    ],
+)
+def test_error_types(status: int, kind: str) -> None:
+    """The gateway's statuses (DESIGN §4) under Anthropic's error type names."""
+    body = error_json(HttpError(status, "whatever", "Something failed."), "rid-1")
+    assert body == {
+        "type": "error",
+        "error": {"type": kind, "message": "Something failed."},
+        "request_id": "rid-1",
+    }
