@@ -24,12 +24,19 @@ class CatalogError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Pricing:
-    """USD per token (prompt, completion), per request and per image."""
+    """USD per token (prompt, completion), per request and per image.
+
+    Prompt tokens read from or written to the upstream's prompt cache have their own
+    prices (OpenRouter's `input_cache_read` / `input_cache_write`); unset, they cost
+    what any prompt token costs.
+    """
 
     prompt: float = 0.0
     completion: float = 0.0
     request: float = 0.0
     image: float = 0.0
+    input_cache_read: float | None = None
+    input_cache_write: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,9 @@ MODEL = ENDPOINT_DEFAULTS | {
     "moderated",
 }
 ENDPOINT = ENDPOINT_DEFAULTS | {"provider", "model"}
-PRICING = frozenset({"prompt", "completion", "request", "image"})
+PRICING = frozenset(
+    {"prompt", "completion", "request", "image", "input_cache_read", "input_cache_write"}
+)
 
 
 def suggestion(word: str, known: Collection[str]) -> str:

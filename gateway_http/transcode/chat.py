@@ -11,6 +11,7 @@ from switchyard.v1 import chat_pb2, common_pb2
 
 from gateway_http.errors import bad_request
 from gateway_http.transcode import legacy
+from gateway_http.transcode.caching import read_cache_control
 from gateway_http.transcode.fields import (
     INT64,
     JSON,
@@ -88,6 +89,8 @@ def _parts(content: list[Any], param: str, out: chat_pb2.ContentParts) -> None:
             raise bad_request(
                 f"'{where}.type' '{kind}' is not a known content part type.", f"{where}.type"
             )
+        if "cache_control" in part:
+            read_cache_control(part, where, out.parts[-1].cache_control)
 
 
 def _message(raw: Any, i: int, out: chat_pb2.Message, pending: legacy.Pending) -> None:
@@ -146,9 +149,11 @@ def _tools(raw: Any, out: chat_pb2.ChatRequest) -> None:
         strict = opt_bool(function, "strict", f"tools[{i}].function.strict")
         if strict is not None:
             definition.strict = strict
-        out.tools.add(
+        added = out.tools.add(
             type=opt_str(tool, "type", f"tools[{i}].type") or "function", function=definition
         )
+        if "cache_control" in tool:
+            read_cache_control(tool, f"tools[{i}]", added.cache_control)
 
 
 def _tool_choice(raw: Any, out: chat_pb2.ToolChoice) -> None:
@@ -298,8 +303,10 @@ def usage_json(usage: common_pb2.Usage) -> JSON:
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
     }
-    if usage.HasField("cached_tokens"):
-        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    if usage.HasField("cached_tokens") or usage.HasField("cache_write_tokens"):
+        details = out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+        if usage.HasField("cache_write_tokens"):
+            details["cache_write_tokens"] = usage.cache_write_tokens
     if usage.HasField("reasoning_tokens"):
         out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
     if usage.HasField("cost"):

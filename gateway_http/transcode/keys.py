@@ -125,6 +125,8 @@ def generation_fields(g: admin_pb2.Generation) -> JSON:
         "created_at": datetime.fromtimestamp(g.created_at, UTC).isoformat(),
         "tokens_prompt": g.prompt_tokens,
         "tokens_completion": g.completion_tokens,
+        "native_tokens_cached": g.cached_tokens,
+        "native_tokens_cache_write": g.cache_write_tokens,
         "total_cost": g.cost,
         "latency": g.latency_ms,
         "generation_time": g.generation_time_ms,

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from switchyard.v1 import common_pb2, messages_pb2
+from switchyard.v1 import messages_pb2
 
 from gateway_http.errors import HttpError, bad_request
+from gateway_http.transcode.caching import read_cache_control
 from gateway_http.transcode.fields import (
     JSON,
     array,
@@ -69,15 +70,6 @@ def error_json(err: HttpError, rid: str) -> JSON:
     }
 
 
-def _cache_control(block: JSON, param: str, out: common_pb2.CacheControl) -> None:
-    raw = block.get("cache_control")
-    if raw is None:
-        return
-    control = obj(raw, f"{param}.cache_control")
-    out.type = req_str(control, "type", f"{param}.cache_control.type")
-    out.ttl = opt_str(control, "ttl", f"{param}.cache_control.ttl") or ""
-
-
 def _image(block: JSON, param: str, out: messages_pb2.ImageSource) -> None:
     source = obj(block.get("source"), f"{param}.source")
     out.type = req_str(source, "type", f"{param}.source.type")
@@ -125,7 +117,7 @@ def _blocks(raw: Any, param: str, out: messages_pb2.ContentBlocks) -> None:
                 f"'{where}.type' '{kind}' is not a content block this gateway takes.",
                 f"{where}.type",
             )
-        _cache_control(block, where, target.cache_control)
+        read_cache_control(block, where, target.cache_control)
 
 
 def _messages(raw: Any, out: messages_pb2.MessagesRequest) -> None:
@@ -163,7 +155,7 @@ def _tools(raw: Any, out: messages_pb2.MessagesRequest) -> None:
                 obj(tool.get("input_schema"), f"{where}.input_schema")
             ).decode(),
         )
-        _cache_control(tool, where, target.cache_control)
+        read_cache_control(tool, where, target.cache_control)
 
 
 def _tool_choice(raw: Any, out: messages_pb2.MessagesToolChoice) -> None:

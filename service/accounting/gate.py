@@ -196,6 +196,8 @@ class Accounting:
             usage.completion_tokens,
             ticket.estimate.images,
             units,
+            cached=usage.cached_tokens or 0,
+            written=usage.cache_write_tokens or 0,
         )
         if ticket.closed:  # already billed (or released): never twice
             return price
@@ -240,6 +242,8 @@ class Accounting:
                 streamed=streamed,
                 cancelled=cancelled,
                 attempts=served.attempts,
+                cached_tokens=usage.cached_tokens or 0,
+                cache_write_tokens=usage.cache_write_tokens or 0,
             )
         )
         self._open -= 1

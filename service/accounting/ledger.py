@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS generations (
     streamed INTEGER NOT NULL,
     cancelled INTEGER NOT NULL,
     status TEXT NOT NULL DEFAULT 'ok',
-    attempts INTEGER NOT NULL DEFAULT 1
+    attempts INTEGER NOT NULL DEFAULT 1,
+    cached_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS generations_key ON generations (key_id, created_at);
 """
@@ -58,6 +60,10 @@ CREATE INDEX IF NOT EXISTS generations_key ON generations (key_id, created_at);
 _ADDED_COLUMNS = {
     "status": "ALTER TABLE generations ADD COLUMN status TEXT NOT NULL DEFAULT 'ok'",
     "attempts": "ALTER TABLE generations ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1",
+    "cached_tokens": "ALTER TABLE generations ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0",
+    "cache_write_tokens": (
+        "ALTER TABLE generations ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0"
+    ),
 }
 MAX_BATCH = 512
 MAX_QUEUE = 65_536
@@ -98,6 +104,9 @@ class Generation:
     # default, so journal lines written before it existed still load.
     status: str = "ok"
     attempts: int = 1  # upstream calls made, retries and fallbacks included
+    # Prompt tokens read from / written to the upstream's prompt cache (in prompt_tokens).
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 _COLUMNS = tuple(f.name for f in fields(Generation))
@@ -117,7 +126,8 @@ def _row(g: Generation) -> tuple[object, ...]:
     return (
         g.id, g.key_id, g.model, g.provider, g.upstream_model, g.kind, g.created_at,
         g.prompt_tokens, g.completion_tokens, g.cost, g.latency_ms, g.generation_time_ms,
-        g.finish_reason, g.streamed, g.cancelled, g.status, g.attempts,
+        g.finish_reason, g.streamed, g.cancelled, g.status, g.attempts, g.cached_tokens,
+        g.cache_write_tokens,
     )  # fmt: skip
 
 

@@ -77,7 +77,10 @@ def chat_worst_case(request: ChatRequest, models: Iterable[ModelConfig]) -> Esti
             or DEFAULT_MAX_OUTPUT
         )
         tokens = max(tokens, prompt + output)
-        worst = max(worst, cost(endpoint.pricing, prompt, output, images))
+        pricing = endpoint.pricing
+        # The whole prompt may be written to the cache, when that costs more.
+        written = prompt if (pricing.input_cache_write or 0.0) > pricing.prompt else 0
+        worst = max(worst, cost(pricing, prompt, output, images, written=written))
     return Estimate(worst, tokens, prompt, images)
 
 
@@ -97,11 +100,29 @@ def rerank_worst_case(request: RerankRequest, models: Iterable[ModelConfig]) -> 
     return Estimate(worst, tokens, tokens)
 
 
-def cost(pricing: Pricing, prompt: int, completion: int, images: int = 0, units: int = 1) -> float:
-    """USD for one call: tokens, the per-request fee (per search unit for rerank), images."""
-    return (
+def cost(
+    pricing: Pricing,
+    prompt: int,
+    completion: int,
+    images: int = 0,
+    units: int = 1,
+    *,
+    cached: int = 0,
+    written: int = 0,
+) -> float:
+    """USD for one call: tokens, the per-request fee (per search unit for rerank), images.
+
+    `cached` and `written` are the prompt tokens (of `prompt`) read from and written to
+    the prompt cache, priced at the cache prices when the endpoint has them.
+    """
+    total = (
         prompt * pricing.prompt
         + completion * pricing.completion
         + units * pricing.request
         + images * pricing.image
     )
+    if cached and pricing.input_cache_read is not None:
+        total += cached * (pricing.input_cache_read - pricing.prompt)
+    if written and pricing.input_cache_write is not None:
+        total += written * (pricing.input_cache_write - pricing.prompt)
+    return total

@@ -9,14 +9,26 @@ from service.domain.routing import DEFAULT_ROUTING, Routing
 
 
 @dataclass(frozen=True, slots=True)
+class CacheControl:
+    """A prompt-cache breakpoint (Anthropic's `cache_control`): the prompt up to and
+    including what carries it may be cached. Upstreams that cache on their own (OpenAI,
+    Gemini) do not need it; adapters that cannot express it leave it out."""
+
+    type: str = "ephemeral"
+    ttl: str | None = None  # "5m" or "1h"; None: the upstream's default
+
+
+@dataclass(frozen=True, slots=True)
 class TextPart:
     text: str
+    cache_control: CacheControl | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ImagePart:
     url: str
     detail: str | None = None
+    cache_control: CacheControl | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,7 @@ class Tool:
     description: str | None = None
     parameters_json: str | None = None  # JSON Schema object, as JSON text
     strict: bool | None = None
+    cache_control: CacheControl | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +141,9 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    cached_tokens: int | None = None
+    cached_tokens: int | None = None  # read from the prompt cache; in prompt_tokens
     reasoning_tokens: int | None = None
+    cache_write_tokens: int | None = None  # written to the prompt cache; in prompt_tokens
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,4 +38,6 @@ def generation_to_proto(generation: Generation) -> admin_pb2.Generation:
         cancelled=generation.cancelled,
         status=generation.status,
         attempts=generation.attempts,
+        cached_tokens=generation.cached_tokens,
+        cache_write_tokens=generation.cache_write_tokens,
     )

@@ -18,14 +18,31 @@ TOOL_CHOICE_MODES = frozenset({"none", "auto", "required"})
 FORMAT_TYPES = frozenset({"text", "json_object", "json_schema"})
 
 
+def cache_control(holder: Any, param: str) -> chat.CacheControl | None:
+    """The `cache_control` of a part or tool, if it has one."""
+    if not holder.HasField("cache_control"):
+        return None
+    control = holder.cache_control
+    if control.type != "ephemeral":
+        raise errors.invalid_request(
+            f"'{param}.cache_control.type' must be 'ephemeral'.", f"{param}.cache_control"
+        )
+    if control.ttl not in ("", "5m", "1h"):
+        raise errors.invalid_request(
+            f"'{param}.cache_control.ttl' must be '5m' or '1h'.", f"{param}.cache_control"
+        )
+    return chat.CacheControl(ttl=control.ttl or None)
+
+
 def _part(part: chat_pb2.ContentPart, param: str) -> chat.ContentPart:
     kind = part.WhichOneof("part")
     if kind == "text":
-        return chat.TextPart(part.text)
+        return chat.TextPart(part.text, cache_control(part, param))
     if kind == "image_url":
         return chat.ImagePart(
             url=required(part.image_url.url, f"{param}.image_url.url"),
             detail=part.image_url.detail or None,
+            cache_control=cache_control(part, param),
         )
     if kind == "input_audio":
         audio = part.input_audio
@@ -108,6 +125,7 @@ def _tool(tool: chat_pb2.Tool, i: int) -> chat.Tool:
         if parameters
         else None,
         strict=fn.strict if fn.HasField("strict") else None,
+        cache_control=cache_control(tool, param),
     )
 
 
@@ -221,6 +239,8 @@ def usage_to_proto(usage: chat.Usage, out: common_pb2.Usage) -> None:
         out.cached_tokens = usage.cached_tokens
     if usage.reasoning_tokens is not None:
         out.reasoning_tokens = usage.reasoning_tokens
+    if usage.cache_write_tokens is not None:
+        out.cache_write_tokens = usage.cache_write_tokens
 
 
 def _token_logprobs(items: tuple[chat.TokenLogprob, ...], out: Any) -> None:

@@ -607,7 +607,11 @@ def test_usage_with_cache_reads_and_writes() -> None:
         "output_tokens": 503,
     }
     assert parse_usage(usage) == Usage(
-        prompt_tokens=2098, completion_tokens=503, total_tokens=2601, cached_tokens=1800
+        prompt_tokens=2098,
+        completion_tokens=503,
+        total_tokens=2601,
+        cached_tokens=1800,
+        cache_write_tokens=248,
     )
 
 
@@ -725,7 +729,11 @@ def test_two_parallel_tool_calls_are_indexed_by_position_not_block_index() -> No
     assert deltas[-1] == ChatDelta(
         choices=(ChoiceDelta(index=0, finish_reason="tool_calls"),),
         usage=Usage(
-            prompt_tokens=1496, completion_tokens=89, total_tokens=1585, cached_tokens=1024
+            prompt_tokens=1496,
+            completion_tokens=89,
+            total_tokens=1585,
+            cached_tokens=1024,
+            cache_write_tokens=0,
         ),
     )
 

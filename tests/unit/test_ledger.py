@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -155,3 +156,43 @@ def test_journal_append_fills_then_refuses(tmp_path: Path) -> None:
     assert not journal.append(b"x\n")
     journal.close()
     assert records(journal.path) == [b"0123456", b"abcdefg"]
+
+
+def test_cache_columns_are_added_and_old_journals_replay(tmp_path: Path) -> None:
+    """A database made before the cache columns gains them; a journal line written
+    before them (15 values) still replays, with no cache tokens."""
+    database = tmp_path / "switchyard.db"
+    old = sqlite3.connect(database)
+    old_schema = ledger_module.SCHEMA.replace(
+        ",\n    cached_tokens INTEGER NOT NULL DEFAULT 0,\n"
+        "    cache_write_tokens INTEGER NOT NULL DEFAULT 0",
+        "",
+    )
+    assert "cached_tokens" not in old_schema
+    old.executescript(old_schema)
+    old.close()
+    KeyStore(database, cache_seconds=0)  # the spend column the ledger updates
+    journal = tmp_path / "ledger-journal"
+    journal.mkdir()
+    line = orjson.dumps(_row(replace(GEN, id="gen-old"))[:15]) + b"\n"
+    (journal / f"{2**22 + 1}-dead.jsonl").write_bytes(line)
+
+    ledger = Ledger(database)
+    try:
+        assert ledger.get("gen-old") == replace(GEN, id="gen-old")
+        cached = replace(GEN, id="gen-new", cached_tokens=2, cache_write_tokens=1)
+
+        async def record() -> None:
+            ledger.record_now(cached)
+            await asyncio.sleep(0)  # the writer is woken on the loop's next turn
+
+        asyncio.run(record())
+        assert ledger.flush()
+        assert ledger.get("gen-new") == cached
+    finally:
+        ledger.close()
+    again = Ledger(database)
+    try:
+        assert again.get("gen-new") == cached  # read back from SQLite, not the queue
+    finally:
+        again.close()

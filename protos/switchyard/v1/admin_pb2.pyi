@@ -378,6 +378,8 @@ class Generation(_message.Message):
     CANCELLED_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    CACHED_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     key_id: _builtins.str
     model: _builtins.str
@@ -402,6 +404,10 @@ class Generation(_message.Message):
     """ok, or the error reason of an admitted call that failed"""
     attempts: _builtins.int
     """upstream calls made, retries and fallbacks included"""
+    cached_tokens: _builtins.int
+    """prompt tokens read from the prompt cache"""
+    cache_write_tokens: _builtins.int
+    """prompt tokens written to the prompt cache"""
     def __init__(
         self,
         *,
@@ -422,10 +428,12 @@ class Generation(_message.Message):
         cancelled: _builtins.bool = ...,
         status: _builtins.str = ...,
         attempts: _builtins.int = ...,
+        cached_tokens: _builtins.int = ...,
+        cache_write_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancelled", b"cancelled", "completion_tokens", b"completion_tokens", "cost", b"cost", "created_at", b"created_at", "finish_reason", b"finish_reason", "generation_time_ms", b"generation_time_ms", "id", b"id", "key_id", b"key_id", "kind", b"kind", "latency_ms", b"latency_ms", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "status", b"status", "streamed", b"streamed", "upstream_model", b"upstream_model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_write_tokens", b"cache_write_tokens", "cached_tokens", b"cached_tokens", "cancelled", b"cancelled", "completion_tokens", b"completion_tokens", "cost", b"cost", "created_at", b"created_at", "finish_reason", b"finish_reason", "generation_time_ms", b"generation_time_ms", "id", b"id", "key_id", b"key_id", "kind", b"kind", "latency_ms", b"latency_ms", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "status", b"status", "streamed", b"streamed", "upstream_model", b"upstream_model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

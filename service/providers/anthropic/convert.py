@@ -7,7 +7,8 @@ landing on the same role are merged into one turn (results first, as Anthropic a
 ids Anthropic would refuse are replaced, consistently, by ones it accepts (ids.py); structured
 output travels as a forced tool whose input comes back as message *content*; Anthropic
 counts cache reads and writes apart from `input_tokens`, OpenAI's `prompt_tokens`
-include them (reads as `cached_tokens`).
+include them (reads as `cached_tokens`, writes as `cache_write_tokens`); `cache_control`
+breakpoints on text, images, system blocks and tools are passed through.
 
 What cannot be expressed is refused before any I/O: `RejectedError` when the request
 is at fault (a 400 naming `param`), `UnsupportedError` when it is valid but Anthropic
@@ -25,6 +26,7 @@ import orjson
 
 from service.domain.chat import (
     AudioPart,
+    CacheControl,
     ChatRequest,
     ChatResult,
     Choice,
@@ -82,8 +84,17 @@ class MessagesCall:
 # --- requests -------------------------------------------------------------------------
 
 
-def _text(text: str) -> JSON:
-    return {"type": "text", "text": text}
+def _cache(block: JSON, control: CacheControl | None) -> JSON:
+    """`block` with its prompt-cache breakpoint, as Anthropic takes it."""
+    if control is not None:
+        block["cache_control"] = (
+            {"type": control.type, "ttl": control.ttl} if control.ttl else {"type": control.type}
+        )
+    return block
+
+
+def _text(text: str, control: CacheControl | None = None) -> JSON:
+    return _cache({"type": "text", "text": text}, control)
 
 
 def _data_url(url: str, param: str) -> tuple[str, str] | None:
@@ -144,9 +155,9 @@ def _user_blocks(content: Content, param: str) -> list[JSON]:
         where = f"{param}[{j}]"
         if isinstance(part, TextPart):
             if part.text:
-                blocks.append(_text(part.text))
+                blocks.append(_text(part.text, part.cache_control))
         elif isinstance(part, ImagePart):
-            blocks.append(_image(part, where))
+            blocks.append(_cache(_image(part, where), part.cache_control))
         elif isinstance(part, FilePart):
             blocks.append(_document(part, where))
         elif isinstance(part, RefusalPart):
@@ -161,14 +172,15 @@ def _text_only(content: Content, param: str, role: str) -> list[JSON]:
         return [_text(content)] if content else []
     blocks = []
     for j, part in enumerate(content):
+        control = None
         if isinstance(part, TextPart):
-            text = part.text
+            text, control = part.text, part.cache_control
         elif isinstance(part, RefusalPart):
             text = part.refusal
         else:
             raise RejectedError(f"Anthropic takes only text in {role} messages.", f"{param}[{j}]")
         if text:
-            blocks.append(_text(text))
+            blocks.append(_text(text, control))
     return blocks
 
 
@@ -245,7 +257,7 @@ def _tools(request: ChatRequest) -> tuple[list[JSON], JSON | None, str | None]:
             item["description"] = tool.description
         schema = tool.parameters_json
         item["input_schema"] = orjson.Fragment(schema) if schema else {"type": "object"}
-        tools.append(item)
+        tools.append(_cache(item, tool.cache_control))
     fmt, choice = request.response_format, request.tool_choice
     format_tool = None
     if fmt is not None and fmt.type in ("json_schema", "json_object"):
@@ -356,13 +368,17 @@ def parse_usage(value: Any) -> Usage | None:
         return None
     usage = obj(value, "usage")
     read = _count(usage, "cache_read_input_tokens")
-    prompt = _count(usage, "input_tokens") + read + _count(usage, "cache_creation_input_tokens")
+    written = _count(usage, "cache_creation_input_tokens")
+    prompt = _count(usage, "input_tokens") + read + written
     completion = _count(usage, "output_tokens")
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
         cached_tokens=read if usage.get("cache_read_input_tokens") is not None else None,
+        cache_write_tokens=written
+        if usage.get("cache_creation_input_tokens") is not None
+        else None,
     )
 
 

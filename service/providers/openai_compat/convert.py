@@ -212,7 +212,8 @@ def parse_usage(value: Any) -> Usage | None:
     completion = _int(usage.get("completion_tokens"), "usage.completion_tokens", 0)
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
-    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
+    details = prompt_details if isinstance(prompt_details, dict) else {}
+    cached, written = details.get("cached_tokens"), details.get("cache_write_tokens")
     reasoning = (
         completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None
     )
@@ -222,6 +223,8 @@ def parse_usage(value: Any) -> Usage | None:
         total_tokens=_int(usage.get("total_tokens"), "usage.total_tokens", prompt + completion),
         cached_tokens=cached if isinstance(cached, int) else None,
         reasoning_tokens=reasoning if isinstance(reasoning, int) else None,
+        # OpenRouter (and gateways like it) report cache writes beside the reads.
+        cache_write_tokens=written if isinstance(written, int) else None,
     )
 
 
