@@ -39,6 +39,9 @@ def model_json(model: models_pb2.Model) -> JSON:
         },
         "providers": list(model.providers),
     }
+    for cache in ("input_cache_read", "input_cache_write"):
+        if model.pricing.HasField(cache):
+            out["pricing"][cache] = getattr(model.pricing, cache)
     if model.HasField("context_length"):
         out["context_length"] = model.context_length
     return out

@@ -173,6 +173,7 @@ class Choice:
     message: Message
     finish_reason: str
     logprobs: ChoiceLogprobs | None = None
+    stop_sequence: str | None = None  # which stop sequence ended it, if the upstream says
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +200,7 @@ class ChoiceDelta:
     refusal: str | None = None
     finish_reason: str | None = None
     logprobs: ChoiceLogprobs | None = None
+    stop_sequence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -282,6 +282,8 @@ def response_to_proto(
         out.dropped_parameters.extend(served.dropped)
     for choice in result.choices:
         item = out.choices.add(index=choice.index, finish_reason=choice.finish_reason)
+        if choice.stop_sequence is not None:
+            item.stop_sequence = choice.stop_sequence
         message = item.message
         message.role = "assistant"
         content = choice.message.content
@@ -350,6 +352,8 @@ class ChunkBuilder:
         for choice in delta.choices:
             item = out.choices.add(index=choice.index, finish_reason=choice.finish_reason or "")
             self.finish_reason = choice.finish_reason or self.finish_reason
+            if choice.stop_sequence is not None:
+                item.stop_sequence = choice.stop_sequence
             self.produced_chars += len(choice.content or "")
             if choice.tool_calls:
                 self.produced_chars += sum(len(c.arguments or "") for c in choice.tool_calls)

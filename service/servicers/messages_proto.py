@@ -234,6 +234,9 @@ def response(chat: chat_pb2.ChatResponse) -> messages_pb2.MessagesResponse:
                 )
             )
         out.stop_reason = stop_reason(choice.finish_reason)
+        if choice.HasField("stop_sequence"):
+            out.stop_reason = "stop_sequence"
+            out.stop_sequence = choice.stop_sequence
     else:
         out.stop_reason = "end_turn"
     usage_to_proto(chat.usage, out.usage)
@@ -255,6 +258,7 @@ class EventBuilder:
         self._text: int | None = None  # the open block, if it is text
         self._tools: dict[int, int] = {}  # tool-call index -> block index
         self._finish = ""
+        self._stop_sequence: str | None = None
         self._usage: common_pb2.Usage | None = None
         self.started = False
 
@@ -319,6 +323,8 @@ class EventBuilder:
                     events.append(_delta(index, partial_json=call.arguments))
             if choice.finish_reason:
                 self._finish = choice.finish_reason
+            if choice.HasField("stop_sequence"):
+                self._stop_sequence = choice.stop_sequence
         return events
 
     def end(self) -> list[messages_pb2.MessagesEvent]:
@@ -327,6 +333,9 @@ class EventBuilder:
         self._close(events)
         final = messages_pb2.MessagesEvent()
         final.message_delta.stop_reason = stop_reason(self._finish)
+        if self._stop_sequence is not None:
+            final.message_delta.stop_reason = "stop_sequence"
+            final.message_delta.stop_sequence = self._stop_sequence
         if self._usage is not None:
             usage_to_proto(self._usage, final.message_delta.usage)
         else:

@@ -51,6 +51,10 @@ def model_to_proto(model: ModelConfig) -> models_pb2.Model:
         supported_parameters=sorted(supported_parameters(model)),
         providers=sorted({e.provider for e in model.endpoints}),
     )
+    for cache in ("input_cache_read", "input_cache_write"):
+        price = getattr(cheapest.pricing, cache)
+        if price is not None:
+            setattr(out.pricing, cache, _usd(price))
     if context is not None:
         out.context_length = context
         out.top_provider.context_length = context

@@ -336,3 +336,32 @@ def test_local_model(local_gateway: Gateway) -> None:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert text and final.usage.output_tokens > 0
+
+
+def test_models_show_cache_prices(gateway: Gateway) -> None:
+    raw = request(
+        "GET",
+        gateway.base_url + "/models/claude/echo",
+        headers={"Authorization": f"Bearer {gateway.key}"},
+    )
+    assert raw.status == 200, raw.body
+    pricing = raw.json()["pricing"]
+    assert (pricing["input_cache_read"], pricing["input_cache_write"]) == (
+        "0.0000001",
+        "0.00000125",
+    )
+
+
+def test_stop_sequence_reported(gateway: Gateway) -> None:
+    client = sdk(gateway)
+    ask: Any = [{"role": "user", "content": "count"}]
+    reply = client.messages.create(
+        model="claude/stop_seq", max_tokens=50, stop_sequences=["STOP"], messages=ask
+    )
+    assert reply.content[0].text == "one two three "  # type: ignore[union-attr]
+    assert (reply.stop_reason, reply.stop_sequence) == ("stop_sequence", "STOP")
+    with client.messages.stream(
+        model="claude/stop_seq", max_tokens=50, stop_sequences=["STOP"], messages=ask
+    ) as stream:
+        final = stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "STOP")

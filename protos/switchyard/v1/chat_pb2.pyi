@@ -677,8 +677,13 @@ class Choice(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     LOGPROBS_FIELD_NUMBER: _builtins.int
+    STOP_SEQUENCE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     finish_reason: _builtins.str
+    stop_sequence: _builtins.str
+    """The stop sequence that ended the answer, when the upstream says which (Anthropic).
+    Not part of OpenAI's objects: the Messages door reports it.
+    """
     @_builtins.property
     def message(self) -> Global___Message: ...
     @_builtins.property
@@ -692,12 +697,15 @@ class Choice(_message.Message):
         message: Global___Message | None = ...,
         finish_reason: _builtins.str = ...,
         logprobs: Global___ChoiceLogprobs | None = ...,
+        stop_sequence: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["logprobs", b"logprobs", "message", b"message"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "logprobs", b"logprobs", "message", b"message", "stop_sequence", b"stop_sequence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "index", b"index", "logprobs", b"logprobs", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "finish_reason", b"finish_reason", "index", b"index", "logprobs", b"logprobs", "message", b"message", "stop_sequence", b"stop_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__stop_sequence: _TypeAlias = _typing.Literal["stop_sequence"]  # noqa: Y015
+    _WhichOneofArgType__stop_sequence: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_sequence) -> _WhichOneofReturnType__stop_sequence | None: ...
 
 Global___Choice: _TypeAlias = Choice  # noqa: Y015
 
@@ -841,9 +849,12 @@ class ChunkChoice(_message.Message):
     DELTA_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     LOGPROBS_FIELD_NUMBER: _builtins.int
+    STOP_SEQUENCE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     finish_reason: _builtins.str
     """"" = null"""
+    stop_sequence: _builtins.str
+    """with finish_reason, as in Choice"""
     @_builtins.property
     def delta(self) -> Global___Delta: ...
     @_builtins.property
@@ -855,12 +866,15 @@ class ChunkChoice(_message.Message):
         delta: Global___Delta | None = ...,
         finish_reason: _builtins.str = ...,
         logprobs: Global___ChoiceLogprobs | None = ...,
+        stop_sequence: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "logprobs", b"logprobs"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "delta", b"delta", "logprobs", b"logprobs", "stop_sequence", b"stop_sequence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "finish_reason", b"finish_reason", "index", b"index", "logprobs", b"logprobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "delta", b"delta", "finish_reason", b"finish_reason", "index", b"index", "logprobs", b"logprobs", "stop_sequence", b"stop_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__stop_sequence: _TypeAlias = _typing.Literal["stop_sequence"]  # noqa: Y015
+    _WhichOneofArgType__stop_sequence: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_sequence) -> _WhichOneofReturnType__stop_sequence | None: ...
 
 Global___ChunkChoice: _TypeAlias = ChunkChoice  # noqa: Y015
 

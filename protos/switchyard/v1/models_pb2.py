@@ -24,25 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchyard/v1/models.proto\x12\rswitchyard.v1\"M\n\x07Pricing\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\ncompletion\x18\x02 \x01(\t\x12\x0f\n\x07request\x18\x03 \x01(\t\x12\r\n\x05image\x18\x04 \x01(\t\"\x91\x01\n\x0bTopProvider\x12\x1b\n\x0e\x63ontext_length\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\"\n\x15max_completion_tokens\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x14\n\x0cis_moderated\x18\x03 \x01(\x08\x42\x11\n\x0f_context_lengthB\x18\n\x16_max_completion_tokens\"\xcb\x02\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owned_by\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x1b\n\x0e\x63ontext_length\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\'\n\x07pricing\x18\x07 \x01(\x0b\x32\x16.switchyard.v1.Pricing\x12\x18\n\x10input_modalities\x18\x08 \x03(\t\x12\x19\n\x11output_modalities\x18\t \x03(\t\x12\x1c\n\x14supported_parameters\x18\n \x03(\t\x12\x30\n\x0ctop_provider\x18\x0b \x01(\x0b\x32\x1a.switchyard.v1.TopProvider\x12\x11\n\tproviders\x18\x0c \x03(\tB\x11\n\x0f_context_length\"1\n\x11ListModelsRequest\x12\x1c\n\x14supported_parameters\x18\x01 \x03(\t\":\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.switchyard.v1.Model\"\x1d\n\x0fGetModelRequest\x12\n\n\x02id\x18\x01 \x01(\t2\x98\x01\n\x0cModelService\x12K\n\x04List\x12 .switchyard.v1.ListModelsRequest\x1a!.switchyard.v1.ListModelsResponse\x12;\n\x03Get\x12\x1e.switchyard.v1.GetModelRequest\x1a\x14.switchyard.v1.Modelb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aswitchyard/v1/models.proto\x12\rswitchyard.v1\"\xb7\x01\n\x07Pricing\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\ncompletion\x18\x02 \x01(\t\x12\x0f\n\x07request\x18\x03 \x01(\t\x12\r\n\x05image\x18\x04 \x01(\t\x12\x1d\n\x10input_cache_read\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x1e\n\x11input_cache_write\x18\x06 \x01(\tH\x01\x88\x01\x01\x42\x13\n\x11_input_cache_readB\x14\n\x12_input_cache_write\"\x91\x01\n\x0bTopProvider\x12\x1b\n\x0e\x63ontext_length\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\"\n\x15max_completion_tokens\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x14\n\x0cis_moderated\x18\x03 \x01(\x08\x42\x11\n\x0f_context_lengthB\x18\n\x16_max_completion_tokens\"\xcb\x02\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owned_by\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x1b\n\x0e\x63ontext_length\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\'\n\x07pricing\x18\x07 \x01(\x0b\x32\x16.switchyard.v1.Pricing\x12\x18\n\x10input_modalities\x18\x08 \x03(\t\x12\x19\n\x11output_modalities\x18\t \x03(\t\x12\x1c\n\x14supported_parameters\x18\n \x03(\t\x12\x30\n\x0ctop_provider\x18\x0b \x01(\x0b\x32\x1a.switchyard.v1.TopProvider\x12\x11\n\tproviders\x18\x0c \x03(\tB\x11\n\x0f_context_length\"1\n\x11ListModelsRequest\x12\x1c\n\x14supported_parameters\x18\x01 \x03(\t\":\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.switchyard.v1.Model\"\x1d\n\x0fGetModelRequest\x12\n\n\x02id\x18\x01 \x01(\t2\x98\x01\n\x0cModelService\x12K\n\x04List\x12 .switchyard.v1.ListModelsRequest\x1a!.switchyard.v1.ListModelsResponse\x12;\n\x03Get\x12\x1e.switchyard.v1.GetModelRequest\x1a\x14.switchyard.v1.Modelb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.v1.models_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PRICING']._serialized_start=45
-  _globals['_PRICING']._serialized_end=122
-  _globals['_TOPPROVIDER']._serialized_start=125
-  _globals['_TOPPROVIDER']._serialized_end=270
-  _globals['_MODEL']._serialized_start=273
-  _globals['_MODEL']._serialized_end=604
-  _globals['_LISTMODELSREQUEST']._serialized_start=606
-  _globals['_LISTMODELSREQUEST']._serialized_end=655
-  _globals['_LISTMODELSRESPONSE']._serialized_start=657
-  _globals['_LISTMODELSRESPONSE']._serialized_end=715
-  _globals['_GETMODELREQUEST']._serialized_start=717
-  _globals['_GETMODELREQUEST']._serialized_end=746
-  _globals['_MODELSERVICE']._serialized_start=749
-  _globals['_MODELSERVICE']._serialized_end=901
+  _globals['_PRICING']._serialized_start=46
+  _globals['_PRICING']._serialized_end=229
+  _globals['_TOPPROVIDER']._serialized_start=232
+  _globals['_TOPPROVIDER']._serialized_end=377
+  _globals['_MODEL']._serialized_start=380
+  _globals['_MODEL']._serialized_end=711
+  _globals['_LISTMODELSREQUEST']._serialized_start=713
+  _globals['_LISTMODELSREQUEST']._serialized_end=762
+  _globals['_LISTMODELSRESPONSE']._serialized_start=764
+  _globals['_LISTMODELSRESPONSE']._serialized_end=822
+  _globals['_GETMODELREQUEST']._serialized_start=824
+  _globals['_GETMODELREQUEST']._serialized_end=853
+  _globals['_MODELSERVICE']._serialized_start=856
+  _globals['_MODELSERVICE']._serialized_end=1008
 # @@protoc_insertion_point(module_scope)

@@ -28,10 +28,16 @@ class Pricing(_message.Message):
     COMPLETION_FIELD_NUMBER: _builtins.int
     REQUEST_FIELD_NUMBER: _builtins.int
     IMAGE_FIELD_NUMBER: _builtins.int
+    INPUT_CACHE_READ_FIELD_NUMBER: _builtins.int
+    INPUT_CACHE_WRITE_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     completion: _builtins.str
     request: _builtins.str
     image: _builtins.str
+    input_cache_read: _builtins.str
+    """prompt tokens read from the prompt cache"""
+    input_cache_write: _builtins.str
+    """prompt tokens written to it"""
     def __init__(
         self,
         *,
@@ -39,12 +45,21 @@ class Pricing(_message.Message):
         completion: _builtins.str = ...,
         request: _builtins.str = ...,
         image: _builtins.str = ...,
+        input_cache_read: _builtins.str | None = ...,
+        input_cache_write: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_input_cache_read", b"_input_cache_read", "_input_cache_write", b"_input_cache_write", "input_cache_read", b"input_cache_read", "input_cache_write", b"input_cache_write"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion", "image", b"image", "prompt", b"prompt", "request", b"request"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_input_cache_read", b"_input_cache_read", "_input_cache_write", b"_input_cache_write", "completion", b"completion", "image", b"image", "input_cache_read", b"input_cache_read", "input_cache_write", b"input_cache_write", "prompt", b"prompt", "request", b"request"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__input_cache_read: _TypeAlias = _typing.Literal["input_cache_read"]  # noqa: Y015
+    _WhichOneofArgType__input_cache_read: _TypeAlias = _typing.Literal["_input_cache_read", b"_input_cache_read"]  # noqa: Y015
+    _WhichOneofReturnType__input_cache_write: _TypeAlias = _typing.Literal["input_cache_write"]  # noqa: Y015
+    _WhichOneofArgType__input_cache_write: _TypeAlias = _typing.Literal["_input_cache_write", b"_input_cache_write"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__input_cache_read) -> _WhichOneofReturnType__input_cache_read | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__input_cache_write) -> _WhichOneofReturnType__input_cache_write | None: ...
 
 Global___Pricing: _TypeAlias = Pricing  # noqa: Y015
 

@@ -424,7 +424,11 @@ def parse_message(value: Any, format_tool: str | None = None) -> ChatResult:
     content = answer if answer is not None else ("".join(texts) if texts else None)
     message = Message(role="assistant", content=content, tool_calls=tuple(calls))
     finish = finish_reason(stop_reason, tool_calls=bool(calls))
-    return ChatResult(
-        choices=(Choice(index=0, message=message, finish_reason=finish),),
-        usage=parse_usage(body.get("usage")),
+    sequence = body.get("stop_sequence") if stop_reason == "stop_sequence" else None
+    choice = Choice(
+        index=0,
+        message=message,
+        finish_reason=finish,
+        stop_sequence=string(sequence, "stop_sequence") if sequence is not None else None,
     )
+    return ChatResult(choices=(choice,), usage=parse_usage(body.get("usage")))

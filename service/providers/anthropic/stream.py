@@ -15,7 +15,7 @@ arriving before any output still reaches the client with its true status (DESIGN
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from service.domain.chat import ChatDelta, ChoiceDelta, ToolCallDelta, Usage
@@ -156,4 +156,9 @@ class StreamTranslator:
             return ChatDelta(usage=parse_usage(self._usage)) if body.get("usage") else None
         self.finished = True
         finish = finish_reason(string(stop_reason, "stop_reason"), tool_calls=self._calls > 0)
-        return self._delta(finish=finish, usage=parse_usage(self._usage))
+        sequence = obj(delta, "message_delta.delta").get("stop_sequence")
+        out = self._delta(finish=finish, usage=parse_usage(self._usage))
+        if stop_reason != "stop_sequence" or sequence is None:
+            return out
+        choice = replace(out.choices[0], stop_sequence=string(sequence, "stop_sequence"))
+        return replace(out, choices=(choice,))
