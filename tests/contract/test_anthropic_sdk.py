@@ -8,6 +8,7 @@ channel between the HTTP layer and the service (in-process and gRPC).
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import anthropic
@@ -395,3 +396,41 @@ def test_count_tokens(gateway: Gateway) -> None:
         401,
         "authentication_error",
     )
+
+
+def test_stream_disconnect_closes_upstream_and_bills(gateway: Gateway, mock: MockOpenAI) -> None:
+    conn, response = open_stream(
+        gateway.http_url + "/v1/messages",
+        {
+            "model": "mock/slow",
+            "max_tokens": 100,
+            "stream": True,
+            "messages": [{"role": "user", "content": "go"}],
+        },
+        {"x-api-key": gateway.key, "content-type": "application/json"},
+    )
+    assert response.status == 200
+    generation_id = response.getheader("x-generation-id")
+    deltas = 0
+    for line in response:
+        if line.startswith(b"event: content_block_delta"):
+            deltas += 1
+        if deltas == 3:
+            break
+    assert conn.sock is not None
+    conn.sock.close()
+    conn.close()
+    assert mock.wait_for_disconnect(5.0), "the upstream stream was left open"
+    deadline = time.monotonic() + 10
+    while True:
+        found = request(
+            "GET",
+            gateway.base_url + f"/generation?id={generation_id}",
+            headers={"Authorization": f"Bearer {gateway.key}"},
+        )
+        if found.status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert found.status == 200, found.body
+    row = found.json()["data"]
+    assert row["cancelled"] is True and row["tokens_completion"] > 0
