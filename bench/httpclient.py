@@ -8,7 +8,8 @@ send time is taken just before the request is written, so connection set-up and 
 scheduling lag are never counted as server latency.
 
 For server-sent events, each `data:` event that carries choices is timestamped on
-arrival (usage-only chunks, comments and `[DONE]` are not: they are not tokens).
+arrival (usage-only chunks, comments and `[DONE]` are not: they are not tokens); of
+Anthropic's named events (/v1/messages), each `content_block_delta`.
 """
 
 from __future__ import annotations
@@ -133,6 +134,13 @@ class Connection(asyncio.Protocol):
         while (end := buffer.find(b"\n\n", start)) >= 0:
             event = bytes(buffer[start:end])
             start = end + 2
+            if event.startswith(b"event: "):  # Anthropic's named events (/v1/messages)
+                name = event[7 : event.find(b"\n")]
+                if name == b"error":
+                    reply.stream_error = True
+                elif name == b"content_block_delta":
+                    reply.events.append(self._now)
+                continue
             if not event.startswith(b"data:") or event.startswith(b"data: [DONE]"):
                 continue  # comments (keep-alives) and the terminator are not tokens
             if b'"finish_reason":"error"' in event:

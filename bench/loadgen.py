@@ -45,6 +45,18 @@ def chat_body(model: str, *, stream: bool) -> dict[str, Any]:
     return body
 
 
+def messages_body(model: str, *, stream: bool) -> dict[str, Any]:
+    """The same request for Anthropic's Messages door (/v1/messages)."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": MAX_TOKENS,
+    }
+    if stream:
+        body["stream"] = True
+    return body
+
+
 class HttpCaller:
     """POSTs pre-encoded bodies (cycled) over a keep-alive connection pool."""
 

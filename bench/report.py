@@ -13,6 +13,8 @@ from bench.targets import STALL_MS, SUSTAIN, added, checks, first_stall, get
 JSON = dict[str, Any]
 CHANNELS = (("inprocess", "gateway, in-process channel"), ("grpc", "gateway, --channel grpc"))
 PATHS = (("direct", "direct to mock"), *CHANNELS)
+# Anthropic's Messages door on the in-process gateway (issue 19): same prompt, in turns.
+MESSAGES = ("messages", "gateway, in-process, POST /v1/messages")
 # bench/forwarder.py, on the gateway's core: what the server and the upstream client cost.
 FLOOR = ("forwarder", "thinnest forwarder (floor)")
 
@@ -118,7 +120,7 @@ def wrk_section(results: JSON) -> str:
 def rate_section(results: JSON) -> str:
     http = results.get("http", {})
     rows = []
-    for key, label in (*PATHS, FLOOR):
+    for key, label in (*PATHS, MESSAGES, FLOOR):
         r = get(http, key, "rate")
         lat = get(r, "latency")
         if r is None:
@@ -161,7 +163,7 @@ def rate_section(results: JSON) -> str:
 def stream_section(results: JSON) -> str:
     http = results.get("http", {})
     rows = []
-    for key, label in PATHS:
+    for key, label in (*PATHS, MESSAGES):
         r = get(http, key, "stream")
         if r is None:
             continue

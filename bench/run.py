@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from bench import local_models, scenarios
+from bench.loadgen import messages_body
 from bench.machine import cpu_totals, describe, foreign_cpu, own_cpu
 from bench.procs import (
     CLIENT_CPU,
@@ -170,6 +171,7 @@ class Bench:
         http: JSON = self.results.setdefault("http", {})
         direct = Target("direct", f"http://127.0.0.1:{mock_port}", "bench", "chat", s.many_model)
         targets = [direct]
+        doors: list[Target] = []
         procs = []
         http["direct"] = scenarios.http_suite(direct, s, self.scratch, self.guard, ("wrk",))
         for channel in ("inprocess", "grpc"):
@@ -180,6 +182,10 @@ class Bench:
             http[channel] = scenarios.http_suite(target, s, self.scratch, self.guard, ("wrk",))
             targets.append(target)
             procs.append(gw.proc)
+            if channel == "inprocess":  # the Messages door on the same gateway, in turns
+                messages = self.messages_target(gw, target)
+                http[messages.label] = {}
+                doors.append(messages)
         # The thinnest forwarder on CPU 0 (bench/forwarder.py): the floor under "added".
         port = free_port()
         floor_proc = self.keep(start_forwarder(port, mock_port, self.scratch))
@@ -188,9 +194,9 @@ class Bench:
         )
         http["forwarder"] = scenarios.http_suite(floor, s, self.scratch, self.guard, ("wrk",))
         for step, name, paths in (
-            (scenarios.latency_at_rate, "rate", [*targets, floor]),
+            (scenarios.latency_at_rate, "rate", [*targets, *doors, floor]),
             # Non-streaming only for the floor: it reads each answer whole before it replies.
-            (scenarios.streaming_at_rate, "stream", targets),
+            (scenarios.streaming_at_rate, "stream", [*targets, *doors]),
         ):
             labels = "/".join(t.label for t in paths)
             runs = self.guard(
@@ -205,6 +211,16 @@ class Bench:
             )
         for proc in procs:
             self.release(proc)
+
+    def messages_target(self, gw: Gateway, chat: Target) -> Target:
+        """/v1/messages on the in-process gateway: the same prompt as chat, in
+        Anthropic's shape, so that its added latency compares with chat's."""
+        files = []
+        for stream in (False, True):
+            path = self.scratch / f"messages-{'stream' if stream else 'plain'}.json"
+            path.write_bytes(orjson.dumps([messages_body(chat.chat_model, stream=stream)]))
+            files.append(str(path))
+        return replace(chat, label="messages", path="/v1/messages", bodies=(files[0], files[1]))
 
     def workers(self, config: Path) -> None:
         """--workers 2 against one worker, the gateway pinned to both cores."""

@@ -77,6 +77,15 @@ class Target:
     chat_model: str
     many_model: str
     pid: int | None = None  # the server process to account CPU and RSS to
+    path: str = "/v1/chat/completions"
+    # Request bodies for another front door: (non-streaming, streaming) JSON list files.
+    bodies: tuple[str, str] | None = None
+
+    def door(self, stream: bool) -> list[str]:
+        """The loadgen arguments that send this target's own bodies to its path."""
+        if self.bodies is None:
+            return []
+        return ["--path", self.path, "--body-file", self.bodies[1 if stream else 0]]
 
 
 def loadgen(args: list[str], *, budget: float) -> JSON:
@@ -128,6 +137,7 @@ def latency_at_rate(target: Target, settings: Settings, seconds: float) -> JSON:
     """Non-streaming chat at the fixed rate for `seconds` (one block of `interleaved`)."""
     args = ["http", "--url", target.url, "--key", target.key, "--model", target.chat_model]
     args += ["--rate", str(settings.latency_rate), "--raw", *_timing(settings, seconds)]
+    args += target.door(stream=False)
     return loadgen(args, budget=seconds + settings.warmup)
 
 
@@ -135,7 +145,7 @@ def streaming_at_rate(target: Target, settings: Settings, seconds: float) -> JSO
     """Streams opened at the fixed rate for `seconds` (one block of `interleaved`)."""
     args = ["http", "--url", target.url, "--key", target.key, "--model", target.chat_model]
     args += ["--stream", "--rate", str(settings.stream_rate), "--raw"]
-    args += _timing(settings, seconds)
+    args += _timing(settings, seconds) + target.door(stream=True)
     return loadgen(args, budget=seconds + settings.warmup)
 
 

@@ -140,6 +140,18 @@ def _workers(results: JSON) -> Check:
     return Check(name, "≥ 1.7×", measured + ")", ratio >= 1.7)
 
 
+def _door(results: JSON, name: str, *path: str) -> Check:
+    """A front door's added latency against chat completions' (issue 19: within 10 %)."""
+    threshold = "≤ chat completions' + 10 %"
+    door, chat = added(results, "messages", *path), added(results, "inprocess", *path)
+    if door is None or chat is None:
+        return Check(name, threshold, "not measured", None)
+    measured = f"{door:.3f} ms vs {chat:.3f} ms"
+    if door < -NOISE_MS or chat < -NOISE_MS:
+        return Check(name, threshold, measured + ": inconclusive, re-run", None)
+    return Check(name, threshold, measured, door <= chat * 1.1)
+
+
 def checks(results: JSON) -> list[Check]:
     inproc = get(results, "http", "inprocess")
     grpc_channel = get(results, "http", "grpc")
@@ -175,6 +187,14 @@ def checks(results: JSON) -> list[Check]:
             2.0,
         ),
         _streams(results),
+        _door(
+            results,
+            "/v1/messages: added latency p50 at 50 req/s",
+            "rate",
+            "latency",
+            "p50_ms",
+        ),
+        _door(results, "/v1/messages: added time to first chunk p50", "stream", "ttft", "p50_ms"),
         _soak(results),
         _workers(results),
     ]
