@@ -29,7 +29,9 @@ from gateway_http.transcode.fields import (
 )
 from gateway_http.transcode.routing import ROUTING_FIELDS, parse_routing
 
-# Fields this layer maps itself; any other top-level field goes to the upstream as is.
+# Fields this layer maps itself. Any other top-level field is one of Anthropic's own
+# (thinking, service_tier, context_management, ...): it goes to Anthropic endpoints as is
+# and to no other upstream, which would refuse it.
 _HANDLED = frozenset(
     {
         "model", "messages", "max_tokens", "system", "stop_sequences", "temperature",

@@ -133,6 +133,9 @@ class ChatRequest:
     response_format: ResponseFormat | None = None
     include_usage: bool = False
     extra_json: str | None = None  # other upstream parameters, a JSON object as text
+    # One upstream API's own parameters, by provider kind (a JSON object as text each):
+    # only adapters of that kind read them.
+    native_extra: Mapping[str, str] = field(default_factory=dict)
     routing: Routing = DEFAULT_ROUTING
 
 

@@ -219,6 +219,10 @@ def request_from_proto(request: chat_pb2.ChatRequest) -> chat.ChatRequest:
             options["tool_choice"] = _tool_choice(request, tools)
         elif name == "stream_options":
             options["include_usage"] = value.include_usage
+        elif name == "native_extra_json":
+            options["native_extra"] = {
+                kind: json_text(text, f"extra ({kind})") for kind, text in value.items()
+            }
         elif name in ("provider", "models"):
             routed = True
     if routed:

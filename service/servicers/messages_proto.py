@@ -180,13 +180,10 @@ def chat_request(request: messages_pb2.MessagesRequest) -> chat_pb2.ChatRequest:
     if request.HasField("tool_choice"):
         _tool_choice(request.tool_choice, out)
     out.user = request.metadata_user_id
-    extra = orjson.loads(request.extra_json) if request.extra_json else {}
-    if not isinstance(extra, dict):
-        raise errors.invalid_request("'extra' must be a JSON object.", "extra")
-    if request.HasField("top_k"):
-        extra["top_k"] = request.top_k
-    if extra:
-        out.extra_json = orjson.dumps(extra).decode()
+    if request.extra_json:
+        out.native_extra_json["anthropic"] = request.extra_json
+    if request.HasField("top_k"):  # a sampling parameter other upstreams (vLLM) take too
+        out.extra_json = orjson.dumps({"top_k": request.top_k}).decode()
     if request.HasField("provider"):
         out.provider.CopyFrom(request.provider)
     out.models.extend(request.models)

@@ -53,6 +53,8 @@ def test_create_text(gateway: Gateway, mock: MockOpenAI) -> None:
         stop_sequences=["END"],
         metadata={"user_id": "u-42"},
         extra_body={"temperature": 0.5},  # this SDK version no longer names it
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        service_tier="auto",
     )
     assert message.type == "message" and message.role == "assistant"
     assert [b.type for b in message.content] == ["text"]
@@ -65,6 +67,8 @@ def test_create_text(gateway: Gateway, mock: MockOpenAI) -> None:
     assert sent["messages"][1] == {"role": "user", "content": "hello there"}
     assert sent["max_tokens"] == 100 and sent["stop"] == ["END"]
     assert sent["temperature"] == 0.5 and sent["user"] == "u-42"
+    # Anthropic's own parameters (as Claude Code sends) never reach another upstream.
+    assert "thinking" not in sent and "service_tier" not in sent
 
 
 def test_stream_text(gateway: Gateway) -> None:

@@ -145,6 +145,8 @@ def test_anthropic_endpoint_gets_the_fields_as_sent(gateway: Gateway, upstreams:
         stop_sequences=["STOP"],
         metadata={"user_id": "user-7"},
         extra_body={"temperature": 0.3, "top_k": 4},
+        service_tier="auto",
+        thinking={"type": "disabled"},
     )
     assert message.content[0].text == "echo: second question"  # type: ignore[union-attr]
     sent = last_body(upstreams.claude)
@@ -159,6 +161,8 @@ def test_anthropic_endpoint_gets_the_fields_as_sent(gateway: Gateway, upstreams:
         "metadata": {"user_id": "user-7"},
         "temperature": 0.3,
         "top_k": 4,
+        "service_tier": "auto",
+        "thinking": {"type": "disabled"},
     }
 
 

@@ -127,7 +127,9 @@ def test_request_golden() -> None:
             }
         ],
         "tool_choice": {"mode": "required"},
-        "extra_json": '{"service_tier":"auto","top_k":5}',
+        "extra_json": '{"top_k":5}',
+        # Anthropic's own parameters reach Anthropic endpoints only.
+        "native_extra_json": {"anthropic": '{"service_tier":"auto"}'},
         "provider": {"order": ["claude"]},
     }
 

@@ -288,7 +288,9 @@ class MessagesRequest(_message.Message):
     metadata_user_id: _builtins.str
     """metadata.user_id"""
     extra_json: _builtins.str
-    """Other top-level parameters for the upstream, as a JSON object text."""
+    """Anthropic's other top-level parameters (thinking, service_tier, ...), as a JSON
+    object text: sent to Anthropic endpoints only.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___MessageParam]: ...
     @_builtins.property

@@ -303,10 +303,14 @@ def _refuse_unsupported(request: ChatRequest) -> None:
 def build_request(
     request: ChatRequest, upstream_model: str, *, stream: bool, default_max_tokens: int
 ) -> MessagesCall:
-    """The `POST /v1/messages` body. Provider extras (e.g. `top_k`) go first; typed fields win."""
+    """The `POST /v1/messages` body. Provider extras (e.g. `top_k`) and Anthropic's own
+    parameters from the Messages door go first; typed fields win."""
     _refuse_unsupported(request)
     extra = orjson.loads(request.extra_json) if request.extra_json else {}
     body: JSON = extra if isinstance(extra, dict) else {}
+    native = request.native_extra.get("anthropic")
+    if native:
+        body.update(orjson.loads(native))
     system, turns = _conversation(request.messages)
     body["model"] = upstream_model
     body["messages"] = turns
