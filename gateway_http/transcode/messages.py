@@ -86,6 +86,19 @@ def _image(block: JSON, param: str, out: messages_pb2.ImageSource) -> None:
         )
 
 
+def _document(block: JSON, param: str, out: messages_pb2.DocumentSource) -> None:
+    source = obj(block.get("source"), f"{param}.source")
+    out.type = req_str(source, "type", f"{param}.source.type")
+    if out.type not in ("base64", "text"):
+        raise bad_request(
+            f"'{param}.source.type' must be 'base64' or 'text' (URL documents are not taken).",
+            f"{param}.source.type",
+        )
+    out.media_type = opt_str(source, "media_type", f"{param}.source.media_type") or ""
+    out.data = req_str(source, "data", f"{param}.source.data")
+    out.title = opt_str(block, "title", f"{param}.title") or ""
+
+
 def _blocks(raw: Any, param: str, out: messages_pb2.ContentBlocks) -> None:
     for j, item in enumerate(array(raw, param)):
         where = f"{param}[{j}]"
@@ -98,6 +111,8 @@ def _blocks(raw: Any, param: str, out: messages_pb2.ContentBlocks) -> None:
             target.text = req_str(block, "text", f"{where}.text")
         elif kind == "image":
             _image(block, where, target.image)
+        elif kind == "document":
+            _document(block, where, target.document)
         elif kind == "tool_use":
             target.tool_use.id = req_str(block, "id", f"{where}.id")
             target.tool_use.name = req_str(block, "name", f"{where}.name")

@@ -11,6 +11,8 @@ Anthropic endpoint every field of the request survives the trip (cache_control i
 
 from __future__ import annotations
 
+import base64
+
 import orjson
 from switchyard.v1 import chat_pb2, common_pb2, messages_pb2
 
@@ -48,16 +50,34 @@ def _image_url(image: messages_pb2.ImageSource, param: str) -> str:
     )
 
 
+def _file(document: messages_pb2.DocumentSource, param: str) -> chat_pb2.FileInput:
+    """A document as chat's file part: a data URL, which adapters turn back into what
+    their upstream takes (Anthropic: the same document block)."""
+    if document.type == "base64" and document.media_type == "application/pdf":
+        data = document.data
+    elif document.type == "text" and document.media_type in ("", "text/plain"):
+        data = base64.b64encode(document.data.encode()).decode()
+    else:
+        raise errors.invalid_request(
+            f"'{param}.source' must be a base64 PDF or plain text.", f"{param}.source"
+        )
+    media_type = "text/plain" if document.type == "text" else document.media_type
+    return chat_pb2.FileInput(filename=document.title, file_data=f"data:{media_type};base64,{data}")
+
+
 def _part(block: messages_pb2.ContentBlock, param: str, out: chat_pb2.ContentParts) -> None:
-    """A text or image block as a chat content part."""
+    """A text, image or document block as a chat content part."""
     kind = block.WhichOneof("block")
     if kind == "text":
         part = out.parts.add(text=block.text)
     elif kind == "image":
         part = out.parts.add(image_url=chat_pb2.ImageUrl(url=_image_url(block.image, param)))
+    elif kind == "document":
+        part = out.parts.add(file=_file(block.document, param))
     else:
         raise errors.invalid_request(
-            f"'{param}' must be a text or image block here, got '{kind}'.", f"{param}.type"
+            f"'{param}' must be a text, image or document block here, got '{kind}'.",
+            f"{param}.type",
         )
     _cache(block.cache_control, block.HasField("cache_control"), part.cache_control)
 

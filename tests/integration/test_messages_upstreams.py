@@ -369,3 +369,38 @@ def test_stop_sequence_reported(gateway: Gateway) -> None:
     ) as stream:
         final = stream.get_final_message()
     assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "STOP")
+
+
+def test_documents_reach_anthropic_as_sent(gateway: Gateway, upstreams: Upstreams) -> None:
+    """A PDF and a text document, in a user turn and inside a tool result (as Claude
+    Code's file reads return them)."""
+    pdf: Any = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"},
+        "title": "spec.pdf",
+    }
+    notes: Any = {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": "plain notes"},
+        "title": "notes.txt",
+    }
+    messages: Any = [
+        {"role": "user", "content": [pdf, {"type": "text", "text": "read these"}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_9", "name": "read", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_9", "content": [notes]},
+                {"type": "text", "text": "summarise"},
+            ],
+        },
+    ]
+    tools: Any = [{"name": "read", "input_schema": {"type": "object"}}]
+    reply = sdk(gateway).messages.create(
+        model="claude/echo", max_tokens=50, tools=tools, messages=messages
+    )
+    assert reply.content[0].text == "echo: summarise"  # type: ignore[union-attr]
+    assert last_body(upstreams.claude)["messages"] == messages

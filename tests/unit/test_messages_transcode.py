@@ -426,3 +426,42 @@ def test_error_types(status: int, kind: str) -> None:
         "error": {"type": kind, "message": "Something failed."},
         "request_id": "rid-1",
     }
+
+
+def test_documents_become_file_parts() -> None:
+    chat = to_chat(
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "document",
+                            "source": {
+                                "type": "base64",
+                                "media_type": "application/pdf",
+                                "data": "JVBERi0=",
+                            },
+                            "title": "a.pdf",
+                        },
+                        {
+                            "type": "document",
+                            "source": {"type": "text", "media_type": "text/plain", "data": "hi"},
+                        },
+                    ],
+                }
+            ],
+        }
+    )
+    assert chat["messages"][0]["parts"]["parts"] == [
+        {"file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}},
+        {"file": {"file_data": "data:text/plain;base64,aGk="}},
+    ]
+    url = {"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}
+    with pytest.raises(HttpError) as exc:
+        parse_messages(
+            {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [url]}]}
+        )
+    assert exc.value.param == "messages[0].content[0].source.type"

@@ -89,7 +89,7 @@ class ToolResult(_message.Message):
     is_error: _builtins.bool
     @_builtins.property
     def blocks(self) -> Global___ContentBlocks:
-        """text and image blocks"""
+        """text, image and document blocks"""
 
     def __init__(
         self,
@@ -110,9 +110,42 @@ class ToolResult(_message.Message):
 Global___ToolResult: _TypeAlias = ToolResult  # noqa: Y015
 
 @_typing.final
+class DocumentSource(_message.Message):
+    """A document block's source: a base64 PDF or plain text (URL documents are not taken)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """"base64" (PDF) | "text" """
+    media_type: _builtins.str
+    """application/pdf | text/plain"""
+    data: _builtins.str
+    """base64 for a PDF, the text itself for text"""
+    title: _builtins.str
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        media_type: _builtins.str = ...,
+        data: _builtins.str = ...,
+        title: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "media_type", b"media_type", "title", b"title", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentSource: _TypeAlias = DocumentSource  # noqa: Y015
+
+@_typing.final
 class ContentBlock(_message.Message):
-    """One content block. Block kinds not listed (thinking, documents, server tools) are
-    later additions: new fields of the oneof.
+    """One content block. Block kinds not listed (thinking, server tools) are later
+    additions: new fields of the oneof.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -121,6 +154,7 @@ class ContentBlock(_message.Message):
     IMAGE_FIELD_NUMBER: _builtins.int
     TOOL_USE_FIELD_NUMBER: _builtins.int
     TOOL_RESULT_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
     CACHE_CONTROL_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     @_builtins.property
@@ -129,6 +163,8 @@ class ContentBlock(_message.Message):
     def tool_use(self) -> Global___ToolUse: ...
     @_builtins.property
     def tool_result(self) -> Global___ToolResult: ...
+    @_builtins.property
+    def document(self) -> Global___DocumentSource: ...
     @_builtins.property
     def cache_control(self) -> _common_pb2.CacheControl:
         """unset: none"""
@@ -140,13 +176,14 @@ class ContentBlock(_message.Message):
         image: Global___ImageSource | None = ...,
         tool_use: Global___ToolUse | None = ...,
         tool_result: Global___ToolResult | None = ...,
+        document: Global___DocumentSource | None = ...,
         cache_control: _common_pb2.CacheControl | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "cache_control", b"cache_control", "image", b"image", "text", b"text", "tool_result", b"tool_result", "tool_use", b"tool_use"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "cache_control", b"cache_control", "document", b"document", "image", b"image", "text", b"text", "tool_result", b"tool_result", "tool_use", b"tool_use"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "cache_control", b"cache_control", "image", b"image", "text", b"text", "tool_result", b"tool_result", "tool_use", b"tool_use"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "cache_control", b"cache_control", "document", b"document", "image", b"image", "text", b"text", "tool_result", b"tool_result", "tool_use", b"tool_use"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_block: _TypeAlias = _typing.Literal["text", "image", "tool_use", "tool_result"]  # noqa: Y015
+    _WhichOneofReturnType_block: _TypeAlias = _typing.Literal["text", "image", "tool_use", "tool_result", "document"]  # noqa: Y015
     _WhichOneofArgType_block: _TypeAlias = _typing.Literal["block", b"block"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_block) -> _WhichOneofReturnType_block | None: ...
 
