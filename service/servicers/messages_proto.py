@@ -101,8 +101,13 @@ def _tool_result(block: messages_pb2.ContentBlock, param: str, out: chat_pb2.Mes
             out.text = f"Error: {out.text}" if out.text else "Error"
         else:
             out.parts.parts.insert(0, chat_pb2.ContentPart(text="Error:"))
-    if block.HasField("cache_control") and out.WhichOneof("content") == "parts":
-        out.parts.parts[-1].cache_control.CopyFrom(block.cache_control)
+    if block.HasField("cache_control"):
+        # A breakpoint on the result (where Claude Code puts its last one) goes on the
+        # result's last part: the cached prefix ends at the same place.
+        if out.WhichOneof("content") == "text":
+            out.parts.parts.add(text=out.text)
+        if out.parts.parts:
+            out.parts.parts[-1].cache_control.CopyFrom(block.cache_control)
 
 
 def _user(message: messages_pb2.MessageParam, i: int, out: chat_pb2.ChatRequest) -> None:
@@ -121,10 +126,12 @@ def _user(message: messages_pb2.MessageParam, i: int, out: chat_pb2.ChatRequest)
 
 
 def _assistant(message: messages_pb2.MessageParam, i: int, out: chat_pb2.ChatRequest) -> None:
-    turn = out.messages.add(role="assistant")
     if message.WhichOneof("content") != "blocks":
-        turn.text = message.text
+        out.messages.add(role="assistant", text=message.text)
         return
+    if not message.blocks.blocks:
+        return  # only blocks this door drops (thinking): no turn at all, not an empty one
+    turn = out.messages.add(role="assistant")
     for j, block in enumerate(message.blocks.blocks):
         param = f"messages[{i}].content[{j}]"
         kind = block.WhichOneof("block")

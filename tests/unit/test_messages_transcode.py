@@ -465,3 +465,37 @@ def test_documents_become_file_parts() -> None:
             {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [url]}]}
         )
     assert exc.value.param == "messages[0].content[0].source.type"
+
+
+def test_cache_breakpoint_on_a_text_tool_result_and_thinking_only_turns() -> None:
+    """Claude Code's last breakpoint sits on a tool result with string content; a turn
+    left with nothing once thinking blocks are dropped is left out, not sent empty."""
+    chat = to_chat(
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": [{"type": "thinking", "thinking": "..."}]},
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t1",
+                            "content": "42",
+                            "cache_control": {"type": "ephemeral"},
+                        }
+                    ],
+                },
+            ],
+        }
+    )
+    assert chat["messages"] == [
+        {"role": "user", "text": "go"},
+        {
+            "role": "tool",
+            "parts": {"parts": [{"text": "42", "cache_control": {"type": "ephemeral"}}]},
+            "tool_call_id": "t1",
+        },
+    ]
