@@ -10,6 +10,7 @@ Anthropic's shape.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -38,6 +39,7 @@ from gateway_http.wire import (
 )
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+MISSING_KEY = "Missing API key: send 'x-api-key: <key>' or 'Authorization: Bearer <key>'."
 
 
 def event_frame(event: Any) -> bytes:
@@ -72,6 +74,8 @@ class AnthropicEndpoint(Endpoint):
         await super().__call__(with_api_key(scope), receive, send)
 
     async def send_error(self, send: Send, err: HttpError, rid: str) -> None:
+        if err.status == 401 and err.message.startswith("Missing API key"):
+            err = replace(err, message=MISSING_KEY)  # this door's clients send x-api-key
         await send_json(send, err.status, orjson.dumps(error_json(err, rid)), rid, err.headers())
 
 

@@ -139,6 +139,7 @@ def test_bearer_auth_and_missing_key(gateway: Gateway) -> None:
     assert raw.status == 401
     body = raw.json()
     assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
+    assert "x-api-key" in body["error"]["message"]
     with pytest.raises(anthropic.AuthenticationError):
         anthropic.Anthropic(
             base_url=gateway.http_url, api_key="sk-wrong", max_retries=0
