@@ -22,6 +22,7 @@ from service.catalog import CatalogError, EndpointConfig, ModelConfig, parse_mod
 from service.config_keys import PROVIDER_COMMON, PROVIDER_KINDS
 from service.routing.health import BreakerSettings
 from service.routing.policy import RetryPolicy, RoutingSettings
+from service.store.settings import ON_BACKEND_ERROR, StorageSettings
 
 __all__ = [
     "PROVIDER_KINDS",
@@ -73,6 +74,7 @@ class Config:
     models: tuple[ModelConfig, ...]
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     moderation: Mapping[str, Any] | None = None  # {kind: rules|openai, ...}
+    storage: StorageSettings = field(default_factory=StorageSettings)
 
     def model(self, model_id: str) -> ModelConfig | None:
         for model in self.models:
@@ -196,7 +198,8 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
     if not isinstance(data, dict):
         raise ConfigError("config: expected a mapping at the top level")
     _known(data, config_keys.TOP_LEVEL, "config")
-    data = _interpolated(data, os.environ if env is None else env)
+    env = os.environ if env is None else env
+    data = _interpolated(data, env)
     raw_providers = _get(data, "providers", dict, "config", {})
     providers = {
         name: _provider(name, node, f"config.providers.{name}")
@@ -226,6 +229,28 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
         models=models,
         routing=_routing(data.get("routing"), "config.routing"),
         moderation=moderation,
+        storage=_storage(data.get("storage"), env, "config.storage"),
+    )
+
+
+def _storage(node: Any, env: Mapping[str, str], path: str) -> StorageSettings:
+    """`storage: {redis_url, on_backend_error, lease_ttl, key_cache_seconds}`."""
+    if node is None:
+        node = {}
+    if not isinstance(node, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    _known(node, config_keys.STORAGE, path)
+    redis_url = env.get("SWITCHYARD_REDIS_URL") or _get(node, "redis_url", str, path, None)
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{path}.redis_url: expected redis://, rediss:// or unix:// URL")
+    on_error = _get(node, "on_backend_error", str, path, "closed")
+    if on_error not in ON_BACKEND_ERROR:
+        raise ConfigError(f"{path}.on_backend_error: expected 'closed' or 'open'")
+    return StorageSettings(
+        redis_url=redis_url or None,
+        on_backend_error=on_error,
+        lease_ttl=_number(node, "lease_ttl", path, 30.0, 1),
+        key_cache_seconds=_number(node, "key_cache_seconds", path, 2.0, 0),
     )
 
 

@@ -16,7 +16,9 @@ import difflib
 from collections.abc import Collection, Mapping
 from typing import Any
 
-TOP_LEVEL = frozenset({"providers", "models", "routing", "moderation"})
+TOP_LEVEL = frozenset({"providers", "models", "routing", "moderation", "storage"})
+# service/store/settings.py; SWITCHYARD_REDIS_URL overrides redis_url.
+STORAGE = frozenset({"key_cache_seconds"})
 ROUTING = frozenset({"retries", "backoff_base", "backoff_max", "retry_after_cap", "breaker"})
 BREAKER = frozenset({"failures", "error_rate", "window", "min_calls", "cooldown"})
 MODERATION = {

@@ -34,6 +34,7 @@ from service.inprocess import InProcessChannel
 from service.server import Service
 from service.shutdown import STOP_SIGNALS, StopSignals, waiting_for
 from service.startup import DATABASE, StartupError, check_database, prepare_data_dir
+from service.store import shared_sqlite
 from service.store.keys import KeyPolicy, KeyStore
 from service.workers import run_workers
 
@@ -162,7 +163,10 @@ async def serve(
     try:
         if options.mode != "http-only":
             assert config is not None
-            service = running.service = Service.build(config, options.data_dir)
+            service = running.service = Service.build(
+                config, options.data_dir, workers=options.workers
+            )
+            await service.start()
             ensure_dev_key(service.keys, options.data_dir)
             address = f"{options.grpc_host}:{options.grpc_port}"
             try:
@@ -312,6 +316,9 @@ def run(options: ServeOptions) -> int:
                 ensure_dev_key(keys, options.data_dir)
             finally:
                 keys.close()
+            assert config is not None
+            if config.storage.redis_url is None:  # the workers share limits through SQLite
+                shared_sqlite.reset(options.data_dir / DATABASE)
         return run_workers(options.workers, options.shutdown_grace, _worker, (options,), listening)
     finally:
         if listening is not None:

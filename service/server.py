@@ -32,9 +32,8 @@ from switchyard.v1 import (
     usage_pb2_grpc,
 )
 
-from service.accounting.backends import UsageBackend
+from service.accounting.backends import Backends, UsageBackend, open_backends
 from service.accounting.gate import Accounting
-from service.accounting.ledger import Ledger
 from service.accounting.usage_sqlite import SqliteUsage
 from service.config import Config
 from service.engine import Engine
@@ -125,15 +124,30 @@ class Service:
     pipeline: Pipeline
     accounting: Accounting
     usage: UsageBackend
+    backends: Backends | None = None
 
     @classmethod
-    def build(cls, config: Config, data_dir: Path) -> Service:
-        database = data_dir / "switchyard.db"
-        keys = KeyStore(database)
+    def build(cls, config: Config, data_dir: Path, *, workers: int = 1) -> Service:
+        """The core over the stores the config's `storage:` picks (`workers`: how many
+        processes of this gateway share them on this machine)."""
+        stores = open_backends(config.storage, data_dir / "switchyard.db", workers=workers)
         engine = Engine(config, build_providers(config))
-        accounting = Accounting(config.models, Ledger(database), build_moderator(config.moderation))
-        usage = SqliteUsage(database)  # the ledger made the tables: it opens first
-        return cls(config, keys, engine, Pipeline(keys), accounting, usage)
+        accounting = Accounting(
+            config.models,
+            stores.ledger,
+            build_moderator(config.moderation),
+            credits=stores.credits,
+            limiter=stores.limiter,
+        )
+        # The console's reads: from the SQLite the ledger made (it opens first).
+        usage = SqliteUsage(data_dir / "switchyard.db")
+        keys = stores.keys
+        return cls(config, keys, engine, Pipeline(keys), accounting, usage, stores)
+
+    async def start(self) -> None:
+        """Connect what needs the event loop (a shared backend's connections)."""
+        if self.backends is not None:
+            await self.backends.start()
 
     def register(self, server: Any) -> None:
         core = (self.pipeline, self.engine, self.accounting)
@@ -189,4 +203,6 @@ class Service:
     async def aclose(self) -> None:
         await self.engine.aclose()
         await self.accounting.aclose()  # drains the ledger
+        if self.backends is not None:
+            await self.backends.aclose()
         self.keys.close()

@@ -20,6 +20,7 @@ POLICY_NAMES = {
     "expires_at": "expires_at",
     "disabled": "disabled",
     "is_admin": "is_admin",
+    "limit_reset": "limit_reset",
 }
 
 
@@ -39,7 +40,9 @@ def policy(body: JSON, out: admin_pb2.KeyPolicy) -> list[str]:
         value = body[name]
         if value is None:
             continue
-        if field in ("credit_limit", "expires_at"):
+        if field == "limit_reset":
+            out.limit_reset = string(value, name)
+        elif field in ("credit_limit", "expires_at"):
             setattr(out, field, _number(value, name))
         elif field in ("rpm", "tpm", "max_concurrent"):
             setattr(out, field, integer(value, name))
@@ -81,14 +84,25 @@ def credits_request(key_id: str, body: JSON) -> admin_pb2.AddCreditsRequest:
 def key_json(key: admin_pb2.ApiKey) -> JSON:
     p = key.policy
     limit = p.credit_limit if p.HasField("credit_limit") else None
+    reset = p.limit_reset if p.HasField("limit_reset") else None
+    # With a limit_reset, the limit is a budget for the current period.
+    spent = {
+        "daily": key.usage_daily,
+        "weekly": key.usage_weekly,
+        "monthly": key.usage_monthly,
+    }.get(reset or "", key.usage)
     return {
         "id": key.id,
         "name": key.name,
         "label": key.display,
         "created_at": key.created_at,
         "limit": limit,
+        "limit_reset": reset,
         "usage": key.usage,
-        "limit_remaining": max(0.0, limit - key.usage) if limit is not None else None,
+        "usage_daily": key.usage_daily,
+        "usage_weekly": key.usage_weekly,
+        "usage_monthly": key.usage_monthly,
+        "limit_remaining": max(0.0, limit - spent) if limit is not None else None,
         "is_free_tier": False,
         "rate_limit": {
             "requests": p.rpm if p.HasField("rpm") else None,

@@ -1,21 +1,36 @@
-"""The state behind accounting, as interfaces (DESIGN §7).
+"""The state behind accounting, as interfaces, and which implementation the config picks.
 
-The embedded default implements them with SQLite (keys, ledger) and in-process counters
-(credits held, rate windows). A shared deployment can add PostgreSQL and Redis
-implementations of the same interfaces without touching the gate or the servicers; a
-Redis counter must keep each check-and-count atomic (one Lua script per admission).
+Three deployments, one gate (DESIGN §7):
+
+- one process, embedded (the default, `make run`): SQLite for keys and the ledger, the
+  limits and credit holds counted in process, each check-and-count one synchronous
+  step on the event loop (service/accounting/credits.py, limiter.py);
+- `--workers N` on one machine, embedded: the workers share their rate windows, leases
+  and credit holds through atomic SQLite statements in the same database
+  (service/store/shared_sqlite.py), so that no worker count multiplies a limit;
+- several replicas: `storage.redis_url` moves the rate windows, concurrency leases
+  (with a TTL), credit holds and the key-cache invalidation to Redis, one Lua script
+  per check-and-count (service/store/redis_limits.py).
+
+Admission (`admit`, `reserve`) may need a round trip, so it is awaited; what comes
+after a call (`finish`, `settle`, `release`) never makes the answer wait: a shared
+backend sends it from one writer task per process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from service.accounting.credits import Reservation
-from service.accounting.ledger import Generation
-from service.accounting.limiter import Admission, LimitState
+from service.accounting.credits import Credits, Reservation, Spend
+from service.accounting.ledger import Generation, Ledger
+from service.accounting.limiter import Admission, LimitState, RateLimiter
+from service.accounting.periods import Clock, wall_clock
 from service.accounting.usage import EndpointUsage, GenerationFilter, Point
-from service.store.keys import KeyPolicy, KeyRecord
+from service.store.keys import KeyPolicy, KeyRecord, KeyStore
+from service.store.settings import StorageSettings
 
 
 class KeyBackend(Protocol):
@@ -57,9 +72,13 @@ class LedgerBackend(Protocol):
 
 
 class CreditBackend(Protocol):
-    def spent(self, key: KeyRecord) -> float: ...
+    async def usage(self, key: KeyRecord) -> Spend:
+        """What the key spent, in all and in the current day, week and month."""
+        ...
 
-    def reserve(self, key: KeyRecord, amount: float) -> Reservation: ...
+    async def reserve(self, key: KeyRecord, amount: float, hold_id: str = "") -> Reservation:
+        """Hold `amount` (one atomic check-and-hold), or raise 402."""
+        ...
 
     def settle(self, reservation: Reservation, cost: float) -> None: ...
 
@@ -67,11 +86,13 @@ class CreditBackend(Protocol):
 
 
 class CounterBackend(Protocol):
-    def admit(self, key_id: str, policy: KeyPolicy, tokens: int) -> Admission: ...
+    async def admit(self, key_id: str, policy: KeyPolicy, tokens: int) -> Admission:
+        """Count the request in (one atomic check-and-count), or raise 429."""
+        ...
 
     def finish(self, admission: Admission, tokens: int | None) -> None: ...
 
-    def state(self, key_id: str, policy: KeyPolicy) -> LimitState: ...
+    async def state(self, key_id: str, policy: KeyPolicy) -> LimitState: ...
 
 
 class UsageBackend(Protocol):
@@ -87,3 +108,35 @@ class UsageBackend(Protocol):
     def endpoints(self, since: float, key_id: str | None = None) -> list[EndpointUsage]: ...
 
     def generations(self, f: GenerationFilter) -> list[Generation]: ...
+
+
+@dataclass
+class Backends:
+    keys: KeyStore
+    ledger: Ledger
+    credits: CreditBackend
+    limiter: CounterBackend
+    # Connections to start once the event loop runs, and to close at shutdown.
+    parts: tuple[Any, ...] = ()
+
+    async def start(self) -> None:
+        for part in self.parts:
+            await part.start()
+
+    async def aclose(self) -> None:
+        for part in reversed(self.parts):
+            await part.aclose()
+
+
+def open_backends(
+    settings: StorageSettings, database: Path, *, workers: int = 1, clock: Clock = wall_clock
+) -> Backends:
+    """The stores for this process, as the config and the worker count call for them."""
+    keys = KeyStore(database, cache_seconds=settings.key_cache_seconds, clock=clock)
+    if workers > 1:
+        from service.store.shared_sqlite import SharedCounters, SharedCredits
+
+        credits, counters = SharedCredits(database, keys, clock), SharedCounters(database)
+        ledger = Ledger(database, shared_holds=True)  # after the holds' table exists
+        return Backends(keys, ledger, credits, counters, (credits, counters))
+    return Backends(keys, Ledger(database), Credits(clock), RateLimiter())

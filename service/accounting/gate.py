@@ -59,8 +59,8 @@ class Accounting:
     ) -> None:
         self._models: Mapping[str, ModelConfig] = {m.id: m for m in models}
         self.ledger = ledger
-        self.credits: CreditBackend = credits or Credits()
-        self.limiter: CounterBackend = limiter or RateLimiter()
+        self.credits: CreditBackend = credits if credits is not None else Credits()
+        self.limiter: CounterBackend = limiter if limiter is not None else RateLimiter()
         self._moderator = moderator
         self._open = 0  # tickets neither settled nor abandoned (aclose waits for them)
 
@@ -103,23 +103,23 @@ class Accounting:
             verdict = await self._moderator.check(moderation_texts)
             if verdict.flagged:
                 raise flagged_error(verdict)
-        admission = self.limiter.admit(call.key.id, call.key.policy, estimate.tokens)
+        generation_id = new_generation_id()
+        admission = await self.limiter.admit(call.key.id, call.key.policy, estimate.tokens)
         try:
-            reservation = self.credits.reserve(call.key, estimate.worst_cost)
-        except errors.GatewayError:
+            reservation = await self.credits.reserve(call.key, estimate.worst_cost, generation_id)
+        except BaseException:
             self.limiter.finish(admission, 0)
             raise
-        limits = self.limiter.state(call.key.id, call.key.policy)
         self._open += 1
         return Ticket(
             call,
             kind,
-            new_generation_id(),
+            generation_id,
             reservation,
             admission,
             estimate,
             time.perf_counter(),
-            limits,
+            admission.state,
             model=split_variant(requested[0])[0] if requested else "",
         )
 
@@ -244,6 +244,7 @@ class Accounting:
                 attempts=served.attempts,
                 cached_tokens=usage.cached_tokens or 0,
                 cache_write_tokens=usage.cache_write_tokens or 0,
+                billed_at=ticket.reservation.taken_at,
             )
         )
         self._open -= 1

@@ -28,6 +28,7 @@ import orjson
 
 from service.accounting import usage_sqlite
 from service.accounting.journal import JOURNAL_BYTES, Journal, orphan, records
+from service.accounting.periods import periods_at
 from service.store.private import private_database
 
 log = logging.getLogger("switchyard.ledger")
@@ -52,9 +53,16 @@ CREATE TABLE IF NOT EXISTS generations (
     status TEXT NOT NULL DEFAULT 'ok',
     attempts INTEGER NOT NULL DEFAULT 1,
     cached_tokens INTEGER NOT NULL DEFAULT 0,
-    cache_write_tokens INTEGER NOT NULL DEFAULT 0
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    billed_at REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS generations_key ON generations (key_id, created_at);
+CREATE TABLE IF NOT EXISTS key_usage (
+    key_id TEXT NOT NULL,
+    period TEXT NOT NULL,
+    usage REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id, period)
+) WITHOUT ROWID;
 """
 # Added after the first release: a database made before gains them (old rows: ok, 1).
 _ADDED_COLUMNS = {
@@ -64,6 +72,7 @@ _ADDED_COLUMNS = {
     "cache_write_tokens": (
         "ALTER TABLE generations ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0"
     ),
+    "billed_at": "ALTER TABLE generations ADD COLUMN billed_at REAL NOT NULL DEFAULT 0",
 }
 MAX_BATCH = 512
 MAX_QUEUE = 65_536
@@ -107,6 +116,10 @@ class Generation:
     # Prompt tokens read from / written to the upstream's prompt cache (in prompt_tokens).
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    # When its credit was reserved (wall clock): the budget periods it is billed to, so
+    # that a generation reserved before midnight settles against the day it began in.
+    # 0 (a journal line written before this field): its created_at.
+    billed_at: float = 0.0
 
 
 _COLUMNS = tuple(f.name for f in fields(Generation))
@@ -127,7 +140,7 @@ def _row(g: Generation) -> tuple[object, ...]:
         g.id, g.key_id, g.model, g.provider, g.upstream_model, g.kind, g.created_at,
         g.prompt_tokens, g.completion_tokens, g.cost, g.latency_ms, g.generation_time_ms,
         g.finish_reason, g.streamed, g.cancelled, g.status, g.attempts, g.cached_tokens,
-        g.cache_write_tokens,
+        g.cache_write_tokens, g.billed_at,
     )  # fmt: skip
 
 
@@ -136,15 +149,28 @@ _INSERT = (
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
 _SPEND = "UPDATE api_keys SET usage = usage + ? WHERE id = ?"
+_SPEND_IN = (
+    "INSERT INTO key_usage (key_id, period, usage) VALUES (?, ?, ?) "
+    "ON CONFLICT (key_id, period) DO UPDATE SET usage = usage + excluded.usage"
+)
+# Workers sharing credit holds (service/store/shared_sqlite.py): a hold stays until the
+# generation it paid for is committed here, with its spending, in the same transaction.
+_DROP_HOLD = "DELETE FROM credit_holds WHERE id = ?"
 # A generation to commit, or a journal to delete once all before it is committed.
 _Item = Generation | Journal | None
 
 
 class Ledger:
     def __init__(
-        self, path: Path, journal_bytes: int = JOURNAL_BYTES, rescan: float = RESCAN_SECONDS
+        self,
+        path: Path,
+        journal_bytes: int = JOURNAL_BYTES,
+        rescan: float = RESCAN_SECONDS,
+        *,
+        shared_holds: bool = False,
     ) -> None:
         self._path = path
+        self._shared_holds = shared_holds
         self._rescan = rescan
         self._journal_bytes = journal_bytes
         self._journals = path.parent / "ledger-journal"
@@ -262,7 +288,7 @@ class Ledger:
         while self._items and len(batch) < MAX_BATCH:
             batch.append(self._items.popleft())
         generations = [g for g in batch if isinstance(g, Generation)]
-        if generations and self._commit(db, generations):
+        if generations and self._store(db, generations):
             with self._pending_lock:
                 for g in generations:
                     self._pending.pop(g.id, None)
@@ -270,14 +296,27 @@ class Ledger:
             done.discard()
         return None in batch
 
+    def _store(self, db: sqlite3.Connection, generations: list[Generation]) -> bool:
+        """Commit a batch to the store (service/store/pg_ledger.py: to PostgreSQL)."""
+        if self._shared_holds:
+            return self._commit(db, generations, shared_holds=True)
+        return self._commit(db, generations)
+
     @staticmethod
-    def _commit(db: sqlite3.Connection, generations: list[Generation]) -> bool:
+    def _commit(
+        db: sqlite3.Connection, generations: list[Generation], *, shared_holds: bool = False
+    ) -> bool:
         try:
             db.execute("BEGIN IMMEDIATE")
             inserted = [g for g in generations if db.execute(_INSERT, _row(g)).rowcount == 1]
             for g in inserted:
                 if g.cost:
                     db.execute(_SPEND, (g.cost, g.key_id))
+                    for period in periods_at(g.billed_at or g.created_at).names():
+                        db.execute(_SPEND_IN, (g.key_id, period, g.cost))
+            if shared_holds:
+                for g in generations:
+                    db.execute(_DROP_HOLD, (g.id,))
             usage_sqlite.roll_up(db, inserted)
             db.execute("COMMIT")
             return True
@@ -304,7 +343,7 @@ class Ledger:
                         generations.append(Generation(*orjson.loads(line)))
                     except (orjson.JSONDecodeError, TypeError):
                         log.warning("skipping a torn journal line in %s", file.name)
-                if generations and not self._commit(db, generations):
+                if generations and not self._store(db, generations):
                     continue  # kept for the next scan
                 if generations:
                     log.info(

@@ -48,7 +48,10 @@ UNLIMITED = LimitState()
 @dataclass(slots=True)
 class Admission:
     key_id: str
-    entry: list[float] | None  # the token entry to reconcile
+    entry: list[float] | None  # the token entry to reconcile (in process)
+    state: LimitState = UNLIMITED  # the key's limits as this request left them
+    lease: str = ""  # its concurrency lease (shared backends)
+    tokens: int = 0  # the tokens counted at admission
     open: bool = True
 
 
@@ -66,8 +69,14 @@ class RateLimiter:
             window = self._windows[key_id] = _Window()
         return window
 
-    def admit(self, key_id: str, policy: KeyPolicy, tokens: int) -> Admission:
+    async def admit(self, key_id: str, policy: KeyPolicy, tokens: int) -> Admission:
         """Count this request in, or raise 429 with how long to wait."""
+        admission = self.admit_now(key_id, policy, tokens)
+        admission.state = self.state_now(key_id, policy)
+        return admission
+
+    def admit_now(self, key_id: str, policy: KeyPolicy, tokens: int) -> Admission:
+        """`admit` in one synchronous step (the check and the count are never apart)."""
         now = self._now()
         window = self._window(key_id)
         window.prune(now)
@@ -102,13 +111,7 @@ class RateLimiter:
     def _limited(
         self, what: str, wait: float, key_id: str, policy: KeyPolicy
     ) -> errors.GatewayError:
-        state = self.state(key_id, policy)
-        return errors.GatewayError(
-            "RATE_LIMITED",
-            f"Rate limit reached for this key ({what}); retry in {max(wait, 0):.1f} s.",
-            metadata=headers_metadata(state),
-            retry_after=max(0.001, wait),
-        )
+        return limited(what, wait, self.state_now(key_id, policy))
 
     def finish(self, admission: Admission, tokens: int | None) -> None:
         """The request is over: free its concurrency slot, reconcile its tokens."""
@@ -121,7 +124,10 @@ class RateLimiter:
             window.token_total += tokens - admission.entry[1]
             admission.entry[1] = float(tokens)
 
-    def state(self, key_id: str, policy: KeyPolicy) -> LimitState:
+    async def state(self, key_id: str, policy: KeyPolicy) -> LimitState:
+        return self.state_now(key_id, policy)
+
+    def state_now(self, key_id: str, policy: KeyPolicy) -> LimitState:
         if policy.rpm is None and policy.tpm is None:
             return UNLIMITED  # most keys: nothing to count or to build
         now = self._now()
@@ -146,6 +152,16 @@ class RateLimiter:
                 reset_tokens=max(0.0, oldest + WINDOW - now) if window.tokens else 0.0,
             )
         return state
+
+
+def limited(what: str, wait: float, state: LimitState) -> errors.GatewayError:
+    """The 429 for a limit reached: how long to wait, and the key's x-ratelimit state."""
+    return errors.GatewayError(
+        "RATE_LIMITED",
+        f"Rate limit reached for this key ({what}); retry in {max(wait, 0):.1f} s.",
+        metadata=headers_metadata(state),
+        retry_after=max(0.001, wait),
+    )
 
 
 def headers_metadata(state: LimitState) -> dict[str, str]:

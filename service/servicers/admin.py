@@ -11,12 +11,13 @@ from switchyard.v1 import admin_pb2, admin_pb2_grpc
 from service import errors
 from service.accounting.backends import KeyBackend
 from service.accounting.gate import Accounting
+from service.accounting.periods import RESETS
 from service.pipeline import CallContext, Pipeline
 from service.servicers.accounting_proto import generation_to_proto, rate_limits_to_proto
 from service.servicers.base import Context, abort, begin
 from service.store.keys import POLICY_FIELDS, KeyPolicy, KeyRecord
 
-_OPTIONAL = ("credit_limit", "rpm", "tpm", "max_concurrent", "expires_at")
+_OPTIONAL = ("credit_limit", "rpm", "tpm", "max_concurrent", "expires_at", "limit_reset")
 
 
 def policy_from_proto(policy: admin_pb2.KeyPolicy) -> dict[str, Any]:
@@ -33,6 +34,11 @@ def policy_from_proto(policy: admin_pb2.KeyPolicy) -> dict[str, Any]:
     for name in ("rpm", "tpm", "max_concurrent"):
         if values[name] is not None and values[name] < 1:
             raise errors.invalid_request(f"'{name}' must be at least 1.", name)
+    reset = values["limit_reset"]
+    if reset is not None and reset not in RESETS:
+        raise errors.invalid_request(
+            f"'limit_reset' must be one of {', '.join(RESETS)} (or null).", "limit_reset"
+        )
     values["allowed_models"] = tuple(policy.allowed_models) or None
     values["disabled"] = policy.disabled
     values["is_admin"] = policy.is_admin
@@ -57,17 +63,21 @@ class _Keys:
         self._keys = keys
         self._accounting = accounting
 
-    def _show(self, record: KeyRecord) -> admin_pb2.ApiKey:
+    async def _show(self, record: KeyRecord) -> admin_pb2.ApiKey:
+        spend = await self._accounting.credits.usage(record)
         out = admin_pb2.ApiKey(
             id=record.id,
             name=record.name,
             display=record.display,
             created_at=record.created_at,
-            usage=self._accounting.credits.spent(record),
+            usage=spend.total,
+            usage_daily=spend.daily,
+            usage_weekly=spend.weekly,
+            usage_monthly=spend.monthly,
             revoked=record.revoked_at is not None,
         )
         policy_to_proto(record.policy, out.policy)
-        state = self._accounting.limiter.state(record.id, record.policy)
+        state = await self._accounting.limiter.state(record.id, record.policy)
         rate_limits_to_proto(state, out.rate_limits)
         return out
 
@@ -96,7 +106,7 @@ class AdminServicer(_Keys, admin_pb2_grpc.AdminServiceServicer):
                 raise errors.invalid_request("'name' is required.", "name")
             policy = KeyPolicy(**policy_from_proto(request.policy))
             record, secret = await asyncio.to_thread(self._keys.create, request.name, policy)
-            return admin_pb2.CreatedKey(key=self._show(record), secret=secret)
+            return admin_pb2.CreatedKey(key=await self._show(record), secret=secret)
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "AdminService.CreateKey")
 
@@ -106,7 +116,7 @@ class AdminServicer(_Keys, admin_pb2_grpc.AdminServiceServicer):
         try:
             self._admin(context)
             records = await asyncio.to_thread(self._keys.list)
-            return admin_pb2.ListKeysResponse(keys=[self._show(r) for r in records])
+            return admin_pb2.ListKeysResponse(keys=[await self._show(r) for r in records])
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "AdminService.ListKeys")
 
@@ -115,7 +125,7 @@ class AdminServicer(_Keys, admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.ApiKey:
         try:
             self._admin(context)
-            return self._show(self._get(request.id))
+            return await self._show(self._get(request.id))
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "AdminService.GetKey")
 
@@ -136,7 +146,7 @@ class AdminServicer(_Keys, admin_pb2_grpc.AdminServiceServicer):
                 changes["name"] = request.name
             record = await asyncio.to_thread(self._keys.update, request.id, changes)
             assert record is not None
-            return self._show(record)
+            return await self._show(record)
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "AdminService.UpdateKey")
 
@@ -161,7 +171,7 @@ class AdminServicer(_Keys, admin_pb2_grpc.AdminServiceServicer):
                 raise errors.invalid_request("'amount' must be a positive number.", "amount")
             record = await asyncio.to_thread(self._keys.add_credits, request.id, request.amount)
             assert record is not None
-            return self._show(record)
+            return await self._show(record)
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "AdminService.AddCredits")
 
@@ -172,7 +182,7 @@ class AccountServicer(_Keys, admin_pb2_grpc.AccountServiceServicer):
     ) -> admin_pb2.ApiKey:
         try:
             call = begin(self._pipeline, context)
-            return self._show(call.key)
+            return await self._show(call.key)
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "AccountService.GetOwnKey")
 

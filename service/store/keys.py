@@ -14,10 +14,11 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from service.accounting.periods import Clock, periods_at, wall_clock
 from service.auth.keys import display_prefix, hash_key, new_key, same_hash
 from service.store.private import private_database
 
@@ -30,6 +31,14 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at REAL NOT NULL,
     revoked_at REAL
 );
+-- Spending per budget period (service/accounting/periods.py), written by the ledger in
+-- the transaction of the generation it pays for.
+CREATE TABLE IF NOT EXISTS key_usage (
+    key_id TEXT NOT NULL,
+    period TEXT NOT NULL,
+    usage REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id, period)
+) WITHOUT ROWID;
 """
 # Columns added after the first schema, with their SQL types (a simple forward migration).
 POLICY_COLUMNS = {
@@ -42,6 +51,7 @@ POLICY_COLUMNS = {
     "allowed_models": "TEXT",
     "expires_at": "REAL",
     "disabled": "INTEGER NOT NULL DEFAULT 0",
+    "limit_reset": "TEXT",
 }
 
 
@@ -57,6 +67,7 @@ class KeyPolicy:
     expires_at: float | None = None  # unix time
     disabled: bool = False
     is_admin: bool = False
+    limit_reset: str | None = None  # daily | weekly | monthly: the limit is per period
 
 
 POLICY_FIELDS = tuple(f.name for f in fields(KeyPolicy))
@@ -71,6 +82,8 @@ class KeyRecord:
     revoked_at: float | None = None
     policy: KeyPolicy = KeyPolicy()
     usage: float = 0.0  # USD spent, as of the last read
+    # USD spent in the periods current at the last read, by period name ("d:2026-12-04").
+    period_usage: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def active(self) -> bool:
@@ -82,17 +95,26 @@ class KeyRecord:
         return expires is not None and expires <= time.time()
 
 
-_COLUMNS = "id, name, display, created_at, revoked_at, " + ", ".join(("usage", *POLICY_FIELDS))
+_USAGE_IN = "(SELECT usage FROM key_usage WHERE key_id = api_keys.id AND period = ?)"
+_COLUMNS = (
+    "id, name, display, created_at, revoked_at, "
+    + ", ".join(("usage", *POLICY_FIELDS))
+    + f", {_USAGE_IN}, {_USAGE_IN}, {_USAGE_IN}"
+)
 
 
-def _record(row: tuple[Any, ...]) -> KeyRecord:
-    key_id, name, display, created_at, revoked_at, usage, *policy = row
+def _record(row: tuple[Any, ...], periods: tuple[str, ...]) -> KeyRecord:
+    key_id, name, display, created_at, revoked_at, usage, *rest = row
+    policy, spent = rest[: len(POLICY_FIELDS)], rest[len(POLICY_FIELDS) :]
     values = dict(zip(POLICY_FIELDS, policy, strict=True))
     values["disabled"] = bool(values["disabled"])
     values["is_admin"] = bool(values["is_admin"])
     models = values["allowed_models"]
     values["allowed_models"] = tuple(json.loads(models)) if models is not None else None
-    return KeyRecord(key_id, name, display, created_at, revoked_at, KeyPolicy(**values), usage)
+    period_usage = {p: float(u or 0.0) for p, u in zip(periods, spent, strict=True)}
+    return KeyRecord(
+        key_id, name, display, created_at, revoked_at, KeyPolicy(**values), usage, period_usage
+    )
 
 
 def _column_value(name: str, value: Any) -> Any:
@@ -104,7 +126,9 @@ def _column_value(name: str, value: Any) -> Any:
 
 
 class KeyStore:
-    def __init__(self, path: Path, *, cache_seconds: float = 2.0) -> None:
+    def __init__(
+        self, path: Path, *, cache_seconds: float = 2.0, clock: Clock = wall_clock
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         private_database(path)
         self.path = path
@@ -119,6 +143,20 @@ class KeyStore:
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, KeyRecord, str]] = {}
         self._cache_seconds = cache_seconds
+        self._clock = clock
+
+    def _periods(self) -> tuple[str, ...]:
+        return periods_at(self._clock()).names()
+
+    def _select(self, where: str, params: tuple[Any, ...]) -> list[KeyRecord]:
+        """The keys matching `where`, each with its spending in the current periods."""
+        periods = self._periods()
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM api_keys {where}",  # noqa: S608 - fixed text
+                (*periods, *params),
+            ).fetchall()
+        return [_record(row, periods) for row in rows]
 
     def close(self) -> None:
         self._db.close()
@@ -157,19 +195,11 @@ class KeyStore:
         return record, plain
 
     def list(self) -> list[KeyRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at"  # noqa: S608 - fixed
-            ).fetchall()
-        return [_record(row) for row in rows]
+        return self._select("ORDER BY created_at", ())
 
     def get(self, key_id: str) -> KeyRecord | None:
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?",  # noqa: S608 - fixed
-                (key_id,),
-            ).fetchone()
-        return _record(row) if row is not None else None
+        found = self._select("WHERE id = ?", (key_id,))
+        return found[0] if found else None
 
     def count(self) -> int:
         with self._lock:
@@ -185,13 +215,8 @@ class KeyStore:
 
     def find_by_secret(self, plain: str) -> KeyRecord | None:
         """The key with this secret, whatever its state (no cache)."""
-        digest = hash_key(plain)
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?",  # noqa: S608 - fixed
-                (digest,),
-            ).fetchone()
-        return _record(row) if row is not None else None
+        found = self._select("WHERE key_hash = ?", (hash_key(plain),))
+        return found[0] if found else None
 
     def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
         """Change policy fields (and `name`); returns the updated key, or None."""
@@ -242,14 +267,15 @@ class KeyStore:
         if cached is not None and cached[0] > now and same_hash(cached[2], digest):
             record = cached[1]
             return record if record.active else None
+        periods = self._periods()
         with self._lock:
             row = self._db.execute(
                 f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE key_hash = ?",  # noqa: S608
-                (digest,),
+                (*periods, digest),
             ).fetchone()
         if row is None or not same_hash(row[-1], digest):
             return None
-        record = _record(row[:-1])
+        record = _record(row[:-1], periods)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now + self._cache_seconds, record, digest)

@@ -48,11 +48,11 @@ def test_the_price_comes_at_once_and_the_booking_on_the_next_turn(
         assert price == pytest.approx(0.03)
         # Not booked yet: the answer is written first.
         assert ticket.reservation.open
-        assert accounting.credits.spent(key) == 0.0
+        assert (await accounting.credits.usage(key)).total == 0.0
         assert ledger.get(ticket.generation_id) is None
         await asyncio.sleep(0)
         assert not ticket.reservation.open
-        assert accounting.credits.spent(key) == pytest.approx(0.03)
+        assert (await accounting.credits.usage(key)).total == pytest.approx(0.03)
         row = ledger.get(ticket.generation_id)
         assert row is not None and row.cost == pytest.approx(0.03)
         assert row.finish_reason == "stop" and row.prompt_tokens == 3
@@ -84,7 +84,7 @@ def test_a_settle_cancelled_while_the_ledger_is_behind_still_books_once(
 
     ticket = asyncio.run(run())
     assert not ticket.reservation.open
-    assert accounting.credits.spent(key) == pytest.approx(0.03)
+    assert asyncio.run(accounting.credits.usage(key)).total == pytest.approx(0.03)
     assert ledger.flush()
     assert keys.get(key.id).usage == pytest.approx(0.03)  # type: ignore[union-attr]
 
@@ -130,4 +130,4 @@ def test_a_settle_after_an_abandon_books_nothing(
 
     ticket = asyncio.run(run())
     assert ledger.get(ticket.generation_id) is None
-    assert accounting.credits.spent(key) == 0.0
+    assert asyncio.run(accounting.credits.usage(key)).total == 0.0

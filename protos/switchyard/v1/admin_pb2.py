@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from switchyard.v1 import common_pb2 as switchyard_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19switchyard/v1/admin.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/common.proto\"\xff\x01\n\tKeyPolicy\x12\x19\n\x0c\x63redit_limit\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03rpm\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x10\n\x03tpm\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x1b\n\x0emax_concurrent\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x16\n\x0e\x61llowed_models\x18\x05 \x03(\t\x12\x17\n\nexpires_at\x18\x06 \x01(\x01H\x04\x88\x01\x01\x12\x10\n\x08\x64isabled\x18\x07 \x01(\x08\x12\x10\n\x08is_admin\x18\x08 \x01(\x08\x42\x0f\n\r_credit_limitB\x06\n\x04_rpmB\x06\n\x04_tpmB\x11\n\x0f_max_concurrentB\r\n\x0b_expires_at\"\xc1\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x64isplay\x18\x03 \x01(\t\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12(\n\x06policy\x18\x05 \x01(\x0b\x32\x18.switchyard.v1.KeyPolicy\x12\r\n\x05usage\x18\x06 \x01(\x01\x12\x0f\n\x07revoked\x18\x07 \x01(\x08\x12.\n\x0brate_limits\x18\x08 \x01(\x0b\x32\x19.switchyard.v1.RateLimits\"J\n\x10\x43reateKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x06policy\x18\x02 \x01(\x0b\x32\x18.switchyard.v1.KeyPolicy\"@\n\nCreatedKey\x12\"\n\x03key\x18\x01 \x01(\x0b\x32\x15.switchyard.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x11\n\x0fListKeysRequest\"7\n\x10ListKeysResponse\x12#\n\x04keys\x18\x01 \x03(\x0b\x32\x15.switchyard.v1.ApiKey\"\x1b\n\rGetKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"{\n\x10UpdateKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12(\n\x06policy\x18\x03 \x01(\x0b\x32\x18.switchyard.v1.KeyPolicy\x12\x15\n\rupdate_fields\x18\x04 \x03(\tB\x07\n\x05_name\"\x1e\n\x10\x44\x65leteKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"$\n\x11\x44\x65leteKeyResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"/\n\x11\x41\x64\x64\x43reditsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x01\"\x12\n\x10GetOwnKeyRequest\"\"\n\x14GetGenerationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x84\x03\n\nGeneration\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x16\n\x0eupstream_model\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\x01\x12\x15\n\rprompt_tokens\x18\x08 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\t \x01(\x05\x12\x0c\n\x04\x63ost\x18\n \x01(\x01\x12\x12\n\nlatency_ms\x18\x0b \x01(\x01\x12\x1a\n\x12generation_time_ms\x18\x0c \x01(\x01\x12\x15\n\rfinish_reason\x18\r \x01(\t\x12\x10\n\x08streamed\x18\x0e \x01(\x08\x12\x11\n\tcancelled\x18\x0f \x01(\x08\x12\x0e\n\x06status\x18\x10 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x11 \x01(\x05\x12\x15\n\rcached_tokens\x18\x12 \x01(\x05\x12\x1a\n\x12\x63\x61\x63he_write_tokens\x18\x13 \x01(\x05\x32\xbf\x03\n\x0c\x41\x64minService\x12G\n\tCreateKey\x12\x1f.switchyard.v1.CreateKeyRequest\x1a\x19.switchyard.v1.CreatedKey\x12K\n\x08ListKeys\x12\x1e.switchyard.v1.ListKeysRequest\x1a\x1f.switchyard.v1.ListKeysResponse\x12=\n\x06GetKey\x12\x1c.switchyard.v1.GetKeyRequest\x1a\x15.switchyard.v1.ApiKey\x12\x43\n\tUpdateKey\x12\x1f.switchyard.v1.UpdateKeyRequest\x1a\x15.switchyard.v1.ApiKey\x12N\n\tDeleteKey\x12\x1f.switchyard.v1.DeleteKeyRequest\x1a .switchyard.v1.DeleteKeyResponse\x12\x45\n\nAddCredits\x12 .switchyard.v1.AddCreditsRequest\x1a\x15.switchyard.v1.ApiKey2\xa6\x01\n\x0e\x41\x63\x63ountService\x12\x43\n\tGetOwnKey\x12\x1f.switchyard.v1.GetOwnKeyRequest\x1a\x15.switchyard.v1.ApiKey\x12O\n\rGetGeneration\x12#.switchyard.v1.GetGenerationRequest\x1a\x19.switchyard.v1.Generationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19switchyard/v1/admin.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/common.proto\"\xa9\x02\n\tKeyPolicy\x12\x19\n\x0c\x63redit_limit\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03rpm\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x10\n\x03tpm\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x1b\n\x0emax_concurrent\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x16\n\x0e\x61llowed_models\x18\x05 \x03(\t\x12\x17\n\nexpires_at\x18\x06 \x01(\x01H\x04\x88\x01\x01\x12\x10\n\x08\x64isabled\x18\x07 \x01(\x08\x12\x10\n\x08is_admin\x18\x08 \x01(\x08\x12\x18\n\x0blimit_reset\x18\t \x01(\tH\x05\x88\x01\x01\x42\x0f\n\r_credit_limitB\x06\n\x04_rpmB\x06\n\x04_tpmB\x11\n\x0f_max_concurrentB\r\n\x0b_expires_atB\x0e\n\x0c_limit_reset\"\x83\x02\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x64isplay\x18\x03 \x01(\t\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12(\n\x06policy\x18\x05 \x01(\x0b\x32\x18.switchyard.v1.KeyPolicy\x12\r\n\x05usage\x18\x06 \x01(\x01\x12\x0f\n\x07revoked\x18\x07 \x01(\x08\x12.\n\x0brate_limits\x18\x08 \x01(\x0b\x32\x19.switchyard.v1.RateLimits\x12\x13\n\x0busage_daily\x18\t \x01(\x01\x12\x14\n\x0cusage_weekly\x18\n \x01(\x01\x12\x15\n\rusage_monthly\x18\x0b \x01(\x01\"J\n\x10\x43reateKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x06policy\x18\x02 \x01(\x0b\x32\x18.switchyard.v1.KeyPolicy\"@\n\nCreatedKey\x12\"\n\x03key\x18\x01 \x01(\x0b\x32\x15.switchyard.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x11\n\x0fListKeysRequest\"7\n\x10ListKeysResponse\x12#\n\x04keys\x18\x01 \x03(\x0b\x32\x15.switchyard.v1.ApiKey\"\x1b\n\rGetKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"{\n\x10UpdateKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12(\n\x06policy\x18\x03 \x01(\x0b\x32\x18.switchyard.v1.KeyPolicy\x12\x15\n\rupdate_fields\x18\x04 \x03(\tB\x07\n\x05_name\"\x1e\n\x10\x44\x65leteKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"$\n\x11\x44\x65leteKeyResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"/\n\x11\x41\x64\x64\x43reditsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x01\"\x12\n\x10GetOwnKeyRequest\"\"\n\x14GetGenerationRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x84\x03\n\nGeneration\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x16\n\x0eupstream_model\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\x01\x12\x15\n\rprompt_tokens\x18\x08 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\t \x01(\x05\x12\x0c\n\x04\x63ost\x18\n \x01(\x01\x12\x12\n\nlatency_ms\x18\x0b \x01(\x01\x12\x1a\n\x12generation_time_ms\x18\x0c \x01(\x01\x12\x15\n\rfinish_reason\x18\r \x01(\t\x12\x10\n\x08streamed\x18\x0e \x01(\x08\x12\x11\n\tcancelled\x18\x0f \x01(\x08\x12\x0e\n\x06status\x18\x10 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x11 \x01(\x05\x12\x15\n\rcached_tokens\x18\x12 \x01(\x05\x12\x1a\n\x12\x63\x61\x63he_write_tokens\x18\x13 \x01(\x05\x32\xbf\x03\n\x0c\x41\x64minService\x12G\n\tCreateKey\x12\x1f.switchyard.v1.CreateKeyRequest\x1a\x19.switchyard.v1.CreatedKey\x12K\n\x08ListKeys\x12\x1e.switchyard.v1.ListKeysRequest\x1a\x1f.switchyard.v1.ListKeysResponse\x12=\n\x06GetKey\x12\x1c.switchyard.v1.GetKeyRequest\x1a\x15.switchyard.v1.ApiKey\x12\x43\n\tUpdateKey\x12\x1f.switchyard.v1.UpdateKeyRequest\x1a\x15.switchyard.v1.ApiKey\x12N\n\tDeleteKey\x12\x1f.switchyard.v1.DeleteKeyRequest\x1a .switchyard.v1.DeleteKeyResponse\x12\x45\n\nAddCredits\x12 .switchyard.v1.AddCreditsRequest\x1a\x15.switchyard.v1.ApiKey2\xa6\x01\n\x0e\x41\x63\x63ountService\x12\x43\n\tGetOwnKey\x12\x1f.switchyard.v1.GetOwnKeyRequest\x1a\x15.switchyard.v1.ApiKey\x12O\n\rGetGeneration\x12#.switchyard.v1.GetGenerationRequest\x1a\x19.switchyard.v1.Generationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,35 +33,35 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.v1.admin_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_KEYPOLICY']._serialized_start=73
-  _globals['_KEYPOLICY']._serialized_end=328
-  _globals['_APIKEY']._serialized_start=331
-  _globals['_APIKEY']._serialized_end=524
-  _globals['_CREATEKEYREQUEST']._serialized_start=526
-  _globals['_CREATEKEYREQUEST']._serialized_end=600
-  _globals['_CREATEDKEY']._serialized_start=602
-  _globals['_CREATEDKEY']._serialized_end=666
-  _globals['_LISTKEYSREQUEST']._serialized_start=668
-  _globals['_LISTKEYSREQUEST']._serialized_end=685
-  _globals['_LISTKEYSRESPONSE']._serialized_start=687
-  _globals['_LISTKEYSRESPONSE']._serialized_end=742
-  _globals['_GETKEYREQUEST']._serialized_start=744
-  _globals['_GETKEYREQUEST']._serialized_end=771
-  _globals['_UPDATEKEYREQUEST']._serialized_start=773
-  _globals['_UPDATEKEYREQUEST']._serialized_end=896
-  _globals['_DELETEKEYREQUEST']._serialized_start=898
-  _globals['_DELETEKEYREQUEST']._serialized_end=928
-  _globals['_DELETEKEYRESPONSE']._serialized_start=930
-  _globals['_DELETEKEYRESPONSE']._serialized_end=966
-  _globals['_ADDCREDITSREQUEST']._serialized_start=968
-  _globals['_ADDCREDITSREQUEST']._serialized_end=1015
-  _globals['_GETOWNKEYREQUEST']._serialized_start=1017
-  _globals['_GETOWNKEYREQUEST']._serialized_end=1035
-  _globals['_GETGENERATIONREQUEST']._serialized_start=1037
-  _globals['_GETGENERATIONREQUEST']._serialized_end=1071
-  _globals['_GENERATION']._serialized_start=1074
-  _globals['_GENERATION']._serialized_end=1462
-  _globals['_ADMINSERVICE']._serialized_start=1465
-  _globals['_ADMINSERVICE']._serialized_end=1912
-  _globals['_ACCOUNTSERVICE']._serialized_start=1915
-  _globals['_ACCOUNTSERVICE']._serialized_end=2081
+  _globals['_KEYPOLICY']._serialized_end=370
+  _globals['_APIKEY']._serialized_start=373
+  _globals['_APIKEY']._serialized_end=632
+  _globals['_CREATEKEYREQUEST']._serialized_start=634
+  _globals['_CREATEKEYREQUEST']._serialized_end=708
+  _globals['_CREATEDKEY']._serialized_start=710
+  _globals['_CREATEDKEY']._serialized_end=774
+  _globals['_LISTKEYSREQUEST']._serialized_start=776
+  _globals['_LISTKEYSREQUEST']._serialized_end=793
+  _globals['_LISTKEYSRESPONSE']._serialized_start=795
+  _globals['_LISTKEYSRESPONSE']._serialized_end=850
+  _globals['_GETKEYREQUEST']._serialized_start=852
+  _globals['_GETKEYREQUEST']._serialized_end=879
+  _globals['_UPDATEKEYREQUEST']._serialized_start=881
+  _globals['_UPDATEKEYREQUEST']._serialized_end=1004
+  _globals['_DELETEKEYREQUEST']._serialized_start=1006
+  _globals['_DELETEKEYREQUEST']._serialized_end=1036
+  _globals['_DELETEKEYRESPONSE']._serialized_start=1038
+  _globals['_DELETEKEYRESPONSE']._serialized_end=1074
+  _globals['_ADDCREDITSREQUEST']._serialized_start=1076
+  _globals['_ADDCREDITSREQUEST']._serialized_end=1123
+  _globals['_GETOWNKEYREQUEST']._serialized_start=1125
+  _globals['_GETOWNKEYREQUEST']._serialized_end=1143
+  _globals['_GETGENERATIONREQUEST']._serialized_start=1145
+  _globals['_GETGENERATIONREQUEST']._serialized_end=1179
+  _globals['_GENERATION']._serialized_start=1182
+  _globals['_GENERATION']._serialized_end=1570
+  _globals['_ADMINSERVICE']._serialized_start=1573
+  _globals['_ADMINSERVICE']._serialized_end=2020
+  _globals['_ACCOUNTSERVICE']._serialized_start=2023
+  _globals['_ACCOUNTSERVICE']._serialized_end=2189
 # @@protoc_insertion_point(module_scope)

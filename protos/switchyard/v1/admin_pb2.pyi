@@ -31,6 +31,7 @@ class KeyPolicy(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     DISABLED_FIELD_NUMBER: _builtins.int
     IS_ADMIN_FIELD_NUMBER: _builtins.int
+    LIMIT_RESET_FIELD_NUMBER: _builtins.int
     credit_limit: _builtins.float
     """USD; unset = unlimited"""
     rpm: _builtins.int
@@ -40,6 +41,10 @@ class KeyPolicy(_message.Message):
     """unix time"""
     disabled: _builtins.bool
     is_admin: _builtins.bool
+    limit_reset: _builtins.str
+    """"daily" | "weekly" | "monthly": credit_limit is a budget per UTC day, Monday-to-Sunday
+    week or calendar month; unset = the limit is for all time.
+    """
     @_builtins.property
     def allowed_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """globs; empty = every model"""
@@ -55,15 +60,18 @@ class KeyPolicy(_message.Message):
         expires_at: _builtins.float | None = ...,
         disabled: _builtins.bool = ...,
         is_admin: _builtins.bool = ...,
+        limit_reset: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_credit_limit", b"_credit_limit", "_expires_at", b"_expires_at", "_max_concurrent", b"_max_concurrent", "_rpm", b"_rpm", "_tpm", b"_tpm", "credit_limit", b"credit_limit", "expires_at", b"expires_at", "max_concurrent", b"max_concurrent", "rpm", b"rpm", "tpm", b"tpm"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_credit_limit", b"_credit_limit", "_expires_at", b"_expires_at", "_limit_reset", b"_limit_reset", "_max_concurrent", b"_max_concurrent", "_rpm", b"_rpm", "_tpm", b"_tpm", "credit_limit", b"credit_limit", "expires_at", b"expires_at", "limit_reset", b"limit_reset", "max_concurrent", b"max_concurrent", "rpm", b"rpm", "tpm", b"tpm"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_credit_limit", b"_credit_limit", "_expires_at", b"_expires_at", "_max_concurrent", b"_max_concurrent", "_rpm", b"_rpm", "_tpm", b"_tpm", "allowed_models", b"allowed_models", "credit_limit", b"credit_limit", "disabled", b"disabled", "expires_at", b"expires_at", "is_admin", b"is_admin", "max_concurrent", b"max_concurrent", "rpm", b"rpm", "tpm", b"tpm"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_credit_limit", b"_credit_limit", "_expires_at", b"_expires_at", "_limit_reset", b"_limit_reset", "_max_concurrent", b"_max_concurrent", "_rpm", b"_rpm", "_tpm", b"_tpm", "allowed_models", b"allowed_models", "credit_limit", b"credit_limit", "disabled", b"disabled", "expires_at", b"expires_at", "is_admin", b"is_admin", "limit_reset", b"limit_reset", "max_concurrent", b"max_concurrent", "rpm", b"rpm", "tpm", b"tpm"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__credit_limit: _TypeAlias = _typing.Literal["credit_limit"]  # noqa: Y015
     _WhichOneofArgType__credit_limit: _TypeAlias = _typing.Literal["_credit_limit", b"_credit_limit"]  # noqa: Y015
     _WhichOneofReturnType__expires_at: _TypeAlias = _typing.Literal["expires_at"]  # noqa: Y015
     _WhichOneofArgType__expires_at: _TypeAlias = _typing.Literal["_expires_at", b"_expires_at"]  # noqa: Y015
+    _WhichOneofReturnType__limit_reset: _TypeAlias = _typing.Literal["limit_reset"]  # noqa: Y015
+    _WhichOneofArgType__limit_reset: _TypeAlias = _typing.Literal["_limit_reset", b"_limit_reset"]  # noqa: Y015
     _WhichOneofReturnType__max_concurrent: _TypeAlias = _typing.Literal["max_concurrent"]  # noqa: Y015
     _WhichOneofArgType__max_concurrent: _TypeAlias = _typing.Literal["_max_concurrent", b"_max_concurrent"]  # noqa: Y015
     _WhichOneofReturnType__rpm: _TypeAlias = _typing.Literal["rpm"]  # noqa: Y015
@@ -74,6 +82,8 @@ class KeyPolicy(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__credit_limit) -> _WhichOneofReturnType__credit_limit | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__expires_at) -> _WhichOneofReturnType__expires_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit_reset) -> _WhichOneofReturnType__limit_reset | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_concurrent) -> _WhichOneofReturnType__max_concurrent | None: ...
     @_typing.overload
@@ -95,6 +105,9 @@ class ApiKey(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     REVOKED_FIELD_NUMBER: _builtins.int
     RATE_LIMITS_FIELD_NUMBER: _builtins.int
+    USAGE_DAILY_FIELD_NUMBER: _builtins.int
+    USAGE_WEEKLY_FIELD_NUMBER: _builtins.int
+    USAGE_MONTHLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     display: _builtins.str
@@ -103,6 +116,12 @@ class ApiKey(_message.Message):
     usage: _builtins.float
     """USD spent"""
     revoked: _builtins.bool
+    usage_daily: _builtins.float
+    """USD spent in the current UTC day"""
+    usage_weekly: _builtins.float
+    """... week (Monday to Sunday)"""
+    usage_monthly: _builtins.float
+    """... calendar month"""
     @_builtins.property
     def policy(self) -> Global___KeyPolicy: ...
     @_builtins.property
@@ -118,10 +137,13 @@ class ApiKey(_message.Message):
         usage: _builtins.float = ...,
         revoked: _builtins.bool = ...,
         rate_limits: _common_pb2.RateLimits | None = ...,
+        usage_daily: _builtins.float = ...,
+        usage_weekly: _builtins.float = ...,
+        usage_monthly: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy", "rate_limits", b"rate_limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "display", b"display", "id", b"id", "name", b"name", "policy", b"policy", "rate_limits", b"rate_limits", "revoked", b"revoked", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "display", b"display", "id", b"id", "name", b"name", "policy", b"policy", "rate_limits", b"rate_limits", "revoked", b"revoked", "usage", b"usage", "usage_daily", b"usage_daily", "usage_monthly", b"usage_monthly", "usage_weekly", b"usage_weekly"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,22 @@
+"""The `storage:` section of the config: where the shared state lives.
+
+Unset, the gateway is embedded (SQLite in the data directory; see
+service/accounting/backends.py). `redis_url` (or SWITCHYARD_REDIS_URL, which wins)
+shares the limits, holds and key invalidation between replicas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ON_BACKEND_ERROR = ("closed", "open")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    redis_url: str | None = None
+    # Redis unreachable: "closed" refuses generations (503 + Retry-After, nothing
+    # billed); "open" serves them and counts their limits in this process alone.
+    on_backend_error: str = "closed"
+    lease_ttl: float = 30.0  # seconds a crashed replica's leases and holds outlive it
+    key_cache_seconds: float = 2.0  # how long a key lookup is cached (Redis: until changed)
