@@ -189,3 +189,40 @@ def test_admin_over_the_cli(service: Gateway) -> None:
     assert cli(service, "keys", "delete", kid).returncode == 0
     assert cli(service, "keys", "delete", kid).returncode == 1
     assert cli(service, "credits", "add", kid, "-1").returncode == 2
+
+
+def test_a_budget_that_resets_over_http(service: Gateway) -> None:
+    """limit_reset is set and shown by the admin API; usage_daily/weekly/monthly are in
+    GET /v1/key; an unknown period is a 400 naming the field."""
+    admin = admin_key(service)
+    created = call(
+        service, "POST", "/keys", admin, {"name": "b", "limit": 1, "limit_reset": "daily"}
+    )
+    assert created.status == 201, created.body
+    data, secret = created.json()["data"], created.json()["key"]
+    assert data["limit_reset"] == "daily"
+    assert (
+        call(
+            service,
+            "POST",
+            "/chat/completions",
+            secret,
+            {"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]},
+        ).status
+        == 200
+    )
+    own = call(service, "GET", "/key", secret).json()["data"]
+    assert {k: own[k] for k in ("usage", "usage_daily", "usage_weekly", "usage_monthly")} == {
+        "usage": 0.0,
+        "usage_daily": 0.0,
+        "usage_weekly": 0.0,
+        "usage_monthly": 0.0,
+    }  # mock/echo is free: the fields are there, and exact
+    assert own["limit_remaining"] == 1
+    weekly = call(service, "PATCH", f"/keys/{data['id']}", admin, {"limit_reset": "weekly"})
+    assert weekly.json()["data"]["limit_reset"] == "weekly"
+    cleared = call(service, "PATCH", f"/keys/{data['id']}", admin, {"limit_reset": None})
+    assert cleared.json()["data"]["limit_reset"] is None
+    bad = call(service, "POST", "/keys", admin, {"name": "c", "limit": 1, "limit_reset": "hourly"})
+    assert bad.status == 400
+    assert bad.json()["error"]["param"] == "limit_reset"
