@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/switchyard/v1/*.proto)
 
-.PHONY: run test lint proto proto-check install clean bench soak bench-console browser
+.PHONY: run test lint proto proto-check install clean bench soak bench-console browser test-servers
 
 install: $(STAMP)
 
@@ -38,13 +38,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/switchyard serve
 
-test: $(STAMP) browser proto-check lint
+test: $(STAMP) browser proto-check lint test-servers
 	$(BIN)/python -m pytest -q tests
 
 # The console's browser tests (tests/browser) drive Debian's Chromium through Playwright:
 # Playwright cannot download its own browser here, so the distribution's is installed.
 browser:
 	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+
+# The scale-out tests (tests/scaleout) start their own redis-server on a private port;
+# they fail, never skip, without it. Installed from Debian's packages when missing.
+test-servers:
+	test -x /usr/bin/redis-server || (apt-get update && apt-get install -y redis-server)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

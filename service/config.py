@@ -234,7 +234,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
 
 
 def _storage(node: Any, env: Mapping[str, str], path: str) -> StorageSettings:
-    """`storage: {redis_url, on_backend_error, lease_ttl, key_cache_seconds}`."""
+    """`storage: {redis_url, on_backend_error, lease_ttl, key_cache_seconds, pool_size}`."""
     if node is None:
         node = {}
     if not isinstance(node, dict):
@@ -251,6 +251,7 @@ def _storage(node: Any, env: Mapping[str, str], path: str) -> StorageSettings:
         on_backend_error=on_error,
         lease_ttl=_number(node, "lease_ttl", path, 30.0, 1),
         key_cache_seconds=_number(node, "key_cache_seconds", path, 2.0, 0),
+        pool_size=int(_number(node, "pool_size", path, 16, 1)),
     )
 
 

@@ -132,6 +132,10 @@ def open_backends(
     settings: StorageSettings, database: Path, *, workers: int = 1, clock: Clock = wall_clock
 ) -> Backends:
     """The stores for this process, as the config and the worker count call for them."""
+    if settings.redis_url is not None:
+        from service.store.redis_limits import open_redis
+
+        return open_redis(settings, database, clock=clock)
     keys = KeyStore(database, cache_seconds=settings.key_cache_seconds, clock=clock)
     if workers > 1:
         from service.store.shared_sqlite import SharedCounters, SharedCredits

@@ -31,6 +31,7 @@ class Reservation:
     taken_at: float = 0.0  # wall clock: the periods its cost is billed to
     hold_id: str = ""  # the generation it pays for (shared backends key their holds by it)
     open: bool = True
+    shared: bool = False  # held in a shared store (else in this process)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ class Admission:
     state: LimitState = UNLIMITED  # the key's limits as this request left them
     lease: str = ""  # its concurrency lease (shared backends)
     tokens: int = 0  # the tokens counted at admission
+    shared: bool = False  # counted in a shared store (else in this process)
     open: bool = True
 
 

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,18 @@ class KeyStore:
         self._cache: dict[str, tuple[float, KeyRecord, str]] = {}
         self._cache_seconds = cache_seconds
         self._clock = clock
+        # Called with a key's id after it changed here (the Redis backend tells the
+        # other replicas); called from whichever thread made the change.
+        self.on_change: list[Callable[[str], None]] = []
+
+    def forget(self) -> None:
+        """Drop every cached lookup (a key changed elsewhere)."""
+        self._cache.clear()
+
+    def _changed(self, key_id: str) -> None:
+        self._cache.clear()
+        for listener in self.on_change:
+            listener(key_id)
 
     def _periods(self) -> tuple[str, ...]:
         return periods_at(self._clock()).names()
@@ -231,7 +243,7 @@ class KeyStore:
                     f"UPDATE api_keys SET {sets} WHERE id = ?",  # noqa: S608 - checked names
                     (*(_column_value(k, v) for k, v in changes.items()), key_id),
                 )
-                self._cache.clear()
+            self._changed(key_id)
         return self.get(key_id)
 
     def add_credits(self, key_id: str, amount: float) -> KeyRecord | None:
@@ -241,7 +253,7 @@ class KeyStore:
                 "UPDATE api_keys SET credit_limit = COALESCE(credit_limit, 0) + ? WHERE id = ?",
                 (amount, key_id),
             )
-            self._cache.clear()
+        self._changed(key_id)
         return self.get(key_id)
 
     def revoke(self, key_id: str) -> bool:
@@ -250,13 +262,13 @@ class KeyStore:
                 "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (time.time(), key_id),
             )
-            self._cache.clear()
+        self._changed(key_id)
         return cursor.rowcount == 1
 
     def delete(self, key_id: str) -> bool:
         with self._lock:
             cursor = self._db.execute("DELETE FROM api_keys WHERE id = ?", (key_id,))
-            self._cache.clear()
+        self._changed(key_id)
         return cursor.rowcount == 1
 
     def verify(self, plain: str) -> KeyRecord | None:

@@ -1,0 +1,389 @@
+"""Limits, credit holds and key invalidation shared by every replica, in Redis.
+
+Each admission is one Lua script (service/store/redis_scripts.py) run in one round trip:
+the rate window check-and-count with the concurrency lease, then the credit
+check-and-hold. What follows a call (freeing the lease, reconciling tokens, settling or
+releasing the hold) never makes an answer wait: it is queued for one writer task per
+process, which sends what has gathered as one pipeline. Those scripts are idempotent
+(they act on a lease or hold only while it is there), so the writer retries them after
+a lost connection without counting anything twice.
+
+Leases and holds carry an expiry and are renewed by this process while their request
+runs: a replica that dies stops renewing, and its holds lapse within `lease_ttl`.
+
+Where the balance lives: Redis holds the spending that admission checks against
+(`sy:{id}:spent`), seeded from the database the first time a key (or a period) is
+seen, and moved by each settle in the same script that frees the hold; the ledger
+keeps the durable record. An atomic check in the database would cost a write
+transaction per request on the request path; here it is a script in memory
+(see the README's "Running several replicas").
+
+Redis unreachable: `on_backend_error: closed` refuses generations with 503 and a
+Retry-After, before anything is held or billed; `open` serves them and counts their
+limits in this process alone (logged once per outage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from service import errors
+from service.accounting.backends import Backends
+from service.accounting.credits import EPSILON, Credits, Reservation, Spend, insufficient
+from service.accounting.ledger import Ledger
+from service.accounting.limiter import (
+    UNLIMITED,
+    WINDOW,
+    Admission,
+    LimitState,
+    RateLimiter,
+    limited,
+)
+from service.accounting.periods import Clock, periods_at
+from service.store import redis_scripts as lua
+from service.store.keys import KeyPolicy, KeyRecord, KeyStore
+from service.store.settings import StorageSettings
+
+log = logging.getLogger("switchyard.redis")
+
+MAX_QUEUE = 65_536  # deferred scripts waiting for the writer (oldest dropped past it)
+MAX_BATCH = 512
+DOWN_SECONDS = 1.0  # after a failed call, how long requests are refused without trying
+WINDOW_MS = int(WINDOW * 1000)
+
+
+class BackendDownError(Exception):
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"Redis unreachable; retry in {wait:.1f} s")
+        self.wait = wait
+
+
+def unavailable(wait: float) -> errors.GatewayError:
+    return errors.GatewayError(
+        "NO_PROVIDER_AVAILABLE",
+        "The gateway cannot reach its shared limits store; nothing was billed. Retry shortly.",
+        metadata={"backend": "redis"},
+        retry_after=max(0.1, wait),
+    )
+
+
+class RedisLink:
+    """The connection pool, the scripts, the writer, the renewals and the invalidation."""
+
+    def __init__(self, settings: StorageSettings, keys: KeyStore) -> None:
+        assert settings.redis_url is not None
+        self.settings = settings
+        self.ttl_ms = int(settings.lease_ttl * 1000)
+        pool = redis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=settings.pool_size,
+            timeout=settings.lease_ttl,
+            socket_timeout=2.0,
+            socket_connect_timeout=1.0,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self.client = redis.Redis(connection_pool=pool)
+        scripts = (lua.ADMIT, lua.STATE, lua.FINISH, lua.RENEW, lua.RESERVE, lua.SETTLE)
+        self.admit, self.state, self.finish, self.renew, self.reserve, self.settle = (
+            self.client.register_script(s) for s in scripts
+        )
+        self._keys = keys
+        self._queue: deque[tuple[float, AsyncScript | None, list[str], list[Any]]] = deque()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.leases: dict[str, str] = {}  # lease uid -> its sorted set, while running
+        self.holds: dict[str, str] = {}  # hold id -> its expiry set, while running
+        self._down_until = 0.0
+        self._outage_logged = False
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._keys.on_change.append(self._key_changed)
+        for job in (self._write, self._renew, self._listen):
+            self._tasks.append(asyncio.create_task(job(), name=f"redis-{job.__name__}"))
+        try:
+            await self.client.ping()
+        except RedisError as exc:
+            log.warning("Redis is not reachable at start (%s); retrying as requests come", exc)
+
+    # --- calls on the request path ------------------------------------------------------
+
+    async def call(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """Run a script now; BackendDownError if Redis cannot be reached."""
+        left = self._down_until - time.monotonic()
+        if left > 0:
+            raise BackendDownError(left)
+        try:
+            result = await script(keys=keys, args=args)
+        except RedisError as exc:
+            self._down_until = time.monotonic() + DOWN_SECONDS
+            if not self._outage_logged:
+                self._outage_logged = True
+                log.error("Redis unreachable (%s): on_backend_error is %s", exc, self.mode)
+            raise BackendDownError(DOWN_SECONDS) from None
+        if self._outage_logged:
+            self._outage_logged = False
+            log.warning("Redis reachable again")
+        return result
+
+    @property
+    def mode(self) -> str:
+        return self.settings.on_backend_error
+
+    def defer(self, script: AsyncScript | None, keys: list[str], args: list[Any]) -> None:
+        """Queue a script (None: a PUBLISH) for the writer; never waits."""
+        if len(self._queue) >= MAX_QUEUE:
+            self._queue.popleft()
+            log.error("the Redis writer is %d scripts behind; dropping the oldest", MAX_QUEUE)
+        self._queue.append((time.monotonic(), script, keys, args))
+        if self._wake is not None:
+            self._wake.set()
+
+    # --- the background tasks -----------------------------------------------------------
+
+    async def _write(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                if not await self._send_batch():
+                    await asyncio.sleep(0.2)  # Redis is away: try again shortly
+
+    async def _send_batch(self) -> bool:
+        batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for _, script, keys, args in batch:
+                    if script is None:
+                        pipe.publish(keys[0], args[0])
+                    else:
+                        await script(keys=keys, args=args, client=pipe)
+                await pipe.execute(raise_on_error=False)
+            return True
+        except RedisError as exc:
+            # Idempotent scripts: put back what is still worth sending (a lease or hold
+            # older than the TTL has lapsed in Redis by now).
+            horizon = time.monotonic() - self.settings.lease_ttl
+            self._queue.extendleft(reversed([item for item in batch if item[0] > horizon]))
+            log.debug("Redis writer: %s; %d scripts wait", exc, len(self._queue))
+            return False
+
+    async def _renew(self) -> None:
+        """Extend this process's leases and holds while their requests run."""
+        every = max(0.2, self.settings.lease_ttl / 3)
+        while True:
+            await asyncio.sleep(every)
+            groups: dict[str, list[str]] = {}
+            for uid, where in (*self.leases.items(), *self.holds.items()):
+                groups.setdefault(where, []).append(uid)
+            if not groups:
+                continue
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for where, ids in groups.items():
+                        await self.renew(keys=[where], args=[self.ttl_ms, *ids], client=pipe)
+                    await pipe.execute(raise_on_error=False)
+            except RedisError as exc:
+                log.debug("renewing leases failed: %s", exc)
+
+    async def _listen(self) -> None:
+        """Forget cached keys whenever one changes on any replica."""
+        while True:
+            pubsub = self.client.pubsub()
+            try:
+                await pubsub.subscribe(lua.KEYS_CHANNEL)
+                self._keys.forget()  # whatever changed while we were not listening
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                    if message is not None:
+                        self._keys.forget()
+            except RedisError:
+                self._keys.forget()
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(RedisError):
+                    await pubsub.aclose()
+
+    def _key_changed(self, key_id: str) -> None:
+        """A key changed here (called from the thread that changed it): tell the others."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.defer, None, [lua.KEYS_CHANNEL], [key_id])
+
+    async def aclose(self) -> None:
+        """Send what is queued (a moment at most), then stop and disconnect."""
+        deadline = time.monotonic() + 2.0
+        while self._queue and time.monotonic() < deadline:
+            if not await self._send_batch():
+                break
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, RedisError):
+                await task
+        await self.client.aclose()
+        await self.client.connection_pool.disconnect()
+
+
+def _state(policy: KeyPolicy, count: int, tokens: int, oldest: int, now: int) -> LimitState:
+    reset = max(0.0, (oldest + WINDOW_MS - now) / 1000) if count else 0.0
+    state = LimitState()
+    if policy.rpm is not None:
+        state = LimitState(policy.rpm, max(0, policy.rpm - count), reset)
+    if policy.tpm is not None:
+        state = LimitState(
+            state.limit_requests,
+            state.remaining_requests,
+            state.reset_requests,
+            policy.tpm,
+            max(0, policy.tpm - tokens),
+            reset,
+        )
+    return state
+
+
+def _none(value: int | None) -> int:
+    return -1 if value is None else value
+
+
+class RedisCounters:
+    """rpm, tpm and concurrency per key, for every replica at once."""
+
+    def __init__(self, link: RedisLink) -> None:
+        self._link = link
+        self._local = RateLimiter()  # on_backend_error: open
+
+    async def admit(self, key_id: str, policy: KeyPolicy, tokens: int) -> Admission:
+        if policy.rpm is None and policy.tpm is None and policy.max_concurrent is None:
+            return Admission(key_id, None)
+        uid = uuid.uuid4().hex
+        args: list[Any] = [_none(policy.rpm), _none(policy.tpm), _none(policy.max_concurrent)]
+        args += [tokens, uid, self._link.ttl_ms, WINDOW_MS]
+        try:
+            reply = await self._link.call(self._link.admit, lua.window_keys(key_id), args)
+        except BackendDownError as down:
+            if self._link.mode == "open":
+                return await self._local.admit(key_id, policy, tokens)
+            raise unavailable(down.wait) from None
+        admitted, what, wait, count, total, oldest, now = reply
+        state = _state(policy, int(count), int(total), int(oldest), int(now))
+        if not admitted:
+            what = what.decode() if isinstance(what, bytes) else str(what)
+            limit = {"rpm": policy.rpm, "tpm": policy.tpm}.get(what, policy.max_concurrent)
+            text = {"rpm": "requests per minute", "tpm": "tokens per minute"}
+            raise limited(f"{limit} {text.get(what, 'concurrent requests')}", wait / 1000, state)
+        if policy.max_concurrent is not None:
+            self._link.leases[uid] = lua.window_keys(key_id)[1]
+        return Admission(key_id, None, state, uid, tokens, shared=True)
+
+    def finish(self, admission: Admission, tokens: int | None) -> None:
+        if not admission.open:
+            return
+        admission.open = False
+        if not admission.shared:
+            self._local.finish(admission, tokens)
+            return
+        had_lease = self._link.leases.pop(admission.lease, None) is not None
+        reconcile = tokens is not None and tokens != admission.tokens
+        if had_lease or reconcile:
+            args = [admission.lease, admission.tokens, tokens if reconcile else -1]
+            self._link.defer(self._link.finish, lua.window_keys(admission.key_id), args)
+
+    async def state(self, key_id: str, policy: KeyPolicy) -> LimitState:
+        if policy.rpm is None and policy.tpm is None:
+            return UNLIMITED
+        try:
+            keys = lua.window_keys(key_id)[:1]
+            count, total, oldest, now = await self._link.call(self._link.state, keys, [WINDOW_MS])
+        except BackendDownError:
+            return await self._local.state(key_id, policy)
+        return _state(policy, int(count), int(total), int(oldest), int(now))
+
+
+class RedisCredits:
+    """Credit holds against the balance in Redis: reserve and settle are one script each."""
+
+    def __init__(self, link: RedisLink, keys: KeyStore, clock: Clock) -> None:
+        self._link = link
+        self._keys = keys
+        self._clock = clock
+        self._local = Credits(clock)  # on_backend_error: open
+
+    async def reserve(self, key: KeyRecord, amount: float, hold_id: str = "") -> Reservation:
+        now = self._clock()
+        period = periods_at(now).of(key.policy.limit_reset)
+        limit = key.policy.credit_limit
+        if limit is None:  # nothing to hold: nothing to settle or release either
+            return Reservation(key.id, amount, period, now, hold_id, open=False)
+        hold_id = hold_id or uuid.uuid4().hex
+        seed = key.usage if period is None else key.period_usage.get(period, 0.0)
+        args: list[Any] = [hold_id, repr(amount), repr(limit), period or "all", repr(seed)]
+        args += [self._link.ttl_ms, repr(EPSILON)]
+        keys = lua.credit_keys(key.id)
+        try:
+            held, available = await self._link.call(self._link.reserve, keys, args)
+        except BackendDownError as down:
+            if self._link.mode == "open":
+                return await self._local.reserve(key, amount, hold_id)
+            raise unavailable(down.wait) from None
+        if not held:
+            raise insufficient(amount, max(0.0, float(available)))
+        self._link.holds[hold_id] = keys[2]
+        return Reservation(key.id, amount, period, now, hold_id, shared=True)
+
+    def _close(self, reservation: Reservation, periods: list[str], cost: float) -> None:
+        reservation.open = False
+        self._link.holds.pop(reservation.hold_id, None)
+        args = [reservation.hold_id, repr(cost), *periods]
+        self._link.defer(self._link.settle, lua.credit_keys(reservation.key_id), args)
+
+    def settle(self, reservation: Reservation, cost: float) -> None:
+        if not reservation.open:
+            return
+        if not reservation.shared:
+            self._local.settle(reservation, cost)
+            return
+        self._close(reservation, ["all", *periods_at(reservation.taken_at).names()], cost)
+
+    def release(self, reservation: Reservation) -> None:
+        if not reservation.open:
+            return
+        if not reservation.shared:
+            self._local.release(reservation)
+            return
+        self._close(reservation, [], 0.0)
+
+    async def usage(self, key: KeyRecord) -> Spend:
+        """As the ledger has it (the durable record), read fresh."""
+        fresh = await asyncio.to_thread(self._keys.get, key.id) or key
+        periods = periods_at(self._clock())
+        spent = fresh.period_usage
+        return Spend(
+            fresh.usage,
+            spent.get(periods.daily, 0.0),
+            spent.get(periods.weekly, 0.0),
+            spent.get(periods.monthly, 0.0),
+        )
+
+
+def open_redis(settings: StorageSettings, database: Path, *, clock: Clock) -> Backends:
+    keys = KeyStore(database, cache_seconds=settings.key_cache_seconds, clock=clock)
+    link = RedisLink(settings, keys)
+    credits, counters = RedisCredits(link, keys, clock), RedisCounters(link)
+    return Backends(keys, Ledger(database), credits, counters, (link,))

@@ -1,0 +1,182 @@
+"""The Lua scripts behind the Redis backend: each check-and-count is one script.
+
+Redis runs a script alone, start to end, so a script that reads a window and adds to it
+cannot interleave with another replica's: that is what makes a limit exact across
+replicas, in one round trip (EVALSHA), never read-then-write from the client. Time is
+the Redis server's (`TIME`), one clock for every replica. Times are milliseconds.
+
+Per API key (hash-tagged `{id}` so that one key's state stays in one cluster slot):
+- `sy:{id}:win`   sorted set of the last minute's requests, member "<uid>:<tokens>"
+- `sy:{id}:lease` sorted set of concurrency leases, scored by their expiry
+- `sy:{id}:spent` hash: spending per period ("all", "d:...", "w:...", "m:...")
+- `sy:{id}:holds` hash: credit holds, "<amount>|<period>" by hold id
+- `sy:{id}:hexp`  sorted set: each hold's expiry
+- `sy:{id}:held`  hash: the sum of the holds per period
+"""
+
+from __future__ import annotations
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: win, lease. ARGV: rpm, tpm, max_concurrent (-1: none), tokens, uid, ttl, window.
+# -> {admitted 1|0, what, wait_ms, count, tokens, oldest_ms, now_ms}
+ADMIT = (
+    _NOW
+    + """
+local rpm, tpm, maxc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tokens, uid, ttl, window = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local count, total, oldest = 0, 0, now
+local entries = {}
+if rpm >= 0 or tpm >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  count = #entries / 2
+  for i = 1, #entries, 2 do
+    total = total + tonumber(string.match(entries[i], ':(%d+)$'))
+  end
+  if count > 0 then oldest = tonumber(entries[2]) end
+  if rpm >= 0 and count >= rpm then
+    return {0, 'rpm', oldest + window - now, count, total, oldest, now}
+  end
+  if tpm >= 0 and total + tokens > tpm then
+    local wait = window
+    if tokens <= tpm then
+      local left = total
+      for i = 1, #entries, 2 do
+        left = left - tonumber(string.match(entries[i], ':(%d+)$'))
+        if left + tokens <= tpm then
+          wait = tonumber(entries[i + 1]) + window - now
+          break
+        end
+      end
+    end
+    return {0, 'tpm', wait, count, total, oldest, now}
+  end
+end
+if maxc >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= maxc then
+    return {0, 'concurrency', 1000, count, total, oldest, now}
+  end
+  redis.call('ZADD', KEYS[2], now + ttl, uid)
+  redis.call('PEXPIRE', KEYS[2], ttl * 2)
+end
+if rpm >= 0 or tpm >= 0 then
+  redis.call('ZADD', KEYS[1], now, uid .. ':' .. tokens)
+  redis.call('PEXPIRE', KEYS[1], window + 1000)
+  count = count + 1
+  total = total + tokens
+end
+return {1, '', 0, count, total, oldest, now}
+"""
+)
+
+# KEYS: win. ARGV: window. -> {count, tokens, oldest_ms, now_ms} (reads only)
+STATE = (
+    _NOW
+    + """
+local entries = redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf', 'WITHSCORES')
+local total, oldest = 0, now
+for i = 1, #entries, 2 do
+  total = total + tonumber(string.match(entries[i], ':(%d+)$'))
+end
+if #entries > 0 then oldest = tonumber(entries[2]) end
+return {#entries / 2, total, oldest, now}
+"""
+)
+
+# KEYS: win, lease. ARGV: uid, tokens counted, real tokens (-1: keep). Idempotent.
+FINISH = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+if tonumber(ARGV[3]) >= 0 and ARGV[3] ~= ARGV[2] then
+  local old = ARGV[1] .. ':' .. ARGV[2]
+  local score = redis.call('ZSCORE', KEYS[1], old)
+  if score then
+    redis.call('ZREM', KEYS[1], old)
+    redis.call('ZADD', KEYS[1], score, ARGV[1] .. ':' .. ARGV[3])
+  end
+end
+return 1
+"""
+
+# KEYS: a sorted set of expiries. ARGV: ttl, ids... Extends the ones still there.
+RENEW = (
+    _NOW
+    + """
+local ttl = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], ttl * 2)
+return 1
+"""
+)
+
+_PRUNE_HOLDS = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+for _, id in ipairs(expired) do
+  local v = redis.call('HGET', KEYS[2], id)
+  if v then
+    local amount, period = string.match(v, '^([^|]+)|(.*)$')
+    redis.call('HINCRBYFLOAT', KEYS[4], period, -tonumber(amount))
+    redis.call('HDEL', KEYS[2], id)
+  end
+end
+if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) end
+"""
+
+# KEYS: spent, holds, hexp, held. ARGV: hold id, amount, limit, period field, seed
+# (spending in that period as the database has it: used only if Redis has none), ttl,
+# epsilon. -> {1 held | 0 refused, available before this hold (a string)}
+RESERVE = (
+    _NOW
+    + _PRUNE_HOLDS
+    + """
+local spent = redis.call('HGET', KEYS[1], ARGV[4])
+if not spent then
+  redis.call('HSET', KEYS[1], ARGV[4], ARGV[5])
+  spent = ARGV[5]
+end
+local held = tonumber(redis.call('HGET', KEYS[4], ARGV[4]) or '0')
+local available = tonumber(ARGV[3]) - tonumber(spent) - held
+if tonumber(ARGV[2]) > available + tonumber(ARGV[7]) then
+  return {0, tostring(available)}
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. ARGV[4])
+redis.call('HINCRBYFLOAT', KEYS[4], ARGV[4], ARGV[2])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[1])
+return {1, tostring(available)}
+"""
+)
+
+# KEYS: spent, holds, hexp, held. ARGV: hold id, cost, the periods to bill ("all", ...).
+# Frees the hold and adds the cost to each period Redis already counts (one it does not
+# is seeded from the database when next reserved against). Only a hold still there is
+# billed, so a retried settle never bills twice. Release: no periods.
+SETTLE = """
+local v = redis.call('HGET', KEYS[2], ARGV[1])
+if not v then return 0 end
+local amount, period = string.match(v, '^([^|]+)|(.*)$')
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HINCRBYFLOAT', KEYS[4], period, -tonumber(amount))
+for i = 3, #ARGV do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
+    redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[2])
+  end
+end
+return 1
+"""
+
+KEYS_CHANNEL = "sy:keys"  # a key's id, published when it changes
+
+
+def window_keys(key_id: str) -> list[str]:
+    return [f"sy:{{{key_id}}}:win", f"sy:{{{key_id}}}:lease"]
+
+
+def credit_keys(key_id: str) -> list[str]:
+    return [f"sy:{{{key_id}}}:{part}" for part in ("spent", "holds", "hexp", "held")]
