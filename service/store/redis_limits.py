@@ -332,12 +332,14 @@ class RedisCredits:
         if limit is None:  # nothing to hold: nothing to settle or release either
             return Reservation(key.id, amount, period, now, hold_id, open=False)
         hold_id = hold_id or uuid.uuid4().hex
-        seed = key.usage if period is None else key.period_usage.get(period, 0.0)
-        args: list[Any] = [hold_id, repr(amount), repr(limit), period or "all", repr(seed)]
+        args: list[Any] = [hold_id, repr(amount), repr(limit), period or "all", ""]
         args += [self._link.ttl_ms, repr(EPSILON)]
         keys = lua.credit_keys(key.id)
         try:
             held, available = await self._link.call(self._link.reserve, keys, args)
+            if held == -1:  # Redis has no count for this period yet: seed it, fresh
+                args[4] = repr(await self._seed(key.id, period))
+                held, available = await self._link.call(self._link.reserve, keys, args)
         except BackendDownError as down:
             if self._link.mode == "open":
                 return await self._local.reserve(key, amount, hold_id)
@@ -346,6 +348,13 @@ class RedisCredits:
             raise insufficient(amount, max(0.0, float(available)))
         self._link.holds[hold_id] = keys[2]
         return Reservation(key.id, amount, period, now, hold_id, shared=True)
+
+    async def _seed(self, key_id: str, period: str | None) -> float:
+        """The key's spending in `period` as the ledger has committed it (not as cached)."""
+        fresh = await asyncio.to_thread(self._keys.get, key_id)
+        if fresh is None:
+            return 0.0
+        return fresh.usage if period is None else fresh.period_usage.get(period, 0.0)
 
     def _close(self, reservation: Reservation, periods: list[str], cost: float) -> None:
         reservation.open = False

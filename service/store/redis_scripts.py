@@ -128,15 +128,18 @@ end
 if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) end
 """
 
-# KEYS: spent, holds, hexp, held. ARGV: hold id, amount, limit, period field, seed
-# (spending in that period as the database has it: used only if Redis has none), ttl,
-# epsilon. -> {1 held | 0 refused, available before this hold (a string)}
+# KEYS: spent, holds, hexp, held. ARGV: hold id, amount, limit, period field, seed, ttl,
+# epsilon. -> {1 held | 0 refused | -1 unseeded, available before this hold (a string)}
+# Redis counts a period's spending from the first reservation against it; the seed is
+# what the database has for it then. Sent empty at first: the client reads the database
+# only when Redis answers -1 (a key or period first seen, or Redis lost its data).
 RESERVE = (
     _NOW
     + _PRUNE_HOLDS
     + """
 local spent = redis.call('HGET', KEYS[1], ARGV[4])
 if not spent then
+  if ARGV[5] == '' then return {-1, '0'} end
   redis.call('HSET', KEYS[1], ARGV[4], ARGV[5])
   spent = ARGV[5]
 end
