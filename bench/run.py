@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from bench import local_models, scenarios
+from bench import local_models, scenarios, shared_state
 from bench.loadgen import messages_body
 from bench.machine import cpu_totals, describe, foreign_cpu, own_cpu
 from bench.procs import (
@@ -236,6 +236,25 @@ class Bench:
             "workers", lambda: scenarios.workers_suite(run_gateway, self.settings, self.scratch)
         )
 
+    def shared(self, config: Path) -> None:
+        """The embedded default beside Redis-shared limits, with a limited key (issue 17)."""
+
+        def run_gateway(name: str, path: Path) -> tuple[Gateway, Path] | None:
+            gw = self.gateway(name, path)
+            return (gw, self.scratch / f"data-{name}") if gw is not None else None
+
+        self.results["shared"] = self.guard(
+            "shared state",
+            lambda: shared_state.suite(
+                run_gateway,
+                config.read_text(encoding="utf-8"),
+                self.settings,
+                self.scratch,
+                self.guard,
+                self.release,
+            ),
+        )
+
     def grpc_gateway(self, config: Path) -> None:
         gw = self.gateway("gateway-grpc-only", config, grpc_only=True)
         if gw is None:
@@ -254,16 +273,20 @@ class Bench:
         local["http"] = local_models.http_suite(gw, self.settings, self.scratch, self.guard)
         self.release(gw.proc)
 
-    def run(self, *, local: bool) -> None:
+    def run(self, *, local: bool, only_shared: bool = False) -> None:
         mock_port = free_port()
         self.keep(
             start_mock(mock_port, self.scratch, chunks=STREAM_CHUNKS, delay_ms=STREAM_DELAY_MS)
         )
         config = gateway_config(self.scratch / "bench.yaml", mock_port, self.settings)
+        if only_shared:
+            self.shared(config)
+            return
         self.ceilings()
         self.grpc_null()
         self.http(mock_port, config)
         self.workers(config)
+        self.shared(config)
         self.grpc_gateway(config)
         if local:
             self.local()
@@ -314,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-local", action="store_true", help="skip the local-model scenarios")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md goes")
     parser.add_argument("--keep-scratch", action="store_true", help="keep logs and data dirs")
+    parser.add_argument(
+        "--only-shared", action="store_true", help="only the shared-state step (issue 17)"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         print("bench: needs wrk and taskset (apt-get install -y wrk util-linux)")
@@ -331,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     processes_before = cpu_by_process()
     machine_before = (*cpu_totals(), own_cpu())
     try:
-        bench.run(local=not args.no_local)
+        bench.run(local=not args.no_local, only_shared=args.only_shared)
     except RuntimeError as exc:  # a process that would not start: record it, still report
         bench.failures.append(["setup", " ".join(str(exc).split())[:600]])
         print(f"[bench] FAILED: {exc}", flush=True)

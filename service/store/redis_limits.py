@@ -309,7 +309,8 @@ class RedisCounters:
         if policy.rpm is None and policy.tpm is None:
             return UNLIMITED
         try:
-            keys = lua.window_keys(key_id)[:1]
+            win, _, tok = lua.window_keys(key_id)
+            keys = [win, tok]
             count, total, oldest, now = await self._link.call(self._link.state, keys, [WINDOW_MS])
         except BackendDownError:
             return await self._local.state(key_id, policy)

@@ -7,6 +7,7 @@ the Redis server's (`TIME`), one clock for every replica. Times are milliseconds
 
 Per API key (hash-tagged `{id}` so that one key's state stays in one cluster slot):
 - `sy:{id}:win`   sorted set of the last minute's requests, member "<uid>:<tokens>"
+- `sy:{id}:tok`   the tokens counted in the window
 - `sy:{id}:lease` sorted set of concurrency leases, scored by their expiry
 - `sy:{id}:spent` hash: spending per period ("all", "d:...", "w:...", "m:...")
 - `sy:{id}:holds` hash: credit holds, "<amount>|<period>" by hold id
@@ -21,29 +22,35 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: win, lease. ARGV: rpm, tpm, max_concurrent (-1: none), tokens, uid, ttl, window.
-# -> {admitted 1|0, what, wait_ms, count, tokens, oldest_ms, now_ms}
+# KEYS: win, lease, tok. ARGV: rpm, tpm, max_concurrent (-1: none), tokens, uid, ttl,
+# window. -> {admitted 1|0, what, wait_ms, count, tokens, oldest_ms, now_ms}
+# The window's token total is kept in `tok` and lowered as entries leave the window, so
+# an admission costs the entries it prunes, not the whole window.
 ADMIT = (
     _NOW
     + """
 local rpm, tpm, maxc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tokens, uid, ttl, window = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local count, total, oldest = 0, 0, now
-local entries = {}
 if rpm >= 0 or tpm >= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-  entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-  count = #entries / 2
-  for i = 1, #entries, 2 do
-    total = total + tonumber(string.match(entries[i], ':(%d+)$'))
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  if #gone > 0 then
+    local freed = 0
+    for i = 1, #gone do freed = freed + tonumber(string.match(gone[i], ':(%d+)$')) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+    redis.call('DECRBY', KEYS[3], freed)
   end
-  if count > 0 then oldest = tonumber(entries[2]) end
+  count = redis.call('ZCARD', KEYS[1])
+  if count == 0 then redis.call('SET', KEYS[3], 0) end
+  total = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if count > 0 then oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]) end
   if rpm >= 0 and count >= rpm then
     return {0, 'rpm', oldest + window - now, count, total, oldest, now}
   end
   if tpm >= 0 and total + tokens > tpm then
     local wait = window
-    if tokens <= tpm then
+    if tokens <= tpm then  -- refused: walk the window (oldest first) for when it fits
+      local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
       local left = total
       for i = 1, #entries, 2 do
         left = left - tonumber(string.match(entries[i], ':(%d+)$'))
@@ -66,7 +73,9 @@ if maxc >= 0 then
 end
 if rpm >= 0 or tpm >= 0 then
   redis.call('ZADD', KEYS[1], now, uid .. ':' .. tokens)
+  redis.call('INCRBY', KEYS[3], tokens)
   redis.call('PEXPIRE', KEYS[1], window + 1000)
+  redis.call('PEXPIRE', KEYS[3], window + 1000)
   count = count + 1
   total = total + tokens
 end
@@ -74,21 +83,23 @@ return {1, '', 0, count, total, oldest, now}
 """
 )
 
-# KEYS: win. ARGV: window. -> {count, tokens, oldest_ms, now_ms} (reads only)
+# KEYS: win, tok. ARGV: window. -> {count, tokens, oldest_ms, now_ms} (reads only; the
+# token total may still hold entries the next admission prunes)
 STATE = (
     _NOW
     + """
-local entries = redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf', 'WITHSCORES')
-local total, oldest = 0, now
-for i = 1, #entries, 2 do
-  total = total + tonumber(string.match(entries[i], ':(%d+)$'))
-end
-if #entries > 0 then oldest = tonumber(entries[2]) end
-return {#entries / 2, total, oldest, now}
+local count = redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+local first = redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf',
+  'WITHSCORES', 'LIMIT', 0, 1)
+local oldest = now
+if #first > 0 then oldest = tonumber(first[2]) end
+local total = 0
+if count > 0 then total = tonumber(redis.call('GET', KEYS[2]) or '0') end
+return {count, total, oldest, now}
 """
 )
 
-# KEYS: win, lease. ARGV: uid, tokens counted, real tokens (-1: keep). Idempotent.
+# KEYS: win, lease, tok. ARGV: uid, tokens counted, real tokens (-1: keep). Idempotent.
 FINISH = """
 redis.call('ZREM', KEYS[2], ARGV[1])
 if tonumber(ARGV[3]) >= 0 and ARGV[3] ~= ARGV[2] then
@@ -97,6 +108,7 @@ if tonumber(ARGV[3]) >= 0 and ARGV[3] ~= ARGV[2] then
   if score then
     redis.call('ZREM', KEYS[1], old)
     redis.call('ZADD', KEYS[1], score, ARGV[1] .. ':' .. ARGV[3])
+    redis.call('INCRBY', KEYS[3], tonumber(ARGV[3]) - tonumber(ARGV[2]))
   end
 end
 return 1
@@ -178,7 +190,7 @@ KEYS_CHANNEL = "sy:keys"  # a key's id, published when it changes
 
 
 def window_keys(key_id: str) -> list[str]:
-    return [f"sy:{{{key_id}}}:win", f"sy:{{{key_id}}}:lease"]
+    return [f"sy:{{{key_id}}}:{part}" for part in ("win", "lease", "tok")]
 
 
 def credit_keys(key_id: str) -> list[str]:

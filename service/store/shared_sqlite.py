@@ -45,6 +45,13 @@ CREATE TABLE IF NOT EXISTS rate_events (
     tokens INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rate_events_key ON rate_events (key_id, at);
+-- The window's request count and token total per key, kept with the events, so that an
+-- admission costs the events it prunes rather than a scan of the whole window.
+CREATE TABLE IF NOT EXISTS rate_totals (
+    key_id TEXT PRIMARY KEY,
+    requests INTEGER NOT NULL,
+    tokens INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, key_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS leases_key ON leases (key_id);
 CREATE TABLE IF NOT EXISTS credit_holds (
@@ -99,6 +106,12 @@ class SharedCounters:
                     "INSERT INTO rate_events (key_id, at, tokens) VALUES (?, ?, ?)",
                     (key_id, now, tokens),
                 ).lastrowid
+                db.execute(
+                    "INSERT INTO rate_totals (key_id, requests, tokens) VALUES (?, 1, ?) "
+                    "ON CONFLICT (key_id) DO UPDATE SET requests = requests + 1, "
+                    "tokens = tokens + excluded.tokens",
+                    (key_id, tokens),
+                )
             lease = ""
             if policy.max_concurrent is not None:
                 lease = uuid.uuid4().hex
@@ -115,16 +128,9 @@ class SharedCounters:
     def _check(self, key_id: str, policy: KeyPolicy, tokens: int, now: float) -> Exception | None:
         db = self._db
         if policy.rpm is not None or policy.tpm is not None:
-            db.execute(
-                "DELETE FROM rate_events WHERE key_id = ? AND at <= ?", (key_id, now - WINDOW)
-            )
-            count, total, oldest = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(tokens), 0), MIN(at) FROM rate_events "
-                "WHERE key_id = ?",
-                (key_id,),
-            ).fetchone()
+            count, total, oldest = self._prune(key_id, now)
             if policy.rpm is not None and count >= policy.rpm:
-                wait = oldest + WINDOW - now
+                wait = (oldest or now) + WINDOW - now
                 state = self._state(key_id, policy, now)
                 return limited(f"{policy.rpm} requests per minute", wait, state)
             if policy.tpm is not None and total + tokens > policy.tpm:
@@ -139,6 +145,29 @@ class SharedCounters:
                 state = self._state(key_id, policy, now)
                 return limited(f"{policy.max_concurrent} concurrent requests", 1.0, state)
         return None
+
+    def _prune(self, key_id: str, now: float) -> tuple[int, int, float | None]:
+        """Drop the events that left the window; (requests, tokens, oldest) in it."""
+        db = self._db
+        horizon = now - WINDOW
+        gone, freed = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(tokens), 0) FROM rate_events "
+            "WHERE key_id = ? AND at <= ?",
+            (key_id, horizon),
+        ).fetchone()
+        if gone:
+            db.execute("DELETE FROM rate_events WHERE key_id = ? AND at <= ?", (key_id, horizon))
+            db.execute(
+                "UPDATE rate_totals SET requests = requests - ?, tokens = tokens - ? "
+                "WHERE key_id = ?",
+                (gone, freed, key_id),
+            )
+        row = db.execute(
+            "SELECT requests, tokens, (SELECT MIN(at) FROM rate_events WHERE key_id = ?) "
+            "FROM rate_totals WHERE key_id = ?",
+            (key_id, key_id),
+        ).fetchone()
+        return (int(row[0]), int(row[1]), row[2]) if row is not None else (0, 0, None)
 
     def _token_wait(self, key_id: str, tpm: int, tokens: int, total: int, now: float) -> float:
         if tokens > tpm:
@@ -159,10 +188,23 @@ class SharedCounters:
         if admission.lease:
             self._db.execute("DELETE FROM leases WHERE id = ?", (admission.lease,))
         if admission.entry is not None and tokens is not None and tokens != admission.tokens:
-            self._db.execute(
-                "UPDATE rate_events SET tokens = ? WHERE rowid = ?",
-                (tokens, int(admission.entry[0])),
-            )
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                changed = db.execute(
+                    "UPDATE rate_events SET tokens = ? WHERE rowid = ?",
+                    (tokens, int(admission.entry[0])),
+                ).rowcount
+                if changed:  # still in the window: its total follows
+                    db.execute(
+                        "UPDATE rate_totals SET tokens = tokens + ? WHERE key_id = ?",
+                        (tokens - admission.tokens, admission.key_id),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     async def state(self, key_id: str, policy: KeyPolicy) -> LimitState:
         return self._state(key_id, policy, time.time())
@@ -170,11 +212,12 @@ class SharedCounters:
     def _state(self, key_id: str, policy: KeyPolicy, now: float) -> LimitState:
         if policy.rpm is None and policy.tpm is None:
             return UNLIMITED
-        count, total, oldest = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(tokens), 0), MIN(at) FROM rate_events "
-            "WHERE key_id = ? AND at > ?",
-            (key_id, now - WINDOW),
+        row = self._db.execute(
+            "SELECT requests, tokens, (SELECT MIN(at) FROM rate_events WHERE key_id = ?) "
+            "FROM rate_totals WHERE key_id = ?",
+            (key_id, key_id),
         ).fetchone()
+        count, total, oldest = row if row is not None else (0, 0, None)
         reset = max(0.0, oldest + WINDOW - now) if oldest is not None else 0.0
         state = LimitState()
         if policy.rpm is not None:

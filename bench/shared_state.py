@@ -1,0 +1,101 @@
+"""Shared state (issue 17): the gateway on the embedded default against the gateway with
+its limits, holds and key invalidation in Redis, with the same limited key.
+
+Every request of a limited key runs the limit and credit checks, so both gateways get a
+key with a credit limit, rpm, tpm and a concurrency cap too large to bind: the embedded
+one counts them in process, the Redis one runs its admit and reserve scripts (two round
+trips) and queues the finish and settle scripts for its writer. The gateway is on CPU 0
+as in every other step; redis-server is pinned with the clients to CPU 1, so its own
+CPU is not charged to the gateway (a deployment pays it on the Redis host).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from bench import scenarios
+from bench.procs import CLIENT_CPU, Gateway, Proc, _port_open, free_port, pinned, start
+from bench.scenarios import Settings, Target
+
+JSON = dict[str, Any]
+REDIS_SERVER = "/usr/bin/redis-server"
+# Large enough never to bind during a run; present, so that every check runs.
+POLICY = {"limit": 1e9, "rpm": 10**9, "tpm": 2 * 10**9, "max_concurrent": 10**6}
+
+
+def start_redis(scratch: Path) -> tuple[Proc, str]:
+    port = free_port()
+    argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "no", "--dir", str(scratch)]
+    proc = start("redis", pinned(CLIENT_CPU, argv), scratch, lambda: _port_open(port))
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def limited_key(gateway: Gateway, data_dir: Path) -> str:
+    """A key with every limit set (made through the admin API); its secret."""
+    admin = (data_dir / "admin-key").read_text().strip()
+    body = json.dumps({"name": "bench-limited", **POLICY}).encode()
+    ask = urllib.request.Request(  # noqa: S310 - loopback URL built here
+        gateway.url + "/v1/keys",
+        data=body,
+        headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(ask, timeout=10) as answer:  # noqa: S310
+        return str(json.loads(answer.read())["key"])
+
+
+def suite(
+    start_gateway: Callable[[str, Path], tuple[Gateway, Path] | None],
+    base_config: str,
+    settings: Settings,
+    scratch: Path,
+    guard: Callable[[str, Callable[[], JSON]], JSON | None],
+    release: Callable[[Proc], None],
+) -> JSON:
+    """Saturation (wrk) and latency at the fixed rate, in turns, embedded vs Redis."""
+    redis, url = start_redis(scratch)
+    out: JSON = {}
+    targets: list[Target] = []
+    gateways: list[Gateway] = []
+    try:
+        for label, storage in (
+            ("embedded", ""),
+            ("redis", f"storage: {{redis_url: '{url}'}}\n"),
+        ):
+            config = scratch / f"shared-{label}.yaml"
+            config.write_text(storage + base_config, encoding="utf-8")
+            started = start_gateway(f"gateway-shared-{label}", config)
+            if started is None:
+                continue
+            gateway, data_dir = started
+            gateways.append(gateway)
+            target = Target(
+                f"shared-{label}",
+                gateway.url,
+                limited_key(gateway, data_dir),
+                "bench/chat",
+                "bench/many",
+                gateway.proc.pid,
+            )
+            targets.append(target)
+            result = guard(
+                target.label + "/wrk", partial(scenarios.wrk_suite, target, settings, scratch)
+            )
+            out[label] = {"wrk": result}
+        rates = guard(
+            "shared/rate (in turns)",
+            partial(scenarios.interleaved, scenarios.latency_at_rate, targets, settings),
+        )
+        for target in targets:
+            out[target.label.removeprefix("shared-")]["rate"] = (rates or {}).get(target.label)
+    finally:
+        for gateway in gateways:
+            release(gateway.proc)
+        redis.stop()
+    return out
