@@ -445,3 +445,27 @@ def test_every_missing_variable_is_reported_at_once() -> None:
         "config.models[0].endpoints[0].model: UPSTREAM",
     ):
         assert where in message
+
+
+def test_storage_defaults_to_embedded_and_redis_url_comes_from_the_environment() -> None:
+    assert parse_config({}, env={}).storage.redis_url is None
+    config = parse_config(
+        {"storage": {"redis_url": "redis://a:6379/0", "on_backend_error": "open"}},
+        env={"SWITCHYARD_REDIS_URL": "redis://b:6379/1"},
+    )
+    assert config.storage.redis_url == "redis://b:6379/1"  # the environment wins
+    assert config.storage.on_backend_error == "open"
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ({"redis_ulr": "redis://a"}, "config.storage.redis_ulr: unknown key (did you mean"),
+        ({"redis_url": "http://a"}, "config.storage.redis_url: expected redis://"),
+        ({"on_backend_error": "maybe"}, "config.storage.on_backend_error: expected"),
+        ({"lease_ttl": 0}, "config.storage.lease_ttl: must be at least 1"),
+    ],
+)
+def test_storage_mistakes_name_the_path(storage: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        parse_config({"storage": storage}, env={})
