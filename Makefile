@@ -46,10 +46,12 @@ test: $(STAMP) browser proto-check lint test-servers
 browser:
 	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
 
-# The scale-out tests (tests/scaleout) start their own redis-server on a private port;
-# they fail, never skip, without it. Installed from Debian's packages when missing.
+# The scale-out tests (tests/scaleout) start their own redis-server and PostgreSQL 15 on
+# private ports; they fail, never skip, without them. Installed from Debian's packages
+# when missing.
 test-servers:
-	test -x /usr/bin/redis-server || (apt-get update && apt-get install -y redis-server)
+	test -x /usr/bin/redis-server && test -x /usr/lib/postgresql/15/bin/postgres \
+		|| (apt-get update && apt-get install -y redis-server postgresql-15)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

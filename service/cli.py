@@ -152,6 +152,13 @@ def _parser() -> argparse.ArgumentParser:
     delete = key_commands.add_parser("delete", help="delete a key by id")
     delete.add_argument("key_id")
 
+    db = commands.add_parser("db", help="the shared PostgreSQL database")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser(
+        "upgrade", help="apply the schema migrations it lacks (serve applies them too)"
+    )
+    upgrade.add_argument("--config", type=Path, help="the config whose storage.database_url to use")
+
     credits = commands.add_parser("credits", help="manage credits")
     credit_commands = credits.add_subparsers(dest="credits_command", required=True)
     add = credit_commands.add_parser("add", help="raise a key's credit limit (USD)")
@@ -251,12 +258,17 @@ def _describe(key: KeyRecord) -> str:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from service.store.keys import KeyPolicy, KeyStore
+    from service.accounting.backends import open_keys
+    from service.store.keys import KeyPolicy
+    from service.store.settings import StorageSettings
 
     data_dir = _data_dir(args)
     prepare_data_dir(data_dir, create=False)
     check_database(data_dir)
-    store = KeyStore(data_dir / DATABASE, cache_seconds=0)
+    # Keys on PostgreSQL (a deployment of replicas): SWITCHYARD_DATABASE_URL says where.
+    url = os.environ.get("SWITCHYARD_DATABASE_URL")
+    settings = StorageSettings(database_url=url or None)
+    store = open_keys(settings, data_dir / DATABASE)
     try:
         if getattr(args, "credits_command", None) == "add":
             if not args.amount > 0:
@@ -304,11 +316,40 @@ def _keys(args: argparse.Namespace) -> int:
         store.close()
 
 
+def _db_upgrade(args: argparse.Namespace) -> int:
+    """`switchyard db upgrade`: SWITCHYARD_DATABASE_URL, or the config's database_url."""
+    import psycopg
+
+    from service.config import load_config
+    from service.store.pg_schema import MIGRATIONS, upgrade
+
+    given = args.config or os.environ.get("SWITCHYARD_CONFIG")
+    settings = load_config(Path(given)).storage if given else None
+    url = os.environ.get("SWITCHYARD_DATABASE_URL") or (settings and settings.database_url)
+    if not url:
+        raise StartupError(
+            "no database to upgrade: set SWITCHYARD_DATABASE_URL or storage.database_url "
+            "in the config given with --config"
+        )
+    try:
+        applied = upgrade(url)
+    except psycopg.Error as exc:
+        raise StartupError(f"the database cannot be upgraded: {exc}".strip()) from None
+    latest = MIGRATIONS[-1][0]
+    if applied:
+        print(f"applied migrations {', '.join(map(str, applied))}; schema at version {latest}")
+    else:
+        print(f"nothing to apply; schema at version {latest}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "db":
+            return _db_upgrade(args)
         return _keys(args)
     except (StartupError, ConfigError) as exc:
         print(f"switchyard: error: {exc}", file=sys.stderr)

@@ -234,7 +234,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
 
 
 def _storage(node: Any, env: Mapping[str, str], path: str) -> StorageSettings:
-    """`storage: {redis_url, on_backend_error, lease_ttl, key_cache_seconds, pool_size}`."""
+    """`storage: {database_url, redis_url, on_backend_error, lease_ttl, ...}`."""
     if node is None:
         node = {}
     if not isinstance(node, dict):
@@ -243,10 +243,20 @@ def _storage(node: Any, env: Mapping[str, str], path: str) -> StorageSettings:
     redis_url = env.get("SWITCHYARD_REDIS_URL") or _get(node, "redis_url", str, path, None)
     if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{path}.redis_url: expected redis://, rediss:// or unix:// URL")
+    database_url = env.get("SWITCHYARD_DATABASE_URL") or _get(node, "database_url", str, path, None)
+    if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{path}.database_url: expected a postgresql:// URL")
+    if database_url and not redis_url:
+        raise ConfigError(
+            f"{path}.database_url: replicas sharing PostgreSQL need storage.redis_url (or "
+            "SWITCHYARD_REDIS_URL) too, for their rate limits and credit holds; without it "
+            "each replica would count a key's limits on its own"
+        )
     on_error = _get(node, "on_backend_error", str, path, "closed")
     if on_error not in ON_BACKEND_ERROR:
         raise ConfigError(f"{path}.on_backend_error: expected 'closed' or 'open'")
     return StorageSettings(
+        database_url=database_url or None,
         redis_url=redis_url or None,
         on_backend_error=on_error,
         lease_ttl=_number(node, "lease_ttl", path, 30.0, 1),

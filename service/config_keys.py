@@ -17,9 +17,16 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 TOP_LEVEL = frozenset({"providers", "models", "routing", "moderation", "storage"})
-# service/store/settings.py; SWITCHYARD_REDIS_URL overrides redis_url.
+# service/store/settings.py; SWITCHYARD_REDIS_URL and SWITCHYARD_DATABASE_URL override.
 STORAGE = frozenset(
-    {"redis_url", "on_backend_error", "lease_ttl", "key_cache_seconds", "pool_size"}
+    {
+        "database_url",
+        "redis_url",
+        "on_backend_error",
+        "lease_ttl",
+        "key_cache_seconds",
+        "pool_size",
+    }
 )
 ROUTING = frozenset({"retries", "backoff_base", "backoff_max", "retry_after_cap", "breaker"})
 BREAKER = frozenset({"failures", "error_rate", "window", "min_calls", "cooldown"})

@@ -29,6 +29,7 @@ import uvloop
 from gateway_http import create_app
 from gateway_http.protocol import HttpProtocol
 from service import logs, ports
+from service.accounting.backends import open_keys
 from service.config import Config, ConfigError, load_config
 from service.inprocess import InProcessChannel
 from service.server import Service
@@ -311,12 +312,12 @@ def run(options: ServeOptions) -> int:
         if options.workers == 1:
             return _run_one(options, config, listening)
         if options.mode != "http-only":  # the dev key is made once, before anyone races for it
-            keys = KeyStore(options.data_dir / DATABASE)
+            assert config is not None
+            keys = open_keys(config.storage, options.data_dir / DATABASE)
             try:
                 ensure_dev_key(keys, options.data_dir)
             finally:
                 keys.close()
-            assert config is not None
             if config.storage.redis_url is None:  # the workers share limits through SQLite
                 shared_sqlite.reset(options.data_dir / DATABASE)
         return run_workers(options.workers, options.shutdown_grace, _worker, (options,), listening)

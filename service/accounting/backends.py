@@ -128,15 +128,35 @@ class Backends:
             await part.aclose()
 
 
+def open_keys(settings: StorageSettings, database: Path) -> KeyStore:
+    """The key store alone, uncached (the CLI's, and the launcher's for the first keys)."""
+    if settings.database_url is not None:
+        from service.store.pg_keys import PgKeyStore, open_pool
+
+        pool = open_pool(settings.database_url, 2)
+        return PgKeyStore(pool, cache_seconds=0)  # type: ignore[return-value]
+    return KeyStore(database, cache_seconds=0)
+
+
 def open_backends(
     settings: StorageSettings, database: Path, *, workers: int = 1, clock: Clock = wall_clock
 ) -> Backends:
     """The stores for this process, as the config and the worker count call for them."""
+    if settings.database_url is not None:
+        from service.store.pg_keys import PgKeyStore, open_pool
+        from service.store.pg_ledger import PgLedger
+        from service.store.redis_limits import open_redis
+
+        pool = open_pool(settings.database_url, settings.pool_size)
+        pg_keys = PgKeyStore(pool, cache_seconds=settings.key_cache_seconds, clock=clock)
+        pg_ledger = PgLedger(pool, settings.database_url, database.parent)
+        # The config check makes a database_url come with a redis_url.
+        return open_redis(settings, pg_keys, pg_ledger, clock=clock)  # type: ignore[arg-type]
+    keys = KeyStore(database, cache_seconds=settings.key_cache_seconds, clock=clock)
     if settings.redis_url is not None:
         from service.store.redis_limits import open_redis
 
-        return open_redis(settings, database, clock=clock)
-    keys = KeyStore(database, cache_seconds=settings.key_cache_seconds, clock=clock)
+        return open_redis(settings, keys, Ledger(database), clock=clock)
     if workers > 1:
         from service.store.shared_sqlite import SharedCounters, SharedCredits
 

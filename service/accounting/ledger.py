@@ -89,6 +89,12 @@ BATCH_WINDOW = 0.1
 BUSY_ROWS = 16
 # How often the writer looks for journals that a dead process left behind.
 RESCAN_SECONDS = 5.0
+# How soon a batch is tried again when the store is away (RETRY: a network database).
+RETRY_SECONDS = 0.5
+
+
+class StoreAway(Exception):  # noqa: N818 - a condition, not a failure of this code
+    """Raised by `_commit` when the store cannot be reached: the batch waits for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,13 +181,7 @@ class Ledger:
         self._journal_bytes = journal_bytes
         self._journals = path.parent / "ledger-journal"
         self._journals.mkdir(mode=0o700, parents=True, exist_ok=True)
-        private_database(path)
-        setup = sqlite3.connect(path, isolation_level=None)
-        setup.execute("PRAGMA journal_mode=WAL")
-        setup.executescript(SCHEMA)
-        self._migrate(setup)
-        self._adopt_orphans(setup)
-        setup.close()
+        self._setup()
         self._pending: dict[str, Generation] = {}  # queued, not yet committed
         self._pending_lock = threading.Lock()
         # Items for the writer. Bounded by `room`; appends and pops are thread-safe.
@@ -192,8 +192,40 @@ class Ledger:
         self._journal = Journal(self._journals, self._journal_bytes)
         self._thread = threading.Thread(target=self._write, name="ledger", daemon=True)
         self._thread.start()
-        self._reader = sqlite3.connect(path, check_same_thread=False)
         self._reader_lock = threading.Lock()
+        self._reader = self._open_reader()
+
+    # --- the store (SQLite here; service/store/pg_ledger.py overrides these) ----------
+
+    def _setup(self) -> None:
+        """Make the schema, then replay what dead processes journaled."""
+        private_database(self._path)
+        setup = sqlite3.connect(self._path, isolation_level=None)
+        setup.execute("PRAGMA journal_mode=WAL")
+        setup.executescript(SCHEMA)
+        self._migrate(setup)
+        self._adopt_orphans(setup)
+        setup.close()
+
+    def _open_writer(self) -> Any:
+        db = sqlite3.connect(self._path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        return db
+
+    def _open_reader(self) -> Any:
+        return sqlite3.connect(self._path, check_same_thread=False)
+
+    def _read(self, generation_id: str) -> tuple[Any, ...] | None:
+        row = self._reader.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM generations WHERE id = ?",  # noqa: S608
+            (generation_id,),
+        ).fetchone()
+        return tuple(row) if row is not None else None
+
+    def _close_store(self) -> None:
+        self._reader.close()
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
@@ -260,10 +292,7 @@ class Ledger:
     # --- the writer thread --------------------------------------------------------------
 
     def _write(self) -> None:
-        db = sqlite3.connect(self._path, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=5000")
+        db = self._open_writer()
         stopping = False
         next_scan = time.monotonic() + self._rescan
         while not stopping:
@@ -288,7 +317,17 @@ class Ledger:
         while self._items and len(batch) < MAX_BATCH:
             batch.append(self._items.popleft())
         generations = [g for g in batch if isinstance(g, Generation)]
-        if generations and self._store(db, generations):
+        try:
+            committed = bool(generations) and self._store(db, generations)
+        except StoreAway:
+            if self._closing.is_set():  # shutting down: the journal keeps them for next start
+                return True
+            # The store is away (a network database): keep the batch, in order, at the
+            # head of the queue and try again shortly; the journal keeps it meanwhile.
+            self._items.extendleft(reversed(batch))
+            self._closing.wait(RETRY_SECONDS)
+            return False
+        if committed:
             with self._pending_lock:
                 for g in generations:
                     self._pending.pop(g.id, None)
@@ -343,8 +382,11 @@ class Ledger:
                         generations.append(Generation(*orjson.loads(line)))
                     except (orjson.JSONDecodeError, TypeError):
                         log.warning("skipping a torn journal line in %s", file.name)
-                if generations and not self._store(db, generations):
-                    continue  # kept for the next scan
+                try:
+                    if generations and not self._store(db, generations):
+                        continue  # kept for the next scan
+                except StoreAway:
+                    continue
                 if generations:
                     log.info(
                         "replayed %d journaled generations from %s", len(generations), file.name
@@ -359,10 +401,7 @@ class Ledger:
         if pending is not None:
             return pending
         with self._reader_lock:
-            row = self._reader.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM generations WHERE id = ?",  # noqa: S608
-                (generation_id,),
-            ).fetchone()
+            row = self._read(generation_id)
         if row is None:
             return None
         return from_row(row)
@@ -388,4 +427,4 @@ class Ledger:
             self._journal.discard()
         else:  # rows may be uncommitted: the file stays, for the next start to replay
             self._journal.release()
-        self._reader.close()
+        self._close_store()

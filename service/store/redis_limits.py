@@ -31,7 +31,6 @@ import logging
 import time
 import uuid
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio as redis
@@ -352,7 +351,11 @@ class RedisCredits:
 
     async def _seed(self, key_id: str, period: str | None) -> float:
         """The key's spending in `period` as the ledger has committed it (not as cached)."""
-        fresh = await asyncio.to_thread(self._keys.get, key_id)
+        try:
+            fresh = await asyncio.to_thread(self._keys.get, key_id)
+        except Exception as exc:  # noqa: BLE001 - whichever store: it cannot be read now
+            log.warning("cannot read the key's spending to seed Redis: %s", type(exc).__name__)
+            raise BackendDownError(1.0) from None
         if fresh is None:
             return 0.0
         return fresh.usage if period is None else fresh.period_usage.get(period, 0.0)
@@ -380,8 +383,13 @@ class RedisCredits:
         self._close(reservation, [], 0.0)
 
     async def usage(self, key: KeyRecord) -> Spend:
-        """As the ledger has it (the durable record), read fresh."""
-        fresh = await asyncio.to_thread(self._keys.get, key.id) or key
+        """As the ledger has it (the durable record), read fresh; as last read while the
+        store is away."""
+        try:
+            fresh = await asyncio.to_thread(self._keys.get, key.id) or key
+        except Exception as exc:  # noqa: BLE001 - whichever store: it cannot be read now
+            log.warning("cannot read the key's spending: %s", type(exc).__name__)
+            fresh = key
         periods = periods_at(self._clock())
         spent = fresh.period_usage
         return Spend(
@@ -392,8 +400,9 @@ class RedisCredits:
         )
 
 
-def open_redis(settings: StorageSettings, database: Path, *, clock: Clock) -> Backends:
-    keys = KeyStore(database, cache_seconds=settings.key_cache_seconds, clock=clock)
+def open_redis(
+    settings: StorageSettings, keys: KeyStore, ledger: Ledger, *, clock: Clock
+) -> Backends:
     link = RedisLink(settings, keys)
     credits, counters = RedisCredits(link, keys, clock), RedisCounters(link)
-    return Backends(keys, Ledger(database), credits, counters, (link,))
+    return Backends(keys, ledger, credits, counters, (link,))

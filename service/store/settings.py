@@ -2,7 +2,8 @@
 
 Unset, the gateway is embedded (SQLite in the data directory; see
 service/accounting/backends.py). `redis_url` (or SWITCHYARD_REDIS_URL, which wins)
-shares the limits, holds and key invalidation between replicas.
+shares the limits, holds and key invalidation between replicas; `database_url` (or
+SWITCHYARD_DATABASE_URL) moves keys, spending and the ledger to PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ ON_BACKEND_ERROR = ("closed", "open")
 
 @dataclass(frozen=True, slots=True)
 class StorageSettings:
+    # Keys, spending and the ledger on PostgreSQL, shared by replicas on any host
+    # (SWITCHYARD_DATABASE_URL wins); needs redis_url for the limits.
+    database_url: str | None = None
     redis_url: str | None = None
     # Redis unreachable: "closed" refuses generations (503 + Retry-After, nothing
     # billed); "open" serves them and counts their limits in this process alone.
