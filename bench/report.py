@@ -324,8 +324,10 @@ def shared_section(results: JSON) -> str:
     rows = []
     base_rps = get(shared, "embedded", "wrk", "64", "rps")
     base_p50 = get(shared, "embedded", "rate", "latency", "p50_ms")
-    for label in ("embedded", "redis"):
+    for label in ("embedded", "redis", "postgres+redis"):
         wrk = get(shared, label, "wrk")
+        if wrk is None:
+            continue
         rate = get(shared, label, "rate")
         rps = get(wrk, "64", "rps")
         share = get(wrk, "cpu", "core_share_pct")
@@ -345,7 +347,7 @@ def shared_section(results: JSON) -> str:
     header = ["state", "RPS c=64", "CPU ms/request (c=16)", "core % (c=16)"]
     header += ["RPS vs embedded", "p50 ms at rate", "added p50 ms", "errors at rate"]
     return (
-        "## Shared state: embedded vs Redis (issue 17)\n\n"
+        "## Shared state: embedded vs Redis vs PostgreSQL + Redis (issue 17)\n\n"
         + table(header, rows)
         + "\n\nBoth gateways serve a key with every limit set (none binding), so each "
         "request runs the rate and credit checks: in process on the embedded default, two "

@@ -1,6 +1,9 @@
 """Shared state (issue 17): the gateway on the embedded default against the gateway with
 its limits, holds and key invalidation in Redis, with the same limited key.
 
+A third gateway keeps its keys and ledger in PostgreSQL (durable commits) beside the
+Redis limits: a deployment of replicas as shipped.
+
 Every request of a limited key runs the limit and credit checks, so both gateways get a
 key with a credit limit, rpm, tpm and a concurrency cap too large to bind: the embedded
 one counts them in process, the Redis one runs its admit and reserve scripts (two round
@@ -12,6 +15,9 @@ CPU is not charged to the gateway (a deployment pays it on the Redis host).
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import tempfile
 import urllib.request
 from collections.abc import Callable
 from functools import partial
@@ -24,6 +30,7 @@ from bench.scenarios import Settings, Target
 
 JSON = dict[str, Any]
 REDIS_SERVER = "/usr/bin/redis-server"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # Large enough never to bind during a run; present, so that every check runs.
 POLICY = {"limit": 1e9, "rpm": 10**9, "tpm": 2 * 10**9, "max_concurrent": 10**6}
 
@@ -34,6 +41,26 @@ def start_redis(scratch: Path) -> tuple[Proc, str]:
     argv += ["--appendonly", "no", "--dir", str(scratch)]
     proc = start("redis", pinned(CLIENT_CPU, argv), scratch, lambda: _port_open(port))
     return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def start_postgres(scratch: Path) -> tuple[Proc, str, Path]:
+    """A scratch PostgreSQL 15 cluster (initdb as `postgres`, which it must run as), pinned
+    with the clients to CPU 1; durable commits as shipped (fsync and synchronous_commit
+    on), unlike the tests' throwaway cluster."""
+    folder = Path(tempfile.mkdtemp(prefix="switchyard-bench-pg-"))
+    shutil.chown(folder, "postgres", "postgres")
+    as_postgres = ["/usr/sbin/runuser", "-u", "postgres", "--"]
+    subprocess.run(  # noqa: S603 - fixed argv
+        [*as_postgres, str(PG_BIN / "initdb"), "-D", str(folder / "data"), "--auth=trust"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    argv = [*as_postgres, str(PG_BIN / "postgres"), "-D", str(folder / "data")]
+    argv += ["-p", str(port), "-k", str(folder), "-c", "listen_addresses=127.0.0.1"]
+    proc = start("postgres", pinned(CLIENT_CPU, argv), scratch, lambda: _port_open(port))
+    return proc, f"postgresql://postgres@127.0.0.1:{port}/postgres", folder
 
 
 def limited_key(gateway: Gateway, data_dir: Path) -> str:
@@ -60,6 +87,7 @@ def suite(
 ) -> JSON:
     """Saturation (wrk) and latency at the fixed rate, in turns, embedded vs Redis."""
     redis, url = start_redis(scratch)
+    postgres, pg_url, pg_folder = start_postgres(scratch)
     out: JSON = {}
     targets: list[Target] = []
     gateways: list[Gateway] = []
@@ -67,6 +95,7 @@ def suite(
         for label, storage in (
             ("embedded", ""),
             ("redis", f"storage: {{redis_url: '{url}'}}\n"),
+            ("postgres+redis", f"storage: {{redis_url: '{url}', database_url: '{pg_url}'}}\n"),
         ):
             config = scratch / f"shared-{label}.yaml"
             config.write_text(storage + base_config, encoding="utf-8")
@@ -98,4 +127,12 @@ def suite(
         for gateway in gateways:
             release(gateway.proc)
         redis.stop()
+        # pg_ctl stops the postmaster (runuser, its parent, passes no signal on).
+        subprocess.run(  # noqa: S603 - fixed argv
+            ["/usr/sbin/runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D",
+             str(pg_folder / "data"), "stop", "-m", "fast"],
+            check=False, capture_output=True, timeout=60,
+        )  # fmt: skip
+        postgres.stop()
+        shutil.rmtree(pg_folder, ignore_errors=True)
     return out

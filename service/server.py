@@ -138,6 +138,7 @@ class Service:
             build_moderator(config.moderation),
             credits=stores.credits,
             limiter=stores.limiter,
+            admission=stores.admission,
         )
         # The console's reads: from the SQLite the ledger made (it opens first).
         usage = SqliteUsage(data_dir / "switchyard.db")

@@ -110,6 +110,14 @@ class UsageBackend(Protocol):
     def generations(self, f: GenerationFilter) -> list[Generation]: ...
 
 
+class AdmissionBackend(Protocol):
+    """Both admission steps at once, where a shared store can make them one round trip."""
+
+    async def admit_and_reserve(
+        self, key: KeyRecord, tokens: int, amount: float, hold_id: str
+    ) -> tuple[Admission, Reservation]: ...
+
+
 @dataclass
 class Backends:
     keys: KeyStore
@@ -118,6 +126,7 @@ class Backends:
     limiter: CounterBackend
     # Connections to start once the event loop runs, and to close at shutdown.
     parts: tuple[Any, ...] = ()
+    admission: AdmissionBackend | None = None  # admit + reserve in one step, if it can
 
     async def start(self) -> None:
         for part in self.parts:

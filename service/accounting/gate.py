@@ -11,7 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from service import errors
-from service.accounting.backends import CounterBackend, CreditBackend, LedgerBackend
+from service.accounting.backends import (
+    AdmissionBackend,
+    CounterBackend,
+    CreditBackend,
+    LedgerBackend,
+)
 from service.accounting.credits import Credits, Reservation
 from service.accounting.ledger import Generation
 from service.accounting.limiter import Admission, LimitState, RateLimiter
@@ -56,12 +61,14 @@ class Accounting:
         moderator: Moderator | None = None,
         credits: CreditBackend | None = None,
         limiter: CounterBackend | None = None,
+        admission: AdmissionBackend | None = None,
     ) -> None:
         self._models: Mapping[str, ModelConfig] = {m.id: m for m in models}
         self.ledger = ledger
         self.credits: CreditBackend = credits if credits is not None else Credits()
         self.limiter: CounterBackend = limiter if limiter is not None else RateLimiter()
         self._moderator = moderator
+        self._admission = admission
         self._open = 0  # tickets neither settled nor abandoned (aclose waits for them)
 
     @property
@@ -104,12 +111,19 @@ class Accounting:
             if verdict.flagged:
                 raise flagged_error(verdict)
         generation_id = new_generation_id()
-        admission = await self.limiter.admit(call.key.id, call.key.policy, estimate.tokens)
-        try:
-            reservation = await self.credits.reserve(call.key, estimate.worst_cost, generation_id)
-        except BaseException:
-            self.limiter.finish(admission, 0)
-            raise
+        if self._admission is not None:  # a shared store: both steps in one round trip
+            admission, reservation = await self._admission.admit_and_reserve(
+                call.key, estimate.tokens, estimate.worst_cost, generation_id
+            )
+        else:
+            admission = await self.limiter.admit(call.key.id, call.key.policy, estimate.tokens)
+            try:
+                reservation = await self.credits.reserve(
+                    call.key, estimate.worst_cost, generation_id
+                )
+            except BaseException:
+                self.limiter.finish(admission, 0)
+                raise
         self._open += 1
         return Ticket(
             call,

@@ -99,6 +99,7 @@ class RedisLink:
         self.admit, self.state, self.finish, self.renew, self.reserve, self.settle = (
             self.client.register_script(s) for s in scripts
         )
+        self.open = self.client.register_script(lua.OPEN)
         self._keys = keys
         self._queue: deque[tuple[float, AsyncScript | None, list[str], list[Any]]] = deque()
         self._wake: asyncio.Event | None = None
@@ -268,18 +269,28 @@ class RedisCounters:
         self._link = link
         self._local = RateLimiter()  # on_backend_error: open
 
+    def args(self, policy: KeyPolicy, tokens: int) -> tuple[str, list[Any]]:
+        """A new admission's lease id, and the ADMIT script's arguments."""
+        uid = uuid.uuid4().hex
+        args: list[Any] = [_none(policy.rpm), _none(policy.tpm), _none(policy.max_concurrent)]
+        return uid, [*args, tokens, uid, self._link.ttl_ms, WINDOW_MS]
+
     async def admit(self, key_id: str, policy: KeyPolicy, tokens: int) -> Admission:
         if policy.rpm is None and policy.tpm is None and policy.max_concurrent is None:
             return Admission(key_id, None)
-        uid = uuid.uuid4().hex
-        args: list[Any] = [_none(policy.rpm), _none(policy.tpm), _none(policy.max_concurrent)]
-        args += [tokens, uid, self._link.ttl_ms, WINDOW_MS]
+        uid, args = self.args(policy, tokens)
         try:
             reply = await self._link.call(self._link.admit, lua.window_keys(key_id), args)
         except BackendDownError as down:
             if self._link.mode == "open":
                 return await self._local.admit(key_id, policy, tokens)
             raise unavailable(down.wait) from None
+        return self.admitted(key_id, policy, tokens, uid, reply)
+
+    def admitted(
+        self, key_id: str, policy: KeyPolicy, tokens: int, uid: str, reply: Any
+    ) -> Admission:
+        """The admission ADMIT's reply grants, or the 429 it refuses with."""
         admitted, what, wait, count, total, oldest, now = reply
         state = _state(policy, int(count), int(total), int(oldest), int(now))
         if not admitted:
@@ -325,29 +336,52 @@ class RedisCredits:
         self._clock = clock
         self._local = Credits(clock)  # on_backend_error: open
 
-    async def reserve(self, key: KeyRecord, amount: float, hold_id: str = "") -> Reservation:
+    def start(self, key: KeyRecord, amount: float, hold_id: str) -> Reservation:
+        """The reservation to ask for (not yet held), for `args` and `held`."""
         now = self._clock()
         period = periods_at(now).of(key.policy.limit_reset)
-        limit = key.policy.credit_limit
-        if limit is None:  # nothing to hold: nothing to settle or release either
-            return Reservation(key.id, amount, period, now, hold_id, open=False)
-        hold_id = hold_id or uuid.uuid4().hex
-        args: list[Any] = [hold_id, repr(amount), repr(limit), period or "all", ""]
-        args += [self._link.ttl_ms, repr(EPSILON)]
+        return Reservation(key.id, amount, period, now, hold_id or uuid.uuid4().hex)
+
+    def args(self, key: KeyRecord, reservation: Reservation, seed: str = "") -> list[Any]:
+        """The RESERVE script's arguments (`seed`: the period's spending, when asked)."""
+        return [
+            reservation.hold_id,
+            repr(reservation.amount),
+            repr(key.policy.credit_limit),
+            reservation.period or "all",
+            seed,
+            self._link.ttl_ms,
+            repr(EPSILON),
+        ]
+
+    async def seed(self, key: KeyRecord, reservation: Reservation) -> str:
+        return repr(await self._seed(key.id, reservation.period))
+
+    def held(self, reservation: Reservation, reply: Any) -> Reservation:
+        """The hold RESERVE's reply grants, or the 402 it refuses with."""
+        held, available = reply
+        if not held:
+            raise insufficient(reservation.amount, max(0.0, float(available)))
+        self._link.holds[reservation.hold_id] = lua.credit_keys(reservation.key_id)[2]
+        reservation.shared = True
+        return reservation
+
+    async def reserve(self, key: KeyRecord, amount: float, hold_id: str = "") -> Reservation:
+        reservation = self.start(key, amount, hold_id)
+        if key.policy.credit_limit is None:  # nothing to hold: nothing to settle either
+            reservation.open = False
+            return reservation
         keys = lua.credit_keys(key.id)
         try:
-            held, available = await self._link.call(self._link.reserve, keys, args)
-            if held == -1:  # Redis has no count for this period yet: seed it, fresh
-                args[4] = repr(await self._seed(key.id, period))
-                held, available = await self._link.call(self._link.reserve, keys, args)
+            reply = await self._link.call(self._link.reserve, keys, self.args(key, reservation))
+            if reply[0] == -1:  # Redis has no count for this period yet: seed it, fresh
+                args = self.args(key, reservation, await self.seed(key, reservation))
+                reply = await self._link.call(self._link.reserve, keys, args)
         except BackendDownError as down:
             if self._link.mode == "open":
                 return await self._local.reserve(key, amount, hold_id)
             raise unavailable(down.wait) from None
-        if not held:
-            raise insufficient(amount, max(0.0, float(available)))
-        self._link.holds[hold_id] = keys[2]
-        return Reservation(key.id, amount, period, now, hold_id, shared=True)
+        return self.held(reservation, reply)
 
     async def _seed(self, key_id: str, period: str | None) -> float:
         """The key's spending in `period` as the ledger has committed it (not as cached)."""
@@ -400,9 +434,63 @@ class RedisCredits:
         )
 
 
+class RedisGate:
+    """Admission for a key with rate limits and a credit limit in one round trip: the
+    OPEN script runs ADMIT then RESERVE and undoes the first if the second refuses."""
+
+    def __init__(self, link: RedisLink, counters: RedisCounters, credits: RedisCredits) -> None:
+        self._link = link
+        self._counters = counters
+        self._credits = credits
+
+    async def admit_and_reserve(
+        self, key: KeyRecord, tokens: int, amount: float, hold_id: str
+    ) -> tuple[Admission, Reservation]:
+        policy = key.policy
+        limits = not (policy.rpm is None and policy.tpm is None and policy.max_concurrent is None)
+        if not limits or policy.credit_limit is None:
+            admission = await self._counters.admit(key.id, policy, tokens)
+            try:
+                return admission, await self._credits.reserve(key, amount, hold_id)
+            except BaseException:
+                self._counters.finish(admission, 0)
+                raise
+        keys = lua.window_keys(key.id) + lua.credit_keys(key.id)
+        reservation = self._credits.start(key, amount, hold_id)
+        try:
+            uid, args = self._counters.args(policy, tokens)
+            admitted, held = await self._link.call(
+                self._link.open, keys, args + self._credits.args(key, reservation)
+            )
+            if admitted[0] and held[0] == -1:  # undone; seed the period and ask again
+                seed = await self._credits.seed(key, reservation)
+                uid, args = self._counters.args(policy, tokens)
+                admitted, held = await self._link.call(
+                    self._link.open, keys, args + self._credits.args(key, reservation, seed)
+                )
+        except BackendDownError as down:
+            if self._link.mode != "open":
+                raise unavailable(down.wait) from None
+            admission = await self._counters.admit(key.id, policy, tokens)  # counted locally
+            try:
+                return admission, await self._credits.reserve(key, amount, hold_id)
+            except BaseException:
+                self._counters.finish(admission, 0)
+                raise
+        admission = self._counters.admitted(key.id, policy, tokens, uid, admitted)
+        try:
+            return admission, self._credits.held(reservation, held)
+        except BaseException:
+            # Undone in Redis already: only this process's bookkeeping to drop.
+            self._link.leases.pop(uid, None)
+            admission.open = False
+            raise
+
+
 def open_redis(
     settings: StorageSettings, keys: KeyStore, ledger: Ledger, *, clock: Clock
 ) -> Backends:
     link = RedisLink(settings, keys)
     credits, counters = RedisCredits(link, keys, clock), RedisCounters(link)
-    return Backends(keys, ledger, credits, counters, (link,))
+    gate = RedisGate(link, counters, credits)
+    return Backends(keys, ledger, credits, counters, (link,), gate)

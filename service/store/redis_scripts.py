@@ -26,9 +26,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # window. -> {admitted 1|0, what, wait_ms, count, tokens, oldest_ms, now_ms}
 # The window's token total is kept in `tok` and lowered as entries leave the window, so
 # an admission costs the entries it prunes, not the whole window.
-ADMIT = (
-    _NOW
-    + """
+_ADMIT = """
 local rpm, tpm, maxc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tokens, uid, ttl, window = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local count, total, oldest = 0, 0, now
@@ -81,7 +79,7 @@ if rpm >= 0 or tpm >= 0 then
 end
 return {1, '', 0, count, total, oldest, now}
 """
-)
+ADMIT = _NOW + _ADMIT
 
 # KEYS: win, tok. ARGV: window. -> {count, tokens, oldest_ms, now_ms} (reads only; the
 # token total may still hold entries the next admission prunes)
@@ -145,10 +143,7 @@ if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) end
 # Redis counts a period's spending from the first reservation against it; the seed is
 # what the database has for it then. Sent empty at first: the client reads the database
 # only when Redis answers -1 (a key or period first seen, or Redis lost its data).
-RESERVE = (
-    _NOW
-    + _PRUNE_HOLDS
-    + """
+_RESERVE = """
 local spent = redis.call('HGET', KEYS[1], ARGV[4])
 if not spent then
   if ARGV[5] == '' then return {-1, '0'} end
@@ -164,6 +159,36 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. ARGV[4])
 redis.call('HINCRBYFLOAT', KEYS[4], ARGV[4], ARGV[2])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[1])
 return {1, tostring(available)}
+"""
+RESERVE = _NOW + _PRUNE_HOLDS + _RESERVE
+
+# ADMIT then RESERVE in one script, for a key with rate limits and a credit limit: one
+# round trip per admission. KEYS: ADMIT's three, then RESERVE's four; ARGV: ADMIT's seven,
+# then RESERVE's seven. -> {ADMIT's reply, RESERVE's reply}. A request refused credit (or
+# whose period is unseeded) leaves no trace in the window or the leases: its admission
+# is undone in the same script.
+OPEN = (
+    _NOW
+    + "local function admit(KEYS, ARGV)\n"
+    + _ADMIT
+    + "end\nlocal function reserve(KEYS, ARGV)\n"
+    + _PRUNE_HOLDS
+    + _RESERVE
+    + """end
+local a = admit({KEYS[1], KEYS[2], KEYS[3]},
+  {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]})
+if a[1] == 0 then return {a, {1, '0'}} end
+local r = reserve({KEYS[4], KEYS[5], KEYS[6], KEYS[7]},
+  {ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]})
+if r[1] ~= 1 then
+  if tonumber(ARGV[1]) >= 0 or tonumber(ARGV[2]) >= 0 then
+    if redis.call('ZREM', KEYS[1], ARGV[5] .. ':' .. ARGV[4]) == 1 then
+      redis.call('DECRBY', KEYS[3], tonumber(ARGV[4]))
+    end
+  end
+  redis.call('ZREM', KEYS[2], ARGV[5])
+end
+return {a, r}
 """
 )
 

@@ -147,3 +147,21 @@ def test_a_key_revoked_on_one_replica_is_refused_by_the_others_within_a_second(
             assert time.monotonic() - revoked_at < 1.0, f"{url} still accepts the revoked key"
             time.sleep(0.02)
     assert time.monotonic() - revoked_at < 1.0
+
+
+def test_rate_and_credit_in_one_script_a_refused_request_leaves_no_trace(fleet: Fleet) -> None:
+    """A key with both limits is admitted by one script (ADMIT then RESERVE, the first
+    undone if the second refuses): 50 pass, and only those 50 count against the rpm."""
+    key = create_key(fleet.urls[0], fleet.admin, limit=0.5, rpm=1000, max_concurrent=500)
+    outcomes = burst(fleet.urls, key.secret, 300)
+    statuses = [o.status for o in outcomes]
+    assert statuses.count(200) == 50, sorted(set(statuses))
+    assert statuses.count(402) == 250
+    answer = request(
+        "POST",
+        fleet.urls[1] + "/chat/completions",
+        {"model": "free/echo", "messages": HI},
+        {"Authorization": f"Bearer {key.secret}"},
+    )
+    assert answer.status == 200, answer.body
+    assert answer.headers["x-ratelimit-remaining-requests"] == str(1000 - 51)
