@@ -464,6 +464,9 @@ def test_storage_defaults_to_embedded_and_redis_url_comes_from_the_environment()
         ({"redis_url": "http://a"}, "config.storage.redis_url: expected redis://"),
         ({"on_backend_error": "maybe"}, "config.storage.on_backend_error: expected"),
         ({"lease_ttl": 0}, "config.storage.lease_ttl: must be at least 1"),
+        ({"database_url": "mysql://a"}, "config.storage.database_url: expected a postgresql"),
+        # PostgreSQL alone would leave each replica counting a key's limits on its own.
+        ({"database_url": "postgresql://a/b"}, "config.storage.database_url: replicas sharing"),
     ],
 )
 def test_storage_mistakes_name_the_path(storage: dict[str, Any], message: str) -> None:
