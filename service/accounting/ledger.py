@@ -89,6 +89,9 @@ BATCH_WINDOW = 0.1
 BUSY_ROWS = 16
 # How often the writer looks for journals that a dead process left behind.
 RESCAN_SECONDS = 5.0
+# How old a journal still being made (`*.new`) must be before a scan takes it for a dead
+# process's.
+NEW_JOURNAL_GRACE = 10.0
 # How soon a batch is tried again when the store is away (RETRY: a network database).
 RETRY_SECONDS = 0.5
 
@@ -369,6 +372,14 @@ class Ledger:
         """Commit what dead processes journaled but may not have committed, then delete
         their journals (each one locked while it is read, committed and deleted)."""
         for stale in self._journals.glob("*.new"):  # killed before its first row
+            # One just made may not be locked yet (the lock follows the open): a worker
+            # starting beside this one lost its journal to this scan and died. A live
+            # maker renames it within microseconds; only an old one is an orphan.
+            try:
+                if time.time() - stale.stat().st_mtime < NEW_JOURNAL_GRACE:
+                    continue
+            except FileNotFoundError:
+                continue
             with orphan(stale) as ours:
                 if ours:
                     stale.unlink(missing_ok=True)
