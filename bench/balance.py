@@ -7,7 +7,9 @@ hot key:
   one EVALSHA each;
 - `postgres`: an atomic conditional UPDATE per step (`... SET held = held + $1 WHERE
   limit - spent - held >= $1`, then `SET held = held - $1, spent = spent + $2`), each
-  its own transaction (autocommit), through psycopg 3's asyncio API.
+  its own transaction (autocommit), through psycopg 3's asyncio API, on an ordinary
+  (logged) table: durable as the cluster is configured (bench/shared_state.py's
+  start_postgres: fsync and synchronous_commit on, as shipped).
 
 Run sequentially (latency per reserve+settle pair) and with 64 at once on the same key
 (what a burst on one key does: Redis runs scripts one after another anyway, PostgreSQL
@@ -81,7 +83,7 @@ async def postgres_case(url: str, concurrency: int) -> dict[str, float]:
     setup = await psycopg.AsyncConnection.connect(url, autocommit=True)
     table = "bench_balance_" + uuid.uuid4().hex[:8]
     await setup.execute(
-        f"CREATE UNLOGGED TABLE {table} (key_id TEXT PRIMARY KEY, lim DOUBLE PRECISION, "
+        f"CREATE TABLE {table} (key_id TEXT PRIMARY KEY, lim DOUBLE PRECISION, "
         "spent DOUBLE PRECISION, held DOUBLE PRECISION)"
     )
     await setup.execute(f"INSERT INTO {table} VALUES ('k', 1e12, 0, 0)")  # noqa: S608
