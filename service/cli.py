@@ -263,10 +263,12 @@ def _keys(args: argparse.Namespace) -> int:
     from service.store.settings import StorageSettings
 
     data_dir = _data_dir(args)
-    prepare_data_dir(data_dir, create=False)
-    check_database(data_dir)
-    # Keys on PostgreSQL (a deployment of replicas): SWITCHYARD_DATABASE_URL says where.
+    # Keys on PostgreSQL (a deployment of replicas): SWITCHYARD_DATABASE_URL says where,
+    # and no data directory is needed.
     url = os.environ.get("SWITCHYARD_DATABASE_URL")
+    if not url:
+        prepare_data_dir(data_dir, create=False)
+        check_database(data_dir)
     settings = StorageSettings(database_url=url or None)
     store = open_keys(settings, data_dir / DATABASE)
     try:

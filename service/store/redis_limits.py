@@ -335,6 +335,7 @@ class RedisCredits:
         self._keys = keys
         self._clock = clock
         self._local = Credits(clock)  # on_backend_error: open
+        self._seeding: dict[tuple[str, str | None], asyncio.Future[float]] = {}
 
     def start(self, key: KeyRecord, amount: float, hold_id: str) -> Reservation:
         """The reservation to ask for (not yet held), for `args` and `held`."""
@@ -384,7 +385,28 @@ class RedisCredits:
         return self.held(reservation, reply)
 
     async def _seed(self, key_id: str, period: str | None) -> float:
-        """The key's spending in `period` as the ledger has committed it (not as cached)."""
+        """The key's spending in `period` as the ledger has committed it (not as cached).
+
+        Read once per process however many requests ask at once (a new key's first
+        burst all finds Redis unseeded): the others wait for that one read."""
+        slot = (key_id, period)
+        pending = self._seeding.get(slot)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._seeding[slot] = future
+        try:
+            value = await self._read_seed(key_id, period)
+        except BaseException:
+            future.set_exception(BackendDownError(1.0))
+            future.exception()  # retrieved: nobody may be waiting
+            raise
+        finally:
+            del self._seeding[slot]
+        future.set_result(value)
+        return value
+
+    async def _read_seed(self, key_id: str, period: str | None) -> float:
         try:
             fresh = await asyncio.to_thread(self._keys.get, key_id)
         except Exception as exc:  # noqa: BLE001 - whichever store: it cannot be read now

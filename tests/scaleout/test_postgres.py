@@ -14,7 +14,15 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.fixtures.fleet import Outcome, burst, config_text, create_key, key_info, wait_for_usage
+from tests.fixtures.fleet import (
+    Outcome,
+    burst,
+    config_text,
+    create_key,
+    key_info,
+    unexpected,
+    wait_for_usage,
+)
 from tests.fixtures.gateway import SWITCHYARD, Gateway, start_gateway
 from tests.fixtures.http import request
 from tests.fixtures.mock_openai import MockOpenAI
@@ -87,6 +95,19 @@ def test_the_schema_is_migrated_at_start_and_by_db_upgrade(
     )
     assert again.returncode == 0, again.stderr
     assert "nothing to apply; schema at version 1" in again.stdout
+    # The key commands manage PostgreSQL's keys, with no data directory at all.
+    made = subprocess.run(
+        [str(SWITCHYARD), "--data-dir", "/nonexistent", "keys", "create", "--name", "from-cli"],
+        env={"SWITCHYARD_DATABASE_URL": postgres.url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    with psycopg.connect(postgres.url) as conn:
+        names = [n for (n,) in conn.execute("SELECT name FROM api_keys")]
+    assert "from-cli" in names
 
 
 def test_credit_for_exactly_50_on_postgres_and_redis(
@@ -94,8 +115,9 @@ def test_credit_for_exactly_50_on_postgres_and_redis(
 ) -> None:
     urls = [g.base_url for g in replicas]
     key = create_key(urls[0], admin(replicas), limit=0.5)
-    statuses = [o.status for o in burst(urls, key.secret, 300)]
-    assert statuses.count(200) == 50, sorted(set(statuses))
+    outcomes = burst(urls, key.secret, 300)
+    statuses = [o.status for o in outcomes]
+    assert statuses.count(200) == 50, unexpected(outcomes)
     assert statuses.count(402) == 250
     assert wait_for_usage(urls[2], key, 0.5)["usage"] == pytest.approx(0.5)
     rows, ids, total = ledger(postgres, key.id)
