@@ -60,6 +60,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             cancelled BOOLEAN NOT NULL,
             status TEXT NOT NULL DEFAULT 'ok',
             attempts INTEGER NOT NULL DEFAULT 1,
+            cached_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_write_tokens INTEGER NOT NULL DEFAULT 0,
             billed_at DOUBLE PRECISION NOT NULL DEFAULT 0
         );
         CREATE INDEX generations_key ON generations (key_id, created_at);
