@@ -15,6 +15,8 @@ from typing import Any
 from service import config_keys
 
 CAPABILITIES = frozenset({"chat", "embeddings", "rerank"})
+# The request parameters an endpoint's `reasoning` flag speaks for (OpenRouter's names).
+REASONING_PARAMETERS = frozenset({"reasoning", "include_reasoning"})
 MODALITIES = frozenset({"text", "image", "audio", "file", "embeddings"})
 
 
@@ -51,6 +53,22 @@ class EndpointConfig:
     supported_parameters: frozenset[str] | None = None  # None: not declared
     quantization: str | None = None
     may_store: bool = False  # whether the provider may keep prompts (data policy)
+    # Whether the model reasons on request (`reasoning`, `include_reasoning`); None: not
+    # declared. false drops a request's reasoning parameters (or, with
+    # require_parameters, passes the endpoint over), as for any unsupported parameter.
+    reasoning: bool | None = None
+
+    def supported(self) -> frozenset[str] | None:
+        """The parameters it declares, with those its `reasoning` flag adds or removes
+        (None: not declared, so every parameter may be sent)."""
+        params = self.supported_parameters
+        if params is None:
+            return None
+        if self.reasoning is True:
+            return params | REASONING_PARAMETERS
+        if self.reasoning is False:
+            return params - REASONING_PARAMETERS
+        return params
 
     @property
     def key(self) -> str:
@@ -138,6 +156,7 @@ def _endpoint(
         else None,
         quantization=get(merged, "quantization", str, path, None),
         may_store=get(merged, "may_store", bool, path, False),
+        reasoning=get(merged, "reasoning", bool, path, None),
     )
 
 

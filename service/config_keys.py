@@ -84,6 +84,7 @@ ENDPOINT_DEFAULTS = frozenset(
         "supported_parameters",
         "quantization",
         "may_store",
+        "reasoning",
     }
 )
 MODEL = ENDPOINT_DEFAULTS | {

@@ -128,7 +128,10 @@ def _fitted(request: ChatRequest, candidate: Candidate) -> ChatRequest:
 
 def _substantive(delta: ChatDelta) -> bool:
     """A delta worth committing the response for (not just a role or empty text)."""
-    return any(c.content or c.tool_calls or c.refusal or c.finish_reason for c in delta.choices)
+    return any(
+        c.content or c.tool_calls or c.refusal or c.finish_reason or c.reasoning
+        for c in delta.choices
+    )
 
 
 class Engine:

@@ -26,6 +26,12 @@ from gateway_http.transcode.fields import (
     req_str,
     string,
 )
+from gateway_http.transcode.reasoning import (
+    REASONING_FIELDS,
+    details_json,
+    parse_details,
+    parse_reasoning,
+)
 from gateway_http.transcode.routing import ROUTING_FIELDS, parse_routing
 
 # Fields this layer maps itself; any other top-level field goes to the upstream as is.
@@ -37,7 +43,7 @@ _HANDLED = frozenset(
         "response_format", "stream", "stream_options", "timeout", "usage", "functions",
         "function_call",
     }
-) | ROUTING_FIELDS  # fmt: skip
+) | ROUTING_FIELDS | REASONING_FIELDS  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +129,13 @@ def _message(raw: Any, i: int, out: chat_pb2.Message, pending: legacy.Pending) -
                 name=req_str(function, "name", f"{where}.function.name"),
                 arguments=opt_str(function, "arguments", f"{where}.function.arguments") or "",
             ),
+        )
+    reasoning = opt_str(message, "reasoning", f"{param}.reasoning")
+    if reasoning is not None:
+        out.reasoning = reasoning
+    if message.get("reasoning_details") is not None:
+        parse_details(
+            message["reasoning_details"], f"{param}.reasoning_details", out.reasoning_details
         )
     if message.get("function_call") is not None:
         legacy.assistant_call(message["function_call"], i, out, pending)
@@ -281,6 +294,8 @@ def parse_chat(body: JSON) -> ParsedChat:
             extra[name] = value
     if not ROUTING_FIELDS.isdisjoint(body):
         parse_routing(body, out)  # `model` may come from `models[0]`
+    if not REASONING_FIELDS.isdisjoint(body):
+        parse_reasoning(body, out.reasoning)
     if not out.model:
         raise bad_request("'model' is required.", "model")
     if extra:
@@ -359,6 +374,10 @@ def response_json(response: chat_pb2.ChatResponse, include_cost: bool = False) -
             "content": message.text if message.WhichOneof("content") == "text" else None,
             "refusal": message.refusal if message.HasField("refusal") else None,
         }
+        if message.HasField("reasoning"):
+            out_message["reasoning"] = message.reasoning
+        if message.reasoning_details:
+            out_message["reasoning_details"] = details_json(message.reasoning_details)
         if message.tool_calls:
             out_message["tool_calls"] = [
                 {
@@ -404,6 +423,10 @@ def chunk_json(chunk: chat_pb2.ChatChunk, include_usage: bool, include_cost: boo
             delta["content"] = d.content
         if d.HasField("refusal"):
             delta["refusal"] = d.refusal
+        if d.HasField("reasoning"):
+            delta["reasoning"] = d.reasoning
+        if d.reasoning_details:
+            delta["reasoning_details"] = details_json(d.reasoning_details)
         if d.tool_calls:
             calls = []
             for tc in d.tool_calls:

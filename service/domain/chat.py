@@ -61,6 +61,26 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDetail:
+    """One piece of reasoning in OpenRouter's `reasoning_details` form.
+
+    Providers sign their reasoning (Anthropic's thinking blocks, Gemini's thought
+    signatures on function calls) and refuse a tool loop whose history lacks the
+    signatures, so a detail comes back to the client whole and goes upstream again
+    when the client sends it back. `id` ties a signature to the tool call it belongs to.
+    """
+
+    type: str  # reasoning.text | reasoning.encrypted | reasoning.summary
+    text: str | None = None
+    signature: str | None = None
+    data: str | None = None
+    summary: str | None = None
+    id: str | None = None
+    format: str | None = None  # anthropic-claude-v1 | google-gemini-v1 | ...
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     role: str
     content: Content = None
@@ -68,6 +88,8 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     refusal: str | None = None
+    reasoning: str | None = None
+    reasoning_details: tuple[ReasoningDetail, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +114,31 @@ class ResponseFormat:
     description: str | None = None
     schema_json: str | None = None
     strict: bool | None = None
+
+
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """OpenRouter's unified reasoning request: how much to think, whether to show it.
+
+    `effort` and `max_tokens` (a thinking budget) are alternatives; neither with
+    `enabled` means "think, at the model's default (medium) effort". `exclude` keeps
+    the thinking but not its text in the answer.
+    """
+
+    effort: str | None = None
+    max_tokens: int | None = None
+    exclude: bool = False
+    enabled: bool | None = None
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the request asks the model to think (not just to hide the thinking)."""
+        if self.enabled is False or self.effort == "none":
+            return False
+        return self.enabled is True or self.effort is not None or self.max_tokens is not None
 
 
 # The scalar sampling parameters of a ChatRequest, named as in OpenAI's API (None = unset).
@@ -137,6 +184,7 @@ class ChatRequest:
     # only adapters of that kind read them.
     native_extra: Mapping[str, str] = field(default_factory=dict)
     routing: Routing = DEFAULT_ROUTING
+    reasoning: Reasoning | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +252,8 @@ class ChoiceDelta:
     finish_reason: str | None = None
     logprobs: ChoiceLogprobs | None = None
     stop_sequence: str | None = None
+    reasoning: str | None = None
+    reasoning_details: tuple[ReasoningDetail, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import orjson
 
-from service.catalog import EndpointConfig
+from service.catalog import REASONING_PARAMETERS, EndpointConfig
 from service.domain.chat import SAMPLING_PARAMETERS, AudioPart, ChatRequest, FilePart, ImagePart
 from service.domain.embeddings import EmbedRequest
 
@@ -34,20 +34,24 @@ class Requirements:
         if declared is not None:
             for modality in sorted(self.modalities - declared):
                 return f"{modality} input"
-        supported = endpoint.supported_parameters
-        if supported is None:
-            return None
         wanted = self.parameters if require_parameters else self.hard_parameters
-        for name in sorted(wanted - supported):
+        for name in sorted(_lacking(endpoint, wanted)):
             return f"the '{name}' parameter"
         return None
 
     def dropped(self, endpoint: EndpointConfig) -> frozenset[str]:
         """The soft parameters `endpoint` does not declare: sent to it, they are dropped."""
-        supported = endpoint.supported_parameters
-        if supported is None or not self.parameters:
+        if not self.parameters:
             return frozenset()
-        return self.parameters - self.hard_parameters - supported
+        return _lacking(endpoint, self.parameters - self.hard_parameters)
+
+
+def _lacking(endpoint: EndpointConfig, names: frozenset[str]) -> frozenset[str]:
+    """Those of `names` the endpoint declares it lacks: not among its supported
+    parameters (when it declares them), or reasoning where it says `reasoning: false`."""
+    lacking = names & REASONING_PARAMETERS if endpoint.reasoning is False else frozenset()
+    supported = endpoint.supported()
+    return lacking if supported is None else lacking | (names - supported)
 
 
 def _modalities(request: ChatRequest) -> Iterator[str]:
@@ -76,6 +80,8 @@ def for_chat(request: ChatRequest) -> Requirements:
         params.add("stop")
     if request.logit_bias:
         params.add("logit_bias")
+    if request.reasoning is not None:
+        params.add("reasoning")
     if request.extra_json:
         params.update(orjson.loads(request.extra_json))
     return Requirements(frozenset(hard), frozenset(params), frozenset(_modalities(request)))
@@ -88,6 +94,8 @@ def without(request: ChatRequest, names: frozenset[str]) -> ChatRequest:
         changes["stop"] = ()
     if "logit_bias" in names:
         changes["logit_bias"] = {}
+    if "reasoning" in names:
+        changes["reasoning"] = None
     if request.extra_json:
         extra = orjson.loads(request.extra_json)
         if names & extra.keys():

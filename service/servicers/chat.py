@@ -28,6 +28,11 @@ def _texts(message: Message) -> list[str]:
     return []
 
 
+def _excluded(request: ChatRequest) -> bool:
+    """Whether the client asked not to see the reasoning text (`reasoning.exclude`)."""
+    return request.reasoning is not None and request.reasoning.exclude
+
+
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     def __init__(self, pipeline: Pipeline, engine: Engine, accounting: Accounting) -> None:
         self._pipeline = pipeline
@@ -59,7 +64,13 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 usage,
                 finish_reason=result.choices[0].finish_reason if result.choices else "",
             )
-            out = response_to_proto(result, served, ticket.generation_id, int(time.time()))
+            out = response_to_proto(
+                result,
+                served,
+                ticket.generation_id,
+                int(time.time()),
+                _excluded(chat_request),
+            )
             usage_out = out.usage
             usage_out.SetInParent()
             usage_out.cost = price
@@ -100,7 +111,11 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             timing = StreamTiming()
             deltas, served = await self._engine.chat_stream(chat_request, call, timing, announce)
             builder = ChunkBuilder(
-                served, ticket.generation_id, int(time.time()), chat_request.include_usage
+                served,
+                ticket.generation_id,
+                int(time.time()),
+                chat_request.include_usage,
+                _excluded(chat_request),
             )
             first = True
             async for delta in deltas:

@@ -77,6 +77,38 @@ def _tool_calls(calls: Any, param: str) -> tuple[chat.ToolCall, ...]:
     )
 
 
+def details_from_proto(details: Any) -> tuple[chat.ReasoningDetail, ...]:
+    """A repeated ReasoningDetail field as domain details (empty strings are unset)."""
+    return tuple(
+        chat.ReasoningDetail(
+            type=d.type or "reasoning.text",
+            text=d.text or None,
+            signature=d.signature or None,
+            data=d.data or None,
+            summary=d.summary or None,
+            id=d.id or None,
+            format=d.format or None,
+            index=d.index,
+        )
+        for d in details
+    )
+
+
+def details_to_proto(details: tuple[chat.ReasoningDetail, ...], out: Any) -> None:
+    """Append `details` to `out`, a repeated ReasoningDetail field."""
+    for d in details:
+        out.add(
+            type=d.type,
+            text=d.text or "",
+            signature=d.signature or "",
+            data=d.data or "",
+            summary=d.summary or "",
+            id=d.id or "",
+            format=d.format or "",
+            index=d.index,
+        )
+
+
 def _message(message: chat_pb2.Message, i: int) -> chat.Message:
     role = message.role
     if role not in ROLES:
@@ -98,6 +130,8 @@ def _message(message: chat_pb2.Message, i: int) -> chat.Message:
             )
         elif name == "tool_calls":
             options["tool_calls"] = _tool_calls(value, f"messages[{i}]")
+        elif name == "reasoning_details":
+            options["reasoning_details"] = details_from_proto(value)
         elif name != "role":
             options[name] = value
     if role == "tool" and "tool_call_id" not in options:
@@ -171,6 +205,28 @@ def _response_format(fmt: chat_pb2.ResponseFormat) -> chat.ResponseFormat:
     )
 
 
+def reasoning_from_proto(config: chat_pb2.ReasoningConfig) -> chat.Reasoning:
+    effort = config.effort if config.HasField("effort") else None
+    if effort is not None and effort not in chat.EFFORTS:
+        raise errors.invalid_request(
+            f"'reasoning.effort' must be one of {', '.join(chat.EFFORTS)}; got '{effort}'.",
+            "reasoning.effort",
+        )
+    budget = config.max_tokens if config.HasField("max_tokens") else None
+    if budget is not None:
+        at_least(budget, 0, "reasoning.max_tokens")
+    if effort is not None and budget is not None:
+        raise errors.invalid_request(
+            "Send 'reasoning.effort' or 'reasoning.max_tokens', not both.", "reasoning"
+        )
+    return chat.Reasoning(
+        effort=effort,
+        max_tokens=budget,
+        exclude=config.exclude,
+        enabled=config.enabled if config.HasField("enabled") else None,
+    )
+
+
 # The optional request fields that map one to one: each one's check (400 naming it) and
 # its value in the domain request. The proto field names are the domain's.
 _OPTIONS: dict[str, Callable[[Any], Any]] = {
@@ -190,6 +246,7 @@ _OPTIONS: dict[str, Callable[[Any], Any]] = {
     "parallel_tool_calls": bool,
     "response_format": _response_format,
     "extra_json": lambda v: json_text(v, "extra"),
+    "reasoning": reasoning_from_proto,
 }
 
 
@@ -271,9 +328,30 @@ def _logprobs_to_proto(logprobs: chat.ChoiceLogprobs, out: chat_pb2.ChoiceLogpro
         _token_logprobs(logprobs.refusal, out.refusal)
 
 
+def shown_details(
+    details: tuple[chat.ReasoningDetail, ...], exclude: bool
+) -> tuple[chat.ReasoningDetail, ...]:
+    """The details a client gets: with `exclude`, only those that carry no reasoning
+    text (bare signatures, which a later turn still needs)."""
+    if not exclude:
+        return details
+    return tuple(d for d in details if d.type == "reasoning.encrypted")
+
+
+def _reasoning_to_proto(message: chat.Message, exclude: bool, out: chat_pb2.Message) -> None:
+    if message.reasoning is not None and not exclude:
+        out.reasoning = message.reasoning
+    details_to_proto(shown_details(message.reasoning_details, exclude), out.reasoning_details)
+
+
 def response_to_proto(
-    result: chat.ChatResult, served: Served, response_id: str, created: int
+    result: chat.ChatResult,
+    served: Served,
+    response_id: str,
+    created: int,
+    exclude_reasoning: bool = False,
 ) -> chat_pb2.ChatResponse:
+    exclude = exclude_reasoning
     out = chat_pb2.ChatResponse(
         id=response_id,
         created=created,
@@ -301,6 +379,7 @@ def response_to_proto(
             )
         if choice.message.refusal is not None:
             message.refusal = choice.message.refusal
+        _reasoning_to_proto(choice.message, exclude, message)
         if choice.logprobs is not None:
             _logprobs_to_proto(choice.logprobs, item.logprobs)
     if result.usage is not None:
@@ -316,8 +395,16 @@ class ChunkBuilder:
     usage travels only in a last chunk of its own, and only when the client asked.
     """
 
-    def __init__(self, served: Served, response_id: str, created: int, include_usage: bool):
+    def __init__(
+        self,
+        served: Served,
+        response_id: str,
+        created: int,
+        include_usage: bool,
+        exclude_reasoning: bool = False,
+    ):
         self._served = served
+        self._exclude = exclude_reasoning
         self._id = response_id
         self._created = created
         self._include_usage = include_usage
@@ -352,13 +439,18 @@ class ChunkBuilder:
             self.fingerprint = delta.system_fingerprint
         if not delta.choices:
             return None
+        choices = delta.choices
+        if self._exclude:
+            choices = tuple(c for c in choices if not self._only_hidden(c))
+            if not choices:
+                return None
         out = self._chunk()
-        for choice in delta.choices:
+        for choice in choices:
             item = out.choices.add(index=choice.index, finish_reason=choice.finish_reason or "")
             self.finish_reason = choice.finish_reason or self.finish_reason
             if choice.stop_sequence is not None:
                 item.stop_sequence = choice.stop_sequence
-            self.produced_chars += len(choice.content or "")
+            self.produced_chars += len(choice.content or "") + len(choice.reasoning or "")
             if choice.tool_calls:
                 self.produced_chars += sum(len(c.arguments or "") for c in choice.tool_calls)
             d = item.delta
@@ -369,6 +461,11 @@ class ChunkBuilder:
                 d.content = choice.content
             if choice.refusal is not None:
                 d.refusal = choice.refusal
+            if choice.reasoning is not None and not self._exclude:
+                d.reasoning = choice.reasoning
+            if choice.reasoning_details:
+                details = shown_details(choice.reasoning_details, self._exclude)
+                details_to_proto(details, d.reasoning_details)
             for call in choice.tool_calls:
                 first = (choice.index, call.index) not in self._tool_calls
                 tc = d.tool_calls.add(index=call.index, id=call.id or "")
@@ -385,6 +482,18 @@ class ChunkBuilder:
             if choice.logprobs is not None:
                 _logprobs_to_proto(choice.logprobs, item.logprobs)
         return out
+
+    def _only_hidden(self, choice: chat.ChoiceDelta) -> bool:
+        """Whether a delta carries nothing but reasoning the client asked not to see."""
+        return (
+            choice.content is None
+            and not choice.tool_calls
+            and choice.refusal is None
+            and choice.finish_reason is None
+            and choice.logprobs is None
+            and not shown_details(choice.reasoning_details, True)
+            and (choice.reasoning is not None or bool(choice.reasoning_details))
+        )
 
     def usage_chunk(self, usage: chat.Usage, cost: float) -> chat_pb2.ChatChunk | None:
         """The final usage-only chunk (with the cost), when the client asked for it."""

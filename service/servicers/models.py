@@ -5,7 +5,7 @@ from __future__ import annotations
 from switchyard.v1 import models_pb2, models_pb2_grpc
 
 from service import errors
-from service.catalog import EndpointConfig, ModelConfig
+from service.catalog import REASONING_PARAMETERS, EndpointConfig, ModelConfig
 from service.engine import Engine
 from service.pipeline import Pipeline
 from service.servicers.base import Context, abort, begin
@@ -22,8 +22,11 @@ def _cheapest(model: ModelConfig) -> EndpointConfig:
 
 
 def supported_parameters(model: ModelConfig) -> set[str]:
-    """Parameters at least one endpoint declares."""
-    return {p for e in model.endpoints for p in (e.supported_parameters or ())}
+    """Parameters at least one endpoint declares (`reasoning: true` declares reasoning)."""
+    params = {p for e in model.endpoints for p in (e.supported() or ())}
+    if any(e.reasoning for e in model.endpoints):
+        params |= REASONING_PARAMETERS
+    return params
 
 
 def model_to_proto(model: ModelConfig) -> models_pb2.Model:

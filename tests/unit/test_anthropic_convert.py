@@ -615,7 +615,7 @@ def test_usage_with_cache_reads_and_writes() -> None:
     )
 
 
-def test_thinking_blocks_are_skipped_and_bad_shapes_are_bad_upstream() -> None:
+def test_thinking_stays_out_of_content_and_bad_shapes_are_bad_upstream() -> None:
     message = {
         "content": [
             {"type": "thinking", "thinking": "Let me think", "signature": "sig"},
@@ -765,15 +765,13 @@ def test_stop_sequence_and_later_usage_in_message_delta() -> None:
     )
 
 
-def test_thinking_and_unknown_events_are_ignored() -> None:
-    thinking = {"type": "thinking", "thinking": ""}
+def test_unknown_events_and_blocks_are_ignored() -> None:
+    server_tool = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search"}
     events = [
         _start({"input_tokens": 1, "output_tokens": 1}),
-        {"type": "content_block_start", "index": 0, "content_block": thinking},
+        {"type": "content_block_start", "index": 0, "content_block": server_tool},
         {"type": "content_block_delta", "index": 0}
-        | {"delta": {"type": "thinking_delta", "thinking": "hmm"}},
-        {"type": "content_block_delta", "index": 0}
-        | {"delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM"}},
+        | {"delta": {"type": "input_json_delta", "partial_json": "{}"}},
         {"type": "content_block_stop", "index": 0},
         {"type": "some_future_event", "index": 7},
         *_stop("end_turn", {"output_tokens": 5}),

@@ -24,6 +24,7 @@ from service.domain.chat import (
     FilePart,
     ImagePart,
     Message,
+    ReasoningDetail,
     ResponseFormat,
     TextPart,
     TokenLogprob,
@@ -424,7 +425,18 @@ def test_text_response_golden() -> None:
         choices=(
             Choice(
                 index=0,
-                message=Message(role="assistant", content="Once upon a time, a cat."),
+                message=Message(
+                    role="assistant",
+                    content="Once upon a time, a cat.",
+                    reasoning="Let me think.",  # the thought summary, apart from the text
+                    reasoning_details=(
+                        ReasoningDetail(
+                            type="reasoning.text",
+                            text="Let me think.",
+                            format="google-gemini-v1",
+                        ),
+                    ),
+                ),
                 finish_reason="stop",
             ),
         ),
@@ -638,6 +650,12 @@ def test_text_stream_golden() -> None:
         ]
     ) == [
         one(content="Once upon "),
+        one(
+            reasoning="hmm",
+            reasoning_details=(
+                ReasoningDetail(type="reasoning.text", text="hmm", format="google-gemini-v1"),
+            ),
+        ),
         one(content="a time"),
         one(content="."),
         one(finish_reason="stop"),

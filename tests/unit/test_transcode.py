@@ -14,6 +14,7 @@ from gateway_http.errors import HttpError
 from gateway_http.transcode import chat as transcode_chat
 from gateway_http.transcode.chat import chunk_json, parse_chat, response_json
 from gateway_http.transcode.embeddings import embeddings_json, parse_embeddings
+from gateway_http.transcode.reasoning import REASONING_FIELDS
 from gateway_http.transcode.rerank import parse_rerank
 from gateway_http.transcode.routing import ROUTING_FIELDS
 
@@ -187,7 +188,7 @@ def test_unknown_top_level_keys_land_in_extra_json() -> None:
     body = chat_body(
         top_k=40,
         repetition_penalty=1.1,
-        reasoning={"effort": "low"},
+        verbosity="low",
         min_p=None,  # null counts as absent
         temperature=0.5,
         usage={"include": True},
@@ -196,7 +197,7 @@ def test_unknown_top_level_keys_land_in_extra_json() -> None:
     assert orjson.loads(req.extra_json) == {
         "top_k": 40,
         "repetition_penalty": 1.1,
-        "reasoning": {"effort": "low"},
+        "verbosity": "low",
     }
     assert req.temperature == 0.5
 
@@ -544,7 +545,7 @@ def test_every_handled_chat_field_is_parsed() -> None:
     # parse_chat sends a body's fields to their setters, keeps `stream`, `timeout`, `usage`
     # and the routing fields for itself, and passes the rest upstream: a field named as
     # handled but parsed nowhere would be silently dropped.
-    parsed_after = {"stream", "timeout", "usage"} | ROUTING_FIELDS
+    parsed_after = {"stream", "timeout", "usage"} | ROUTING_FIELDS | REASONING_FIELDS
     assert set(transcode_chat._SETTERS) | parsed_after == transcode_chat._HANDLED
 
 

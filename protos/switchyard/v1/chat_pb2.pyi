@@ -206,6 +206,58 @@ class ToolCall(_message.Message):
 Global___ToolCall: _TypeAlias = ToolCall  # noqa: Y015
 
 @_typing.final
+class ReasoningDetail(_message.Message):
+    """One piece of a model's reasoning, in OpenRouter's `reasoning_details` form. Sent back
+    in a later assistant message, it lets the provider check its own signatures (Anthropic
+    thinking blocks, Gemini thought signatures on function calls).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """reasoning.text | reasoning.encrypted | reasoning.summary"""
+    text: _builtins.str
+    """reasoning.text"""
+    signature: _builtins.str
+    """reasoning.text: the provider's signature over `text`"""
+    data: _builtins.str
+    """reasoning.encrypted: opaque provider data"""
+    summary: _builtins.str
+    """reasoning.summary"""
+    id: _builtins.str
+    """the tool call a signature belongs to, when it belongs to one"""
+    format: _builtins.str
+    """whose: anthropic-claude-v1 | google-gemini-v1 | openai-responses-v1 | unknown"""
+    index: _builtins.int
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        text: _builtins.str = ...,
+        signature: _builtins.str = ...,
+        data: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        id: _builtins.str = ...,
+        format: _builtins.str = ...,
+        index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "format", b"format", "id", b"id", "index", b"index", "signature", b"signature", "summary", b"summary", "text", b"text", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReasoningDetail: _TypeAlias = ReasoningDetail  # noqa: Y015
+
+@_typing.final
 class Message(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -216,16 +268,22 @@ class Message(_message.Message):
     TOOL_CALLS_FIELD_NUMBER: _builtins.int
     TOOL_CALL_ID_FIELD_NUMBER: _builtins.int
     REFUSAL_FIELD_NUMBER: _builtins.int
+    REASONING_FIELD_NUMBER: _builtins.int
+    REASONING_DETAILS_FIELD_NUMBER: _builtins.int
     role: _builtins.str
     """system | developer | user | assistant | tool"""
     text: _builtins.str
     name: _builtins.str
     tool_call_id: _builtins.str
     refusal: _builtins.str
+    reasoning: _builtins.str
+    """assistant: the reasoning text, when returned"""
     @_builtins.property
     def parts(self) -> Global___ContentParts: ...
     @_builtins.property
     def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolCall]: ...
+    @_builtins.property
+    def reasoning_details(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReasoningDetail]: ...
     def __init__(
         self,
         *,
@@ -236,15 +294,21 @@ class Message(_message.Message):
         tool_calls: _abc.Iterable[Global___ToolCall] | None = ...,
         tool_call_id: _builtins.str = ...,
         refusal: _builtins.str | None = ...,
+        reasoning: _builtins.str | None = ...,
+        reasoning_details: _abc.Iterable[Global___ReasoningDetail] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_refusal", b"_refusal", "content", b"content", "parts", b"parts", "refusal", b"refusal", "text", b"text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_reasoning", b"_reasoning", "_refusal", b"_refusal", "content", b"content", "parts", b"parts", "reasoning", b"reasoning", "refusal", b"refusal", "text", b"text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_refusal", b"_refusal", "content", b"content", "name", b"name", "parts", b"parts", "refusal", b"refusal", "role", b"role", "text", b"text", "tool_call_id", b"tool_call_id", "tool_calls", b"tool_calls"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reasoning", b"_reasoning", "_refusal", b"_refusal", "content", b"content", "name", b"name", "parts", b"parts", "reasoning", b"reasoning", "reasoning_details", b"reasoning_details", "refusal", b"refusal", "role", b"role", "text", b"text", "tool_call_id", b"tool_call_id", "tool_calls", b"tool_calls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__reasoning: _TypeAlias = _typing.Literal["reasoning"]  # noqa: Y015
+    _WhichOneofArgType__reasoning: _TypeAlias = _typing.Literal["_reasoning", b"_reasoning"]  # noqa: Y015
     _WhichOneofReturnType__refusal: _TypeAlias = _typing.Literal["refusal"]  # noqa: Y015
     _WhichOneofArgType__refusal: _TypeAlias = _typing.Literal["_refusal", b"_refusal"]  # noqa: Y015
     _WhichOneofReturnType_content: _TypeAlias = _typing.Literal["text", "parts"]  # noqa: Y015
     _WhichOneofArgType_content: _TypeAlias = _typing.Literal["content", b"content"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reasoning) -> _WhichOneofReturnType__reasoning | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__refusal) -> _WhichOneofReturnType__refusal | None: ...
     @_typing.overload
@@ -395,6 +459,56 @@ class ResponseFormat(_message.Message):
 Global___ResponseFormat: _TypeAlias = ResponseFormat  # noqa: Y015
 
 @_typing.final
+class ReasoningConfig(_message.Message):
+    """OpenRouter's unified reasoning request (`reasoning`, also `reasoning_effort` and
+    `include_reasoning`): how much to think, and whether the thinking comes back.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EFFORT_FIELD_NUMBER: _builtins.int
+    MAX_TOKENS_FIELD_NUMBER: _builtins.int
+    EXCLUDE_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    effort: _builtins.str
+    """none | minimal | low | medium | high | xhigh"""
+    max_tokens: _builtins.int
+    """a thinking budget, in tokens"""
+    exclude: _builtins.bool
+    """think, but do not return the reasoning text"""
+    enabled: _builtins.bool
+    def __init__(
+        self,
+        *,
+        effort: _builtins.str | None = ...,
+        max_tokens: _builtins.int | None = ...,
+        exclude: _builtins.bool | None = ...,
+        enabled: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_effort", b"_effort", "_enabled", b"_enabled", "_exclude", b"_exclude", "_max_tokens", b"_max_tokens", "effort", b"effort", "enabled", b"enabled", "exclude", b"exclude", "max_tokens", b"max_tokens"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_effort", b"_effort", "_enabled", b"_enabled", "_exclude", b"_exclude", "_max_tokens", b"_max_tokens", "effort", b"effort", "enabled", b"enabled", "exclude", b"exclude", "max_tokens", b"max_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__effort: _TypeAlias = _typing.Literal["effort"]  # noqa: Y015
+    _WhichOneofArgType__effort: _TypeAlias = _typing.Literal["_effort", b"_effort"]  # noqa: Y015
+    _WhichOneofReturnType__enabled: _TypeAlias = _typing.Literal["enabled"]  # noqa: Y015
+    _WhichOneofArgType__enabled: _TypeAlias = _typing.Literal["_enabled", b"_enabled"]  # noqa: Y015
+    _WhichOneofReturnType__exclude: _TypeAlias = _typing.Literal["exclude"]  # noqa: Y015
+    _WhichOneofArgType__exclude: _TypeAlias = _typing.Literal["_exclude", b"_exclude"]  # noqa: Y015
+    _WhichOneofReturnType__max_tokens: _TypeAlias = _typing.Literal["max_tokens"]  # noqa: Y015
+    _WhichOneofArgType__max_tokens: _TypeAlias = _typing.Literal["_max_tokens", b"_max_tokens"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__effort) -> _WhichOneofReturnType__effort | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__enabled) -> _WhichOneofReturnType__enabled | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__exclude) -> _WhichOneofReturnType__exclude | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_tokens) -> _WhichOneofReturnType__max_tokens | None: ...
+
+Global___ReasoningConfig: _TypeAlias = ReasoningConfig  # noqa: Y015
+
+@_typing.final
 class StreamOptions(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -481,6 +595,7 @@ class ChatRequest(_message.Message):
     PROVIDER_FIELD_NUMBER: _builtins.int
     MODELS_FIELD_NUMBER: _builtins.int
     NATIVE_EXTRA_JSON_FIELD_NUMBER: _builtins.int
+    REASONING_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     temperature: _builtins.float
     top_p: _builtins.float
@@ -526,6 +641,10 @@ class ChatRequest(_message.Message):
         so that they reach Anthropic and never an upstream that would refuse them.
         """
 
+    @_builtins.property
+    def reasoning(self) -> Global___ReasoningConfig:
+        """unset = the model's default"""
+
     def __init__(
         self,
         *,
@@ -553,10 +672,11 @@ class ChatRequest(_message.Message):
         provider: _common_pb2.ProviderPreferences | None = ...,
         models: _abc.Iterable[_builtins.str] | None = ...,
         native_extra_json: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        reasoning: Global___ReasoningConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_logprobs", b"_logprobs", "_max_completion_tokens", b"_max_completion_tokens", "_max_tokens", b"_max_tokens", "_n", b"_n", "_parallel_tool_calls", b"_parallel_tool_calls", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_logprobs", b"_top_logprobs", "_top_p", b"_top_p", "frequency_penalty", b"frequency_penalty", "logprobs", b"logprobs", "max_completion_tokens", b"max_completion_tokens", "max_tokens", b"max_tokens", "n", b"n", "parallel_tool_calls", b"parallel_tool_calls", "presence_penalty", b"presence_penalty", "provider", b"provider", "response_format", b"response_format", "seed", b"seed", "stream_options", b"stream_options", "temperature", b"temperature", "tool_choice", b"tool_choice", "top_logprobs", b"top_logprobs", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_logprobs", b"_logprobs", "_max_completion_tokens", b"_max_completion_tokens", "_max_tokens", b"_max_tokens", "_n", b"_n", "_parallel_tool_calls", b"_parallel_tool_calls", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_logprobs", b"_top_logprobs", "_top_p", b"_top_p", "frequency_penalty", b"frequency_penalty", "logprobs", b"logprobs", "max_completion_tokens", b"max_completion_tokens", "max_tokens", b"max_tokens", "n", b"n", "parallel_tool_calls", b"parallel_tool_calls", "presence_penalty", b"presence_penalty", "provider", b"provider", "reasoning", b"reasoning", "response_format", b"response_format", "seed", b"seed", "stream_options", b"stream_options", "temperature", b"temperature", "tool_choice", b"tool_choice", "top_logprobs", b"top_logprobs", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_logprobs", b"_logprobs", "_max_completion_tokens", b"_max_completion_tokens", "_max_tokens", b"_max_tokens", "_n", b"_n", "_parallel_tool_calls", b"_parallel_tool_calls", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_logprobs", b"_top_logprobs", "_top_p", b"_top_p", "extra_json", b"extra_json", "frequency_penalty", b"frequency_penalty", "logit_bias", b"logit_bias", "logprobs", b"logprobs", "max_completion_tokens", b"max_completion_tokens", "max_tokens", b"max_tokens", "messages", b"messages", "model", b"model", "models", b"models", "n", b"n", "native_extra_json", b"native_extra_json", "parallel_tool_calls", b"parallel_tool_calls", "presence_penalty", b"presence_penalty", "provider", b"provider", "response_format", b"response_format", "seed", b"seed", "stop", b"stop", "stream_options", b"stream_options", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_logprobs", b"top_logprobs", "top_p", b"top_p", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_logprobs", b"_logprobs", "_max_completion_tokens", b"_max_completion_tokens", "_max_tokens", b"_max_tokens", "_n", b"_n", "_parallel_tool_calls", b"_parallel_tool_calls", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_logprobs", b"_top_logprobs", "_top_p", b"_top_p", "extra_json", b"extra_json", "frequency_penalty", b"frequency_penalty", "logit_bias", b"logit_bias", "logprobs", b"logprobs", "max_completion_tokens", b"max_completion_tokens", "max_tokens", b"max_tokens", "messages", b"messages", "model", b"model", "models", b"models", "n", b"n", "native_extra_json", b"native_extra_json", "parallel_tool_calls", b"parallel_tool_calls", "presence_penalty", b"presence_penalty", "provider", b"provider", "reasoning", b"reasoning", "response_format", b"response_format", "seed", b"seed", "stop", b"stop", "stream_options", b"stream_options", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_logprobs", b"top_logprobs", "top_p", b"top_p", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__frequency_penalty: _TypeAlias = _typing.Literal["frequency_penalty"]  # noqa: Y015
     _WhichOneofArgType__frequency_penalty: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty"]  # noqa: Y015
@@ -843,11 +963,16 @@ class Delta(_message.Message):
     CONTENT_FIELD_NUMBER: _builtins.int
     TOOL_CALLS_FIELD_NUMBER: _builtins.int
     REFUSAL_FIELD_NUMBER: _builtins.int
+    REASONING_FIELD_NUMBER: _builtins.int
+    REASONING_DETAILS_FIELD_NUMBER: _builtins.int
     role: _builtins.str
     content: _builtins.str
     refusal: _builtins.str
+    reasoning: _builtins.str
     @_builtins.property
     def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolCallDelta]: ...
+    @_builtins.property
+    def reasoning_details(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReasoningDetail]: ...
     def __init__(
         self,
         *,
@@ -855,17 +980,23 @@ class Delta(_message.Message):
         content: _builtins.str | None = ...,
         tool_calls: _abc.Iterable[Global___ToolCallDelta] | None = ...,
         refusal: _builtins.str | None = ...,
+        reasoning: _builtins.str | None = ...,
+        reasoning_details: _abc.Iterable[Global___ReasoningDetail] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_content", b"_content", "_refusal", b"_refusal", "content", b"content", "refusal", b"refusal"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_content", b"_content", "_reasoning", b"_reasoning", "_refusal", b"_refusal", "content", b"content", "reasoning", b"reasoning", "refusal", b"refusal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_content", b"_content", "_refusal", b"_refusal", "content", b"content", "refusal", b"refusal", "role", b"role", "tool_calls", b"tool_calls"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_content", b"_content", "_reasoning", b"_reasoning", "_refusal", b"_refusal", "content", b"content", "reasoning", b"reasoning", "reasoning_details", b"reasoning_details", "refusal", b"refusal", "role", b"role", "tool_calls", b"tool_calls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__content: _TypeAlias = _typing.Literal["content"]  # noqa: Y015
     _WhichOneofArgType__content: _TypeAlias = _typing.Literal["_content", b"_content"]  # noqa: Y015
+    _WhichOneofReturnType__reasoning: _TypeAlias = _typing.Literal["reasoning"]  # noqa: Y015
+    _WhichOneofArgType__reasoning: _TypeAlias = _typing.Literal["_reasoning", b"_reasoning"]  # noqa: Y015
     _WhichOneofReturnType__refusal: _TypeAlias = _typing.Literal["refusal"]  # noqa: Y015
     _WhichOneofArgType__refusal: _TypeAlias = _typing.Literal["_refusal", b"_refusal"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__content) -> _WhichOneofReturnType__content | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reasoning) -> _WhichOneofReturnType__reasoning | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__refusal) -> _WhichOneofReturnType__refusal | None: ...
 

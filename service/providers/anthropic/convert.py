@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -34,6 +34,8 @@ from service.domain.chat import (
     FilePart,
     ImagePart,
     Message,
+    Reasoning,
+    ReasoningDetail,
     RefusalPart,
     TextPart,
     ToolCall,
@@ -42,6 +44,12 @@ from service.domain.chat import (
 from service.providers.anthropic.ids import tool_ids
 
 JSON = dict[str, Any]
+# The `format` of the reasoning details Anthropic's thinking blocks become (OpenRouter's).
+FORMAT = "anthropic-claude-v1"
+# Thinking budgets from an effort, as OpenRouter computes them: this share of max_tokens,
+# within Anthropic's minimum (1024) and a ceiling of 32k.
+_EFFORT_SHARE = {"minimal": 0.1, "low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.95}
+MIN_BUDGET, MAX_BUDGET = 1024, 32_000
 # The structured-output tool's name when the response format names none.
 FORMAT_TOOL = "json_response"
 _FORMAT_DESCRIPTION = "Give your final answer by calling this tool: its input is the answer."
@@ -197,8 +205,26 @@ def _arguments(arguments: str, param: str) -> orjson.Fragment:
     return orjson.Fragment(arguments)
 
 
+def thinking_blocks(details: tuple[ReasoningDetail, ...]) -> list[JSON]:
+    """The thinking blocks a returned assistant message's details stand for: signed
+    thinking and redacted thinking of Anthropic's (others' details and unsigned text,
+    which Anthropic would refuse, are left out)."""
+    blocks: list[JSON] = []
+    for detail in details:
+        if detail.format not in (None, FORMAT, "unknown"):
+            continue
+        if detail.type == "reasoning.text" and detail.signature:
+            blocks.append(
+                {"type": "thinking", "thinking": detail.text or "", "signature": detail.signature}
+            )
+        elif detail.type == "reasoning.encrypted" and detail.data:
+            blocks.append({"type": "redacted_thinking", "data": detail.data})
+    return blocks
+
+
 def _assistant_blocks(message: Message, i: int, ids: dict[str, str]) -> list[JSON]:
-    blocks = _text_only(message.content, f"messages[{i}].content", "assistant")
+    blocks = thinking_blocks(message.reasoning_details)
+    blocks += _text_only(message.content, f"messages[{i}].content", "assistant")
     for j, call in enumerate(message.tool_calls):
         where = f"messages[{i}].tool_calls[{j}].function.arguments"
         blocks.append(
@@ -300,6 +326,43 @@ def _refuse_unsupported(request: ChatRequest) -> None:
         raise RejectedError("Anthropic does not support 'logit_bias'.", "logit_bias")
 
 
+def thinking_budget(reasoning: Reasoning, max_tokens: int) -> int | None:
+    """Anthropic's `thinking.budget_tokens` for a unified reasoning request, or None."""
+    if not reasoning.wanted:
+        return None
+    if reasoning.max_tokens is not None:
+        return max(reasoning.max_tokens, MIN_BUDGET)
+    share = _EFFORT_SHARE.get(reasoning.effort or "medium", 0.5)
+    return max(min(int(max_tokens * share), MAX_BUDGET), MIN_BUDGET)
+
+
+def _think(body: JSON, request: ChatRequest, tool_choice: JSON | None) -> None:
+    """Turn on extended thinking, within what Anthropic allows alongside it.
+
+    `max_tokens` counts thinking too and must exceed the budget: a budget that does not
+    fit below it is added on top. Thinking refuses a changed temperature or top_k and a
+    top_p below 0.95, which are dropped (sampling hints); it refuses a forced tool,
+    which would change the answer, so that is a 400.
+    """
+    reasoning = request.reasoning
+    budget = None if reasoning is None else thinking_budget(reasoning, body["max_tokens"])
+    if budget is None:
+        return
+    if tool_choice is not None and tool_choice.get("type") in ("any", "tool"):
+        raise RejectedError(
+            "Anthropic cannot think while a tool is forced (tool_choice 'required' or a "
+            "named function, or a JSON response format): drop 'reasoning' or the forcing.",
+            "reasoning",
+        )
+    if body["max_tokens"] <= budget:
+        body["max_tokens"] += budget
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    body.pop("temperature", None)
+    body.pop("top_k", None)
+    if body.get("top_p", 1) < 0.95:
+        del body["top_p"]
+
+
 def build_request(
     request: ChatRequest, upstream_model: str, *, stream: bool, default_max_tokens: int
 ) -> MessagesCall:
@@ -333,6 +396,7 @@ def build_request(
         body["tools"] = tools
     if tool_choice is not None:
         body["tool_choice"] = tool_choice
+    _think(body, request, tool_choice)
     if stream:
         body["stream"] = True
     else:
@@ -408,6 +472,8 @@ def parse_message(value: Any, format_tool: str | None = None) -> ChatResult:
     texts: list[str] = []
     calls: list[ToolCall] = []
     answer: str | None = None
+    thoughts: list[str] = []
+    details: list[ReasoningDetail] = []
     for k, raw in enumerate(body["content"]):
         where = f"content[{k}]"
         block = obj(raw, where)
@@ -421,12 +487,24 @@ def parse_message(value: Any, format_tool: str | None = None) -> ChatResult:
                 answer = arguments
             else:
                 calls.append(ToolCall(string(block.get("id"), f"{where}.id"), name, arguments))
-        # thinking, redacted_thinking and server-tool blocks have no OpenAI equivalent.
+        elif kind in ("thinking", "redacted_thinking"):
+            detail = thinking_detail(block, where, len(details))
+            details.append(detail)
+            if detail.text:
+                thoughts.append(detail.text)
+        # server-tool blocks have no OpenAI equivalent.
     stop_reason = body.get("stop_reason")
     if stop_reason is not None:
         stop_reason = string(stop_reason, "stop_reason")
     content = answer if answer is not None else ("".join(texts) if texts else None)
-    message = Message(role="assistant", content=content, tool_calls=tuple(calls))
+    reasoning = "".join(thoughts) if thoughts else None
+    message = Message(
+        role="assistant",
+        content=content,
+        tool_calls=tuple(calls),
+        reasoning=reasoning,
+        reasoning_details=tuple(details),
+    )
     finish = finish_reason(stop_reason, tool_calls=bool(calls))
     sequence = body.get("stop_sequence") if stop_reason == "stop_sequence" else None
     choice = Choice(
@@ -435,4 +513,30 @@ def parse_message(value: Any, format_tool: str | None = None) -> ChatResult:
         finish_reason=finish,
         stop_sequence=string(sequence, "stop_sequence") if sequence is not None else None,
     )
-    return ChatResult(choices=(choice,), usage=parse_usage(body.get("usage")))
+    usage = with_reasoning(parse_usage(body.get("usage")), len(reasoning or ""))
+    return ChatResult(choices=(choice,), usage=usage)
+
+
+def thinking_detail(block: JSON, where: str, index: int) -> ReasoningDetail:
+    """A thinking or redacted_thinking block as a reasoning detail, signature kept."""
+    if block.get("type") == "redacted_thinking":
+        data = string(block.get("data"), f"{where}.data")
+        return ReasoningDetail(type="reasoning.encrypted", data=data, format=FORMAT, index=index)
+    signature = block.get("signature")
+    return ReasoningDetail(
+        type="reasoning.text",
+        text=string(block.get("thinking", ""), f"{where}.thinking"),
+        signature=string(signature, f"{where}.signature") if signature else None,
+        format=FORMAT,
+        index=index,
+    )
+
+
+def with_reasoning(usage: Usage | None, thinking_chars: int) -> Usage | None:
+    """Usage with `reasoning_tokens`, which Anthropic does not count apart from output
+    tokens: estimated from the thinking text (about 4 characters a token), at most the
+    output. Billing is unchanged: output tokens already include the thinking."""
+    if usage is None or not thinking_chars:
+        return usage
+    estimate = min(-(-thinking_chars // 4), usage.completion_tokens)
+    return replace(usage, reasoning_tokens=estimate)

@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from service.domain.chat import ChatDelta, ChoiceDelta, ToolCallDelta, Usage
+from service.domain.chat import ChatDelta, ChoiceDelta, ReasoningDetail, ToolCallDelta, Usage
 from service.providers.anthropic.convert import (
+    FORMAT,
     JSON,
     BadUpstreamError,
     finish_reason,
@@ -27,6 +28,8 @@ from service.providers.anthropic.convert import (
     obj,
     parse_usage,
     string,
+    thinking_detail,
+    with_reasoning,
 )
 
 
@@ -41,8 +44,8 @@ class UpstreamStreamError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Block:
-    kind: str  # "text" | "tool" | "answer" (the structured-output tool) | "other"
-    position: int = -1  # the tool call's position among tool calls, for "tool"
+    kind: str  # "text" | "tool" | "answer" (the structured-output tool) | "thinking" | "other"
+    position: int = -1  # the tool call's position among tool calls (or thinking blocks)
 
 
 class StreamTranslator:
@@ -52,6 +55,8 @@ class StreamTranslator:
         self._format_tool = format_tool
         self._blocks: dict[int, _Block] = {}
         self._calls = 0
+        self._thoughts = 0  # thinking blocks so far: their details' indexes
+        self._thinking_chars = 0
         self._usage: JSON = {}
         self._role_sent = False
         self.finished = False  # a stop reason arrived
@@ -90,6 +95,8 @@ class StreamTranslator:
         tool_call: ToolCallDelta | None = None,
         finish: str | None = None,
         usage: Usage | None = None,
+        reasoning: str | None = None,
+        detail: ReasoningDetail | None = None,
     ) -> ChatDelta:
         role = None if self._role_sent else "assistant"
         self._role_sent = True
@@ -99,6 +106,8 @@ class StreamTranslator:
             content=content,
             tool_calls=(tool_call,) if tool_call is not None else (),
             finish_reason=finish,
+            reasoning=reasoning,
+            reasoning_details=(detail,) if detail is not None else (),
         )
         return ChatDelta(choices=(choice,), usage=usage)
 
@@ -125,7 +134,19 @@ class StreamTranslator:
             call_id = string(block.get("id"), "content_block.id")
             call = ToolCallDelta(index=position, id=call_id, name=name, arguments="")
             return self._delta(tool_call=call)
-        self._blocks[index] = _Block("other")  # thinking, server tools: nothing to carry
+        if kind in ("thinking", "redacted_thinking"):
+            position = self._thoughts
+            self._thoughts += 1
+            self._blocks[index] = _Block("thinking", position)
+            detail = thinking_detail(block, "content_block", position)
+            if detail.type == "reasoning.encrypted":
+                return self._delta(detail=detail)
+            text = detail.text
+            if text:
+                self._thinking_chars += len(text)
+                return self._delta(reasoning=text, detail=detail)
+            return None
+        self._blocks[index] = _Block("other")  # server tools: nothing to carry
         return None
 
     def _block_delta(self, body: JSON) -> ChatDelta | None:
@@ -145,19 +166,42 @@ class StreamTranslator:
             if block.kind == "answer":
                 return self._delta(content=fragment)
             return self._delta(tool_call=ToolCallDelta(index=block.position, arguments=fragment))
-        return None  # thinking_delta, signature_delta, citations_delta, ...
+        if block.kind == "thinking":
+            return self._thinking_delta(kind, delta, block.position)
+        return None  # citations_delta, ...
+
+    def _thinking_delta(self, kind: Any, delta: JSON, position: int) -> ChatDelta | None:
+        """A piece of thinking, or its signature: the same detail (by index), in parts
+        that a client joins (texts appended, the signature set)."""
+        if kind == "thinking_delta":
+            text = string(delta.get("thinking"), "thinking_delta.thinking")
+            if not text:
+                return None
+            self._thinking_chars += len(text)
+            detail = ReasoningDetail(
+                type="reasoning.text", text=text, format=FORMAT, index=position
+            )
+            return self._delta(reasoning=text, detail=detail)
+        if kind == "signature_delta":
+            signature = string(delta.get("signature"), "signature_delta.signature")
+            detail = ReasoningDetail(
+                type="reasoning.text", text="", signature=signature, format=FORMAT, index=position
+            )
+            return self._delta(detail=detail)
+        return None
 
     def _message_delta(self, body: JSON) -> ChatDelta | None:
         if body.get("usage") is not None:
             self._merge_usage(body["usage"])
         delta = body.get("delta")
         stop_reason = obj(delta, "message_delta.delta").get("stop_reason") if delta else None
+        usage = with_reasoning(parse_usage(self._usage), self._thinking_chars)
         if stop_reason is None or self.finished:
-            return ChatDelta(usage=parse_usage(self._usage)) if body.get("usage") else None
+            return ChatDelta(usage=usage) if body.get("usage") else None
         self.finished = True
         finish = finish_reason(string(stop_reason, "stop_reason"), tool_calls=self._calls > 0)
         sequence = obj(delta, "message_delta.delta").get("stop_sequence")
-        out = self._delta(finish=finish, usage=parse_usage(self._usage))
+        out = self._delta(finish=finish, usage=usage)
         if stop_reason != "stop_sequence" or sequence is None:
             return out
         choice = replace(out.choices[0], stop_sequence=string(sequence, "stop_sequence"))

@@ -97,7 +97,7 @@ class GeminiProvider:
             data = base64.b64encode(got.data).decode()
             fetched[remote.param] = convert.Blob(mime_type=got.media_type, data=data)
         try:
-            return convert.chat_body(request, fetched)
+            return convert.chat_body(request, fetched, attempt.upstream_model)
         except convert.RequestError as exc:
             raise request_error(self.name, exc) from exc
 

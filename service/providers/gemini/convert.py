@@ -28,6 +28,8 @@ from service.domain.chat import (
     FilePart,
     ImagePart,
     Message,
+    Reasoning,
+    ReasoningDetail,
     RefusalPart,
     TextPart,
 )
@@ -52,6 +54,14 @@ _GENERATION_EXTRAS = {
 _REQUEST_EXTRAS = frozenset({"safetySettings", "cachedContent"})
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?((?:;[^;,]*)*?);base64,(.*)", re.DOTALL)
 _OUR_CALL_ID = re.compile(r"call_[0-9a-f]{32}")
+SIGNATURE_FORMAT = "google-gemini-v1"
+# Models that take a thinking budget, not a level: Gemini 1.x and 2.x.
+_BUDGET_MODELS = re.compile(r"(models/)?gemini-[12](\.|-|$)")
+# Thinking budgets from an effort for those (a share of the output limit, OpenRouter's
+# way), within 1024 and 24576 tokens (the most 2.5 Flash takes).
+_EFFORT_SHARE = {"minimal": 0.1, "low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.95}
+_DEFAULT_OUTPUT = 8192
+_LEVELS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
 
 
 class RequestError(ValueError):
@@ -201,6 +211,16 @@ def _function_response(text: str) -> JSON:
     return value if isinstance(value, dict) else {"content": text}
 
 
+def _signatures(details: tuple[ReasoningDetail, ...]) -> dict[str | None, str]:
+    """Gemini's thought signatures among a returned message's details: call id (None for
+    the text's) -> signature."""
+    return {
+        d.id: d.data
+        for d in details
+        if d.type == "reasoning.encrypted" and d.data and d.format == SIGNATURE_FORMAT
+    }
+
+
 def _message_parts(
     message: Message, i: int, fetched: Mapping[str, Blob], call_names: dict[str, str]
 ) -> list[JSON]:
@@ -221,13 +241,19 @@ def _message_parts(
         parts = [{"text": message.content}]
     if message.role == "assistant" and message.refusal and not parts:
         parts = [{"text": message.refusal}]
+    signatures = _signatures(message.reasoning_details)
+    if None in signatures and parts and "text" in parts[-1]:
+        parts[-1]["thoughtSignature"] = signatures[None]
     for j, call in enumerate(message.tool_calls):
         call_names[call.id] = call.name
         args = _arguments(call.arguments, f"{where}.tool_calls[{j}].function.arguments")
         function: JSON = {"name": call.name, "args": args}
         if not _OUR_CALL_ID.fullmatch(call.id):
             function["id"] = call.id
-        parts.append({"functionCall": function})
+        part: JSON = {"functionCall": function}
+        if call.id in signatures:  # Gemini 3 refuses a tool loop without them
+            part["thoughtSignature"] = signatures[call.id]
+        parts.append(part)
     return parts
 
 
@@ -282,7 +308,34 @@ def _tools(request: ChatRequest) -> list[JSON]:
     return [{"functionDeclarations": declarations}]
 
 
-def _generation_config(request: ChatRequest, extra: JSON) -> JSON:
+def thinking_config(reasoning: Reasoning, upstream_model: str, max_tokens: int | None) -> JSON:
+    """`thinkingConfig` for a unified reasoning request.
+
+    Gemini 1.x/2.x take a token budget (0 turns thinking off where the model allows
+    it); later models a level, named as the efforts are (xhigh is their high). A budget
+    given in tokens is passed as one either way. Thought summaries come back unless the
+    client excludes them.
+    """
+    config: JSON = {}
+    budget_model = _BUDGET_MODELS.match(upstream_model) is not None
+    if not reasoning.wanted:
+        if budget_model and (reasoning.enabled is False or reasoning.effort == "none"):
+            config["thinkingBudget"] = 0
+        return config
+    if reasoning.max_tokens is not None:
+        config["thinkingBudget"] = reasoning.max_tokens
+    elif budget_model:
+        share = _EFFORT_SHARE.get(reasoning.effort or "medium", 0.5)
+        config["thinkingBudget"] = max(
+            min(int((max_tokens or _DEFAULT_OUTPUT) * share), 24_576), 1024
+        )
+    elif reasoning.effort is not None:
+        config["thinkingLevel"] = _LEVELS[reasoning.effort]
+    config["includeThoughts"] = not reasoning.exclude
+    return config
+
+
+def _generation_config(request: ChatRequest, extra: JSON, upstream_model: str) -> JSON:
     given = extra.get("generationConfig")
     config: JSON = dict(given) if isinstance(given, dict) else {}
     for key, target in _GENERATION_EXTRAS.items():
@@ -302,6 +355,11 @@ def _generation_config(request: ChatRequest, extra: JSON) -> JSON:
         "stopSequences": list(request.stop) or None,
     }
     config.update({k: v for k, v in typed.items() if v is not None})
+    if request.reasoning is not None:
+        thinking = thinking_config(request.reasoning, upstream_model, max_tokens)
+        if thinking:
+            given = config.get("thinkingConfig")
+            config["thinkingConfig"] = {**(given if isinstance(given, dict) else {}), **thinking}
     fmt = request.response_format
     if fmt is not None and fmt.type in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"
@@ -311,7 +369,7 @@ def _generation_config(request: ChatRequest, extra: JSON) -> JSON:
     return config
 
 
-def chat_body(request: ChatRequest, fetched: Mapping[str, Blob]) -> JSON:
+def chat_body(request: ChatRequest, fetched: Mapping[str, Blob], upstream_model: str = "") -> JSON:
     """The generateContent request body; `fetched` holds the bytes of remote attachments.
 
     Extra parameters that are Gemini request fields pass through; known generation
@@ -334,7 +392,7 @@ def chat_body(request: ChatRequest, fetched: Mapping[str, Blob]) -> JSON:
         if choice.mode == "function" and choice.function:
             calling["allowedFunctionNames"] = [choice.function]
         body["toolConfig"] = {"functionCallingConfig": calling}
-    config = _generation_config(request, extra)
+    config = _generation_config(request, extra, upstream_model)
     if config:
         body["generationConfig"] = config
     return body

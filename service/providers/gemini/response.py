@@ -20,6 +20,7 @@ from service.domain.chat import (
     Choice,
     ChoiceLogprobs,
     Message,
+    ReasoningDetail,
     TokenLogprob,
     ToolCall,
     TopLogprob,
@@ -27,6 +28,8 @@ from service.domain.chat import (
 )
 
 JSON = dict[str, Any]
+# The `format` of the reasoning details Gemini's thoughts and signatures become.
+FORMAT = "google-gemini-v1"
 
 _CONTENT_FILTER = frozenset(
     {
@@ -139,10 +142,27 @@ class CandidateParts:
     calls: tuple[JSON, ...]  # the functionCall objects, in order
     finish: Any  # Gemini's finishReason, if any
     logprobs: ChoiceLogprobs | None
+    thoughts: str | None = None  # thought summaries (parts marked `thought`)
+    # Each call's `thoughtSignature` (None where its part had none), in call order.
+    call_signatures: tuple[str | None, ...] = ()
+    # A signature on a part that is not a call (Gemini 3 may sign its last text part).
+    text_signature: str | None = None
+
+
+def signature_detail(signature: str, call_id: str | None, index: int) -> ReasoningDetail:
+    """A thought signature as an opaque detail, tied to its call by `id`."""
+    return ReasoningDetail(
+        type="reasoning.encrypted", data=signature, id=call_id, format=FORMAT, index=index
+    )
+
+
+def thought_detail(text: str) -> ReasoningDetail:
+    """Thought summary text; its pieces in a stream share index 0 (signatures follow)."""
+    return ReasoningDetail(type="reasoning.text", text=text, format=FORMAT, index=0)
 
 
 def candidate_parts(raw: Any, position: int, where: str) -> CandidateParts:
-    """What a candidate carries: visible text (thoughts left out), calls, finish reason."""
+    """What a candidate carries: visible text, thoughts, calls with their signatures."""
     candidate = _obj(raw, where)
     index = candidate.get("index", position)
     if not isinstance(index, int) or isinstance(index, bool):
@@ -150,22 +170,35 @@ def candidate_parts(raw: Any, position: int, where: str) -> CandidateParts:
     content = candidate.get("content")
     content = _obj(content, f"{where}.content") if content is not None else {}
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[JSON] = []
+    signatures: list[str | None] = []
+    text_signature = None
     for j, part in enumerate(_list(content.get("parts"), f"{where}.content.parts")):
         part = _obj(part, f"{where}.content.parts[{j}]")
+        signature = part.get("thoughtSignature")
+        if signature is not None and not isinstance(signature, str):
+            raise BadUpstreamError(f"{where}.content.parts[{j}].thoughtSignature: not a string")
         if "functionCall" in part:
             call = _obj(part["functionCall"], f"{where}.content.parts[{j}].functionCall")
             if not isinstance(call.get("name"), str) or not call["name"]:
                 raise BadUpstreamError(f"{where}.content.parts[{j}].functionCall.name: missing")
             calls.append(call)
-        elif isinstance(part.get("text"), str) and not part.get("thought"):
-            texts.append(part["text"])
+            signatures.append(signature)
+            continue
+        if signature:
+            text_signature = signature
+        if isinstance(part.get("text"), str):
+            (thoughts if part.get("thought") else texts).append(part["text"])
     return CandidateParts(
         index=index,
         text="".join(texts) if texts else None,
         calls=tuple(calls),
         finish=candidate.get("finishReason"),
         logprobs=_logprobs(candidate.get("logprobsResult")),
+        thoughts="".join(thoughts) if thoughts else None,
+        call_signatures=tuple(signatures),
+        text_signature=text_signature,
     )
 
 
@@ -214,10 +247,24 @@ def parse_response(value: Any, new_id: Callable[[], str] = new_call_id) -> ChatR
             ToolCall(id=str(c.get("id") or new_id()), name=c["name"], arguments=call_arguments(c))
             for c in got.calls
         )
+        details = [thought_detail(got.thoughts)] if got.thoughts else []
+        signed: list[tuple[str | None, str]] = [
+            (c.id, s) for c, s in zip(calls, got.call_signatures, strict=True) if s
+        ]
+        if got.text_signature:
+            signed.append((None, got.text_signature))
+        details += [signature_detail(s, cid, k) for k, (cid, s) in enumerate(signed, 1)]
+        message = Message(
+            role="assistant",
+            content=got.text,
+            tool_calls=calls,
+            reasoning=got.thoughts,
+            reasoning_details=tuple(details),
+        )
         choices.append(
             Choice(
                 index=got.index,
-                message=Message(role="assistant", content=got.text, tool_calls=calls),
+                message=message,
                 finish_reason=finish_reason(got.finish, bool(calls)),
                 logprobs=got.logprobs,
             )

@@ -27,6 +27,8 @@ from service.providers.gemini.response import (
     finish_reason,
     new_call_id,
     parse_usage,
+    signature_detail,
+    thought_detail,
 )
 
 
@@ -40,6 +42,7 @@ class StreamTranslator:
     def __init__(self, new_id: Callable[[], str] = new_call_id) -> None:
         self._new_id = new_id
         self._calls: dict[int, int] = {}  # candidate index -> function calls so far
+        self._signatures: dict[int, int] = {}  # candidate index -> signatures so far
         self._finished: set[int] = set()
         self.usage: Usage | None = None
 
@@ -58,9 +61,19 @@ class StreamTranslator:
         deltas: list[ChatDelta] = []
         for i, raw in enumerate(candidates):
             got = candidate_parts(raw, i, f"chunk.candidates[{i}]")
+            if got.thoughts:
+                detail = thought_detail(got.thoughts)
+                deltas.append(
+                    _one(
+                        ChoiceDelta(got.index, reasoning=got.thoughts, reasoning_details=(detail,))
+                    )
+                )
             if got.text or got.logprobs is not None:
                 deltas.append(_one(ChoiceDelta(got.index, content=got.text, logprobs=got.logprobs)))
-            for call in got.calls:
+            if got.text_signature:
+                detail = signature_detail(got.text_signature, None, self._signed(got.index))
+                deltas.append(_one(ChoiceDelta(got.index, reasoning_details=(detail,))))
+            for call, signature in zip(got.calls, got.call_signatures, strict=True):
                 position = self._calls.get(got.index, 0)
                 self._calls[got.index] = position + 1
                 head = ToolCallDelta(
@@ -70,13 +83,27 @@ class StreamTranslator:
                     arguments="",
                 )
                 rest = ToolCallDelta(index=position, arguments=call_arguments(call))
-                deltas.append(_one(ChoiceDelta(got.index, tool_calls=(head,))))
+                # The call's signature travels with its first delta, tied to it by id.
+                signed = (
+                    (signature_detail(signature, head.id, self._signed(got.index)),)
+                    if signature
+                    else ()
+                )
+                deltas.append(
+                    _one(ChoiceDelta(got.index, tool_calls=(head,), reasoning_details=signed))
+                )
                 deltas.append(_one(ChoiceDelta(got.index, tool_calls=(rest,))))
             if got.finish and got.index not in self._finished:
                 self._finished.add(got.index)
                 reason = finish_reason(got.finish, self._calls.get(got.index, 0) > 0)
                 deltas.append(_one(ChoiceDelta(got.index, finish_reason=reason)))
         return deltas
+
+    def _signed(self, candidate: int) -> int:
+        """The next signature's detail index (from 1: thought text has index 0)."""
+        index = self._signatures.get(candidate, 0) + 1
+        self._signatures[candidate] = index
+        return index
 
     def finish(self) -> list[ChatDelta]:
         """The closing deltas (usage); a body that ended before any finish is broken."""
