@@ -23,6 +23,7 @@ from switchyard.v1 import (
     messages_pb2_grpc,
     models_pb2_grpc,
     rerank_pb2_grpc,
+    responses_pb2_grpc,
     usage_pb2_grpc,
 )
 
@@ -35,6 +36,7 @@ from gateway_http.routes.keys import Account, Key, Keys
 from gateway_http.routes.messages import CountTokens, Messages
 from gateway_http.routes.models import GetModel, ListModels
 from gateway_http.routes.rerank import Rerank
+from gateway_http.routes.responses import Responses
 from gateway_http.routes.usage import Usage
 from gateway_http.wire import request_id
 
@@ -125,6 +127,16 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
             methods=["POST"],
         ),
         Route("/v1/messages/count_tokens", CountTokens(probe, messages), methods=["POST"]),
+        Route(
+            "/v1/responses",
+            Responses(
+                probe,
+                responses_pb2_grpc.ResponsesServiceStub(channel),
+                hold=stream_hold,
+                keepalive=keepalive,
+            ),
+            methods=["POST"],
+        ),
         Route(
             "/v1/embeddings",
             Embeddings(probe, embeddings_pb2_grpc.EmbeddingServiceStub(channel)),

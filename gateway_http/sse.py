@@ -92,11 +92,13 @@ async def relay(
     fail: Callable[[HttpError, Any], bytes],
     done: bytes,
     ping: bytes,
+    head: Callable[[Any, float], list[tuple[bytes, bytes]]] = chat_headers,
 ) -> None:
     """Relay a server-streaming call as SSE, whatever its messages: `render` frames one,
     `fail(error, first message)` frames an error after the 200, `done` ends the stream
-    and `ping` keeps it alive while the first message is held. The first message carries
-    the served headers (`chat_headers`). Raises HttpError if it fails before the 200."""
+    and `ping` keeps it alive while the first message is held. `head(first message,
+    started)` gives the served headers (by default `chat_headers`: the first message
+    carries them). Raises HttpError if it fails before the 200."""
     call_started = time.perf_counter()
     chunks: AsyncIterator[Any] = aiter(call)
     first_task = asyncio.ensure_future(_first_chunk(chunks))
@@ -112,7 +114,7 @@ async def relay(
             (b"x-request-id", rid.encode()),
         ]
         if first is not None:
-            headers.extend(chat_headers(first, started))
+            headers.extend(head(first, started))
         else:
             headers.extend(await _early_headers(call, call_started, started))
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -28,6 +28,8 @@ from switchyard.v1 import (
     models_pb2_grpc,
     rerank_pb2,
     rerank_pb2_grpc,
+    responses_pb2,
+    responses_pb2_grpc,
     usage_pb2,
     usage_pb2_grpc,
 )
@@ -49,6 +51,7 @@ from service.servicers.embeddings import EmbeddingServicer
 from service.servicers.messages import MessagesServicer
 from service.servicers.models import ModelServicer
 from service.servicers.rerank import RerankServicer
+from service.servicers.responses import ResponsesServicer
 from service.servicers.usage import UsageServicer
 from service.store.keys import KeyStore
 
@@ -63,6 +66,7 @@ SERVICE_NAMES = tuple(
         (admin_pb2, "AdminService"),
         (admin_pb2, "AccountService"),
         (usage_pb2, "UsageService"),
+        (responses_pb2, "ResponsesService"),
     )
 )
 
@@ -159,6 +163,7 @@ class Service:
         )
         embeddings_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(*core), server)
         rerank_pb2_grpc.add_RerankServiceServicer_to_server(RerankServicer(*core), server)
+        responses_pb2_grpc.add_ResponsesServiceServicer_to_server(ResponsesServicer(*core), server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelServicer(self.pipeline, self.engine), server
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from switchyard.v1 import chat_pb2, chat_pb2_grpc
 
@@ -28,7 +28,46 @@ def _texts(message: Message) -> list[str]:
     return []
 
 
-def _excluded(request: ChatRequest) -> bool:
+async def admit(accounting: Accounting, call: CallContext, request: ChatRequest) -> Ticket:
+    """Open a chat generation at the gate: its worst case, and the texts to moderate."""
+    requested = [request.model, *request.routing.fallback_models]
+    estimate = chat_worst_case(request, accounting.models(requested))
+    texts = [t for m in request.messages if m.role != "assistant" for t in _texts(m)]
+    return await accounting.open(call, "chat", requested, estimate, texts)
+
+
+def produced(ticket: Ticket, chars: int) -> Usage:
+    """Usage when the upstream reported none (a cut stream): our own estimate."""
+    prompt = ticket.estimate.prompt_tokens
+    completion = tokens_for_chars(chars)
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
+
+
+def announcer(
+    context: Context, accounting: Accounting, ticket: Ticket, started: float
+) -> Callable[[Served], Awaitable[None]]:
+    """The engine's `announce` for a stream: before the first attempt, what a client may
+    need before any output. A stream whose 200 leaves before its first token (the HTTP
+    hold) still names its generation, provider and limits (initial metadata -> headers)."""
+
+    async def announce(trying: Served) -> None:
+        overhead = (time.perf_counter() - started) * 1000
+        metadata = [
+            ("x-generation-id", ticket.generation_id),
+            ("x-switchyard-provider", trying.provider),
+            ("x-switchyard-overhead-ms", f"{overhead:.3f}"),
+            *headers_metadata(accounting.limits(ticket)).items(),
+        ]
+        if trying.dropped:
+            metadata.append(("x-switchyard-dropped-params", ",".join(trying.dropped)))
+        await context.send_initial_metadata(metadata)
+
+    return announce
+
+
+def excluded(request: ChatRequest) -> bool:
     """Whether the client asked not to see the reasoning text (`reasoning.exclude`)."""
     return request.reasoning is not None and request.reasoning.exclude
 
@@ -39,19 +78,13 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self._engine = engine
         self._accounting = accounting
 
-    async def _admit(self, call: CallContext, request: ChatRequest) -> Ticket:
-        requested = [request.model, *request.routing.fallback_models]
-        estimate = chat_worst_case(request, self._accounting.models(requested))
-        texts = [t for m in request.messages if m.role != "assistant" for t in _texts(m)]
-        return await self._accounting.open(call, "chat", requested, estimate, texts)
-
     async def Complete(  # noqa: N802 - gRPC method name
         self, request: chat_pb2.ChatRequest, context: Context
     ) -> chat_pb2.ChatResponse:
         try:
             call = begin(self._pipeline, context)
             chat_request = request_from_proto(request)
-            ticket = await self._admit(call, chat_request)
+            ticket = await admit(self._accounting, call, chat_request)
             try:
                 result, served = await self._engine.chat(chat_request, call)
             except BaseException as exc:
@@ -69,7 +102,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 served,
                 ticket.generation_id,
                 int(time.time()),
-                _excluded(chat_request),
+                excluded(chat_request),
             )
             usage_out = out.usage
             usage_out.SetInParent()
@@ -86,26 +119,13 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         try:
             call = begin(self._pipeline, context)
             chat_request = request_from_proto(request)
-            ticket = await self._admit(call, chat_request)
+            ticket = await admit(self._accounting, call, chat_request)
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "ChatService.Stream")
         served: Served | None = None
         builder: ChunkBuilder | None = None
 
-        async def announce(trying: Served) -> None:
-            """Before the first attempt, what a client may need before any output: a
-            stream whose 200 leaves before its first token (the HTTP hold) still names
-            its generation, provider and limits (initial metadata -> HTTP headers)."""
-            overhead = (time.perf_counter() - started) * 1000
-            metadata = [
-                ("x-generation-id", ticket.generation_id),
-                ("x-switchyard-provider", trying.provider),
-                ("x-switchyard-overhead-ms", f"{overhead:.3f}"),
-                *headers_metadata(self._accounting.limits(ticket)).items(),
-            ]
-            if trying.dropped:
-                metadata.append(("x-switchyard-dropped-params", ",".join(trying.dropped)))
-            await context.send_initial_metadata(metadata)
+        announce = announcer(context, self._accounting, ticket, started)
 
         try:
             timing = StreamTiming()
@@ -115,7 +135,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 ticket.generation_id,
                 int(time.time()),
                 chat_request.include_usage,
-                _excluded(chat_request),
+                excluded(chat_request),
             )
             first = True
             async for delta in deltas:
@@ -128,7 +148,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                             chunk.dropped_parameters.extend(served.dropped)
                         first = False
                     yield chunk
-            usage = builder.usage or self._produced(ticket, builder)
+            usage = builder.usage or produced(ticket, builder.produced_chars)
             price = await self._accounting.settle(
                 ticket, served, usage, finish_reason=builder.finish_reason, streamed=True
             )
@@ -141,7 +161,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 await self._accounting.settle(
                     ticket,
                     served,
-                    builder.usage or self._produced(ticket, builder),
+                    builder.usage or produced(ticket, builder.produced_chars),
                     finish_reason="cancelled",
                     streamed=True,
                     cancelled=True,
@@ -152,12 +172,3 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             self._accounting.abandon(ticket, exc)
             await abort(context, exc, "ChatService.Stream")
-
-    @staticmethod
-    def _produced(ticket: Ticket, builder: ChunkBuilder) -> Usage:
-        """Usage when the upstream reported none (a cut stream): our own estimate."""
-        prompt = ticket.estimate.prompt_tokens
-        completion = tokens_for_chars(builder.produced_chars)
-        return Usage(
-            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
-        )

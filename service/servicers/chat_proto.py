@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from switchyard.v1 import chat_pb2, common_pb2
@@ -150,21 +151,25 @@ def _tool(tool: chat_pb2.Tool, i: int) -> chat.Tool:
     param = f"tools[{i}]"
     if tool.type not in ("", "function"):
         raise errors.invalid_request(f"'{param}.type' must be 'function'.", f"{param}.type")
-    fn = tool.function
+    definition = function_from_proto(tool.function, f"{param}.function")
+    control = cache_control(tool, param)
+    return definition if control is None else replace(definition, cache_control=control)
+
+
+def function_from_proto(fn: Any, param: str) -> chat.Tool:
+    """A function definition (chat's FunctionDefinition, or a Responses FunctionTool)."""
     parameters = fn.parameters_json
     return chat.Tool(
-        name=required(fn.name, f"{param}.function.name"),
+        name=required(fn.name, f"{param}.name"),
         description=fn.description or None,
-        parameters_json=json_text(parameters, f"{param}.function.parameters")
-        if parameters
-        else None,
+        parameters_json=json_text(parameters, f"{param}.parameters") if parameters else None,
         strict=fn.strict if fn.HasField("strict") else None,
-        cache_control=cache_control(tool, param),
     )
 
 
-def _tool_choice(request: chat_pb2.ChatRequest, tools: tuple[chat.Tool, ...]) -> chat.ToolChoice:
-    choice = request.tool_choice
+def tool_choice_from_proto(
+    choice: chat_pb2.ToolChoice, tools: tuple[chat.Tool, ...]
+) -> chat.ToolChoice:
     kind = choice.WhichOneof("choice")
     if kind == "function_name":
         if not any(t.name == choice.function_name for t in tools):
@@ -273,7 +278,7 @@ def request_from_proto(request: chat_pb2.ChatRequest) -> chat.ChatRequest:
         elif name == "tools":  # before tool_choice, which must name one of them
             tools = options["tools"] = tuple(_tool(t, i) for i, t in enumerate(value))
         elif name == "tool_choice":
-            options["tool_choice"] = _tool_choice(request, tools)
+            options["tool_choice"] = tool_choice_from_proto(request.tool_choice, tools)
         elif name == "stream_options":
             options["include_usage"] = value.include_usage
         elif name == "native_extra_json":

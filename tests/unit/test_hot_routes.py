@@ -29,6 +29,7 @@ def test_every_hot_path_is_the_same_endpoint_starlette_routes_post_to() -> None:
         "/v1/chat/completions",
         "/v1/messages",
         "/v1/messages/count_tokens",
+        "/v1/responses",
         "/v1/embeddings",
         "/v1/rerank",
         "/rerank",
