@@ -61,6 +61,9 @@ models:
     endpoints: [{{provider: mock, model: drop}}]
   - id: mock/empty
     endpoints: [{{provider: mock, model: empty}}]
+  - id: mock/think
+    reasoning: true
+    endpoints: [{{provider: mock, model: think}}]
   - id: dead/chat
     endpoints: [{{provider: dead, model: anything}}]
   - id: mock/embed

@@ -112,8 +112,6 @@ class ResponseEvents:
         events = [self._event("response.output_item.added", output_index=item.index, item=added)]
         if kind == "message":
             events.append(self._part("response.content_part.added", item, ""))
-        elif kind == "reasoning" and not self._exclude:
-            events.append(self._summary_part("response.reasoning_summary_part.added", item))
         return events
 
     def _part(self, kind: str, item: _Item, text: str) -> Event:
@@ -173,7 +171,7 @@ class ResponseEvents:
                     text=text,
                 )
             )
-        elif not self._exclude:
+        elif item.text and not self._exclude:  # a summary part was opened
             events.append(
                 self._event(
                     "response.reasoning_summary_text.done",
@@ -219,6 +217,8 @@ class ResponseEvents:
             item.details[detail.index] = _merge(item.details.get(detail.index), detail)
         if choice.reasoning:
             self.produced_chars += len(choice.reasoning)
+            if not item.text and not self._exclude:  # the summary's part opens with its text
+                events.append(self._summary_part("response.reasoning_summary_part.added", item))
             item.text.append(choice.reasoning)
             if not self._exclude:
                 events.append(

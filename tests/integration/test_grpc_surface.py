@@ -156,6 +156,7 @@ def test_health_and_reflection(channel: grpc.Channel) -> None:
         "switchyard.v1.EmbeddingService",
         "switchyard.v1.RerankService",
         "switchyard.v1.ModelService",
+        "switchyard.v1.ResponsesService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     } <= names
