@@ -76,7 +76,7 @@ class Responses(Endpoint):
         started = time.perf_counter()
         body = await read_json(receive)
         parsed = parse_response_request(body)
-        timeout = header_timeout(scope)
+        timeout = parsed.timeout or header_timeout(scope)
         metadata = call_metadata(scope, rid)
         async with ClientWatch(receive):
             if parsed.stream:

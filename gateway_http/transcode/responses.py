@@ -8,6 +8,7 @@ refused with a 400 naming them, never dropped in silence.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from gateway_http.transcode.fields import (
     number,
     obj,
     opt_bool,
+    opt_number,
     opt_str,
     req_str,
     string,
@@ -49,6 +51,7 @@ class ParsedResponse:
     request: responses_pb2.ResponseRequest
     stream: bool
     body: JSON  # the request, for the settings the answer echoes
+    timeout: float | None = None  # `timeout` (seconds), as chat completions take it
 
 
 # --- requests -------------------------------------------------------------------------
@@ -261,7 +264,10 @@ def parse_response_request(body: JSON) -> ParsedResponse:
     extra = {k: v for k, v in body.items() if k not in _HANDLED and v is not None}
     if extra:
         out.extra_json = orjson.dumps(extra).decode()
-    return ParsedResponse(out, bool(opt_bool(body, "stream")), body)
+    timeout = opt_number(body, "timeout")
+    if timeout is not None and not 0 < timeout <= 86_400:
+        raise bad_request("'timeout' must be a number of seconds above 0.", "timeout")
+    return ParsedResponse(out, bool(opt_bool(body, "stream")), body, timeout)
 
 
 # --- results --------------------------------------------------------------------------
@@ -348,7 +354,7 @@ def response_json(response: responses_pb2.Response, body: JSON) -> JSON:
         "object": "response",
         "created_at": response.created_at,
         "status": response.status,
-        "completed_at": response.created_at if response.status == "completed" else None,
+        "completed_at": int(time.time()) if response.status == "completed" else None,
         "error": None,
         "incomplete_details": incomplete,
         "instructions": body.get("instructions"),
