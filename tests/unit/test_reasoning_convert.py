@@ -436,6 +436,8 @@ def test_gemini_thinking_config(
 def test_gemini_thinking_off_and_hidden() -> None:
     off = gemini.chat_body(chat(reasoning=Reasoning(enabled=False)), {}, "gemini-2.5-flash")
     assert off["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 0}
+    pro = gemini.chat_body(chat(reasoning=Reasoning(enabled=False)), {}, "gemini-2.5-pro")
+    assert "generationConfig" not in pro  # Pro cannot stop thinking: it would be a 400
     assert "generationConfig" not in gemini.chat_body(
         chat(reasoning=Reasoning(effort="none")), {}, "gemini-3-pro"
     )

@@ -311,15 +311,16 @@ def _tools(request: ChatRequest) -> list[JSON]:
 def thinking_config(reasoning: Reasoning, upstream_model: str, max_tokens: int | None) -> JSON:
     """`thinkingConfig` for a unified reasoning request.
 
-    Gemini 1.x/2.x take a token budget (0 turns thinking off where the model allows
-    it); later models a level, named as the efforts are (xhigh is their high). A budget
-    given in tokens is passed as one either way. Thought summaries come back unless the
-    client excludes them.
+    Gemini 1.x/2.x take a token budget (0 turns thinking off on the Flash models; Pro
+    cannot stop thinking and would refuse it); later models a level, named as the
+    efforts are (xhigh is their high). A budget given in tokens is passed as one either
+    way. Thought summaries come back unless the client excludes them.
     """
     config: JSON = {}
     budget_model = _BUDGET_MODELS.match(upstream_model) is not None
     if not reasoning.wanted:
-        if budget_model and (reasoning.enabled is False or reasoning.effort == "none"):
+        off = reasoning.enabled is False or reasoning.effort == "none"
+        if budget_model and off and "flash" in upstream_model:
             config["thinkingBudget"] = 0
         return config
     if reasoning.max_tokens is not None:
