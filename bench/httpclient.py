@@ -134,11 +134,11 @@ class Connection(asyncio.Protocol):
         while (end := buffer.find(b"\n\n", start)) >= 0:
             event = bytes(buffer[start:end])
             start = end + 2
-            if event.startswith(b"event: "):  # Anthropic's named events (/v1/messages)
+            if event.startswith(b"event: "):  # named events: /v1/messages, /v1/responses
                 name = event[7 : event.find(b"\n")]
                 if name == b"error":
                     reply.stream_error = True
-                elif name == b"content_block_delta":
+                elif name in _TOKEN_EVENTS:
                     reply.events.append(self._now)
                 continue
             if not event.startswith(b"data:") or event.startswith(b"data: [DONE]"):
@@ -152,6 +152,10 @@ class Connection(asyncio.Protocol):
     def _fail(self, message: str) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(HttpError(message))
+
+
+# The named events that carry tokens: Anthropic's text deltas, the Responses API's.
+_TOKEN_EVENTS = frozenset({b"content_block_delta", b"response.output_text.delta"})
 
 
 class Pool:

@@ -57,6 +57,14 @@ def messages_body(model: str, *, stream: bool) -> dict[str, Any]:
     return body
 
 
+def responses_body(model: str, *, stream: bool) -> dict[str, Any]:
+    """The same request through the Responses API (POST /v1/responses)."""
+    body: dict[str, Any] = {"model": model, "input": PROMPT, "max_output_tokens": MAX_TOKENS}
+    if stream:
+        body["stream"] = True
+    return body
+
+
 class HttpCaller:
     """POSTs pre-encoded bodies (cycled) over a keep-alive connection pool."""
 

@@ -15,6 +15,7 @@ CHANNELS = (("inprocess", "gateway, in-process channel"), ("grpc", "gateway, --c
 PATHS = (("direct", "direct to mock"), *CHANNELS)
 # Anthropic's Messages door on the in-process gateway (issue 19): same prompt, in turns.
 MESSAGES = ("messages", "gateway, in-process, POST /v1/messages")
+RESPONSES = ("responses", "gateway, in-process, POST /v1/responses")
 # bench/forwarder.py, on the gateway's core: what the server and the upstream client cost.
 FLOOR = ("forwarder", "thinnest forwarder (floor)")
 
@@ -120,7 +121,7 @@ def wrk_section(results: JSON) -> str:
 def rate_section(results: JSON) -> str:
     http = results.get("http", {})
     rows = []
-    for key, label in (*PATHS, MESSAGES, FLOOR):
+    for key, label in (*PATHS, MESSAGES, RESPONSES, FLOOR):
         r = get(http, key, "rate")
         lat = get(r, "latency")
         if r is None:
@@ -163,7 +164,7 @@ def rate_section(results: JSON) -> str:
 def stream_section(results: JSON) -> str:
     http = results.get("http", {})
     rows = []
-    for key, label in (*PATHS, MESSAGES):
+    for key, label in (*PATHS, MESSAGES, RESPONSES):
         r = get(http, key, "stream")
         if r is None:
             continue

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from bench import local_models, scenarios, shared_state
-from bench.loadgen import messages_body
+from bench.loadgen import messages_body, responses_body
 from bench.machine import cpu_totals, describe, foreign_cpu, own_cpu
 from bench.procs import (
     CLIENT_CPU,
@@ -182,10 +182,10 @@ class Bench:
             http[channel] = scenarios.http_suite(target, s, self.scratch, self.guard, ("wrk",))
             targets.append(target)
             procs.append(gw.proc)
-            if channel == "inprocess":  # the Messages door on the same gateway, in turns
-                messages = self.messages_target(gw, target)
-                http[messages.label] = {}
-                doors.append(messages)
+            if channel == "inprocess":  # the other front doors, same gateway, in turns
+                for door in (self.messages_target(gw, target), self.responses_target(target)):
+                    http[door.label] = {}
+                    doors.append(door)
         # The thinnest forwarder on CPU 0 (bench/forwarder.py): the floor under "added".
         port = free_port()
         floor_proc = self.keep(start_forwarder(port, mock_port, self.scratch))
@@ -221,6 +221,15 @@ class Bench:
             path.write_bytes(orjson.dumps([messages_body(chat.chat_model, stream=stream)]))
             files.append(str(path))
         return replace(chat, label="messages", path="/v1/messages", bodies=(files[0], files[1]))
+
+    def responses_target(self, chat: Target) -> Target:
+        """/v1/responses on the in-process gateway, the same prompt again."""
+        files = []
+        for stream in (False, True):
+            path = self.scratch / f"responses-{'stream' if stream else 'plain'}.json"
+            path.write_bytes(orjson.dumps([responses_body(chat.chat_model, stream=stream)]))
+            files.append(str(path))
+        return replace(chat, label="responses", path="/v1/responses", bodies=(files[0], files[1]))
 
     def workers(self, config: Path) -> None:
         """--workers 2 against one worker, the gateway pinned to both cores."""

@@ -140,10 +140,10 @@ def _workers(results: JSON) -> Check:
     return Check(name, "≥ 1.7×", measured + ")", ratio >= 1.7)
 
 
-def _door(results: JSON, name: str, *path: str) -> Check:
+def _door(results: JSON, name: str, *path: str, label: str = "messages") -> Check:
     """A front door's added latency against chat completions' (issue 19: within 10 %)."""
     threshold = "≤ chat completions' + 10 %"
-    door, chat = added(results, "messages", *path), added(results, "inprocess", *path)
+    door, chat = added(results, label, *path), added(results, "inprocess", *path)
     if door is None or chat is None:
         return Check(name, threshold, "not measured", None)
     measured = f"{door:.3f} ms vs {chat:.3f} ms"
@@ -195,6 +195,18 @@ def checks(results: JSON) -> list[Check]:
             "p50_ms",
         ),
         _door(results, "/v1/messages: added time to first chunk p50", "stream", "ttft", "p50_ms"),
+        _door(
+            results,
+            "/v1/responses: added latency p50 at 50 req/s",
+            *("rate", "latency", "p50_ms"),
+            label="responses",
+        ),
+        _door(
+            results,
+            "/v1/responses: added time to first chunk p50",
+            *("stream", "ttft", "p50_ms"),
+            label="responses",
+        ),
         _soak(results),
         _workers(results),
     ]

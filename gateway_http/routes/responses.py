@@ -13,7 +13,7 @@ from gateway_http.errors import HttpError
 from gateway_http.routes.base import AuthProbe, Endpoint
 from gateway_http.sse import KEEPALIVE, relay
 from gateway_http.transcode.fields import JSON
-from gateway_http.transcode.responses import event_json, parse_response_request, response_json
+from gateway_http.transcode.responses import events_json, parse_response_request, response_json
 from gateway_http.wire import (
     ClientWatch,
     call_metadata,
@@ -37,9 +37,12 @@ class _Events:
         self._body = body
         self._sequence = 0
 
-    def render(self, event: responses_pb2.ResponseEvent) -> bytes:
-        self._sequence = event.sequence_number + 1
-        return event_frame(event_json(event, self._body))
+    def render(self, batch: responses_pb2.ResponseEventBatch) -> bytes:
+        """One batch's events, framed together: sent in one write."""
+        frames = [event_frame(payload) for payload in events_json(batch.events, self._body)]
+        if batch.events:
+            self._sequence = batch.events[-1].sequence_number + 1
+        return b"".join(frames)
 
     def failed(self, err: HttpError, first: Any | None) -> bytes:
         error = err.body()["error"]
@@ -54,8 +57,8 @@ class _Events:
         )
 
 
-def _head(first: responses_pb2.ResponseEvent, started: float) -> list[tuple[bytes, bytes]]:
-    return chat_headers(first.response, started)
+def _head(first: responses_pb2.ResponseEventBatch, started: float) -> list[tuple[bytes, bytes]]:
+    return chat_headers(first.events[0].response, started)
 
 
 class Responses(Endpoint):

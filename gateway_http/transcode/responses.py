@@ -9,7 +9,9 @@ refused with a 400 naming them, never dropped in silence.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -381,47 +383,98 @@ def response_json(response: responses_pb2.Response, body: JSON) -> JSON:
     return out
 
 
-def event_json(event: responses_pb2.ResponseEvent, body: JSON) -> JSON:
-    """One typed stream event, as OpenAI sends it."""
+_RESPONSE_EVENTS = frozenset(
+    {"response.created", "response.in_progress", "response.completed", "response.incomplete"}
+)
+_ITEM_EVENTS = frozenset({"response.output_item.added", "response.output_item.done"})
+
+
+def _text_part(event: responses_pb2.ResponseEvent) -> JSON:
+    return {"type": "output_text", "text": event.text, "annotations": [], "logprobs": []}
+
+
+def _summary_part(event: responses_pb2.ResponseEvent) -> JSON:
+    return {"type": "summary_text", "text": event.text}
+
+
+Field = Callable[[responses_pb2.ResponseEvent], Any]
+_CONTENT: Field = attrgetter("content_index")
+_SUMMARY: Field = attrgetter("summary_index")
+_DELTA: Field = attrgetter("delta")
+_TEXT: Field = attrgetter("text")
+
+
+def _no_logprobs(event: responses_pb2.ResponseEvent) -> list[Any]:
+    return []
+
+
+# The fields of the other events after item_id and output_index, in OpenAI's order: one
+# lookup per event rather than a chain of tests (a first batch renders five of them).
+_FIELDS: dict[str, tuple[tuple[str, Field], ...]] = {
+    "response.output_text.delta": (
+        ("content_index", _CONTENT),
+        ("delta", _DELTA),
+        ("logprobs", _no_logprobs),
+    ),
+    "response.output_text.done": (
+        ("content_index", _CONTENT),
+        ("text", _TEXT),
+        ("logprobs", _no_logprobs),
+    ),
+    "response.content_part.added": (("content_index", _CONTENT), ("part", _text_part)),
+    "response.content_part.done": (("content_index", _CONTENT), ("part", _text_part)),
+    "response.function_call_arguments.delta": (("delta", _DELTA),),
+    "response.function_call_arguments.done": (("arguments", _TEXT),),
+    "response.reasoning_summary_text.delta": (("summary_index", _SUMMARY), ("delta", _DELTA)),
+    "response.reasoning_summary_text.done": (("summary_index", _SUMMARY), ("text", _TEXT)),
+    "response.reasoning_summary_part.added": (
+        ("summary_index", _SUMMARY),
+        ("part", _summary_part),
+    ),
+    "response.reasoning_summary_part.done": (
+        ("summary_index", _SUMMARY),
+        ("part", _summary_part),
+    ),
+}
+
+
+def event_json(
+    event: responses_pb2.ResponseEvent, body: JSON, rendered: JSON | None = None
+) -> JSON:
+    """One typed stream event, as OpenAI sends it. `rendered` is its response's JSON when
+    the caller already has it (response.created and .in_progress carry the same)."""
     kind = event.type
     out: JSON = {"type": kind, "sequence_number": event.sequence_number}
-    if kind in (
-        "response.created",
-        "response.in_progress",
-        "response.completed",
-        "response.incomplete",
-    ):
-        out["response"] = response_json(event.response, body)
-    elif kind in ("response.output_item.added", "response.output_item.done"):
+    if kind in _RESPONSE_EVENTS:
+        out["response"] = rendered if rendered is not None else response_json(event.response, body)
+    elif kind in _ITEM_EVENTS:
         out["output_index"] = event.output_index
         out["item"] = item_json(event.item)
     else:
         out["item_id"] = event.item_id
         out["output_index"] = event.output_index
-        if kind.startswith(("response.content_part.", "response.output_text.")):
-            out["content_index"] = event.content_index
-        if kind.startswith("response.reasoning_summary_"):
-            out["summary_index"] = event.summary_index
-        if kind.endswith(".delta"):
-            out["delta"] = event.delta
-        if kind.startswith("response.output_text."):
-            out["logprobs"] = []
-        if kind == "response.output_text.done":
-            out["text"] = event.text
-        elif kind == "response.function_call_arguments.done":
-            out["arguments"] = event.text
-        elif kind == "response.reasoning_summary_text.done":
-            out["text"] = event.text
-        elif kind.startswith("response.content_part."):
-            out["part"] = {
-                "type": "output_text",
-                "text": event.text,
-                "annotations": [],
-                "logprobs": [],
-            }
-        elif kind.startswith("response.reasoning_summary_part."):
-            out["part"] = {"type": "summary_text", "text": event.text}
+        for name, read in _FIELDS.get(kind, ()):
+            out[name] = read(event)
     return out
 
 
-__all__ = ["ParsedResponse", "event_json", "parse_response_request", "response_json"]
+def events_json(events: Any, body: JSON) -> list[JSON]:
+    """A batch of events; an opening pair renders its (identical) response once."""
+    out = []
+    opening: JSON | None = None
+    for event in events:
+        if event.type in ("response.created", "response.in_progress"):
+            opening = opening or response_json(event.response, body)
+            out.append(event_json(event, body, opening))
+        else:
+            out.append(event_json(event, body))
+    return out
+
+
+__all__ = [
+    "ParsedResponse",
+    "event_json",
+    "events_json",
+    "parse_response_request",
+    "response_json",
+]

@@ -62,7 +62,7 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
 
     async def Stream(  # noqa: N802 - gRPC method name
         self, request: responses_pb2.ResponseRequest, context: Context
-    ) -> AsyncIterator[responses_pb2.ResponseEvent]:
+    ) -> AsyncIterator[responses_pb2.ResponseEventBatch]:
         started = time.perf_counter()
         try:
             call = begin(self._pipeline, context)
@@ -80,22 +80,22 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
                 served, ticket.generation_id, int(time.time()), excluded(chat_request)
             )
             # The stream is committed (the engine held it until real output): the first
-            # event carries what the HTTP head needs, as a chat stream's first chunk does.
-            first, *rest = events.start()
-            first.response.upstream_ms = timing.first_delta_ms
-            rate_limits_to_proto(self._accounting.limits(ticket), first.response.rate_limits)
-            yield first
-            for event in rest:
-                yield event
+            # batch carries what the HTTP head needs, as a chat stream's first chunk does.
+            pending = events.start()
+            head = pending[0].response
+            head.upstream_ms = timing.first_delta_ms
+            rate_limits_to_proto(self._accounting.limits(ticket), head.rate_limits)
             async for delta in deltas:
-                for event in events.feed(delta):
-                    yield event
+                batch = events.feed(delta)
+                if batch:  # the opening events wait for the first that has output
+                    if pending:
+                        batch, pending = pending + batch, []
+                    yield responses_pb2.ResponseEventBatch(events=batch)
             usage = events.usage or produced(ticket, events.produced_chars)
             price = await self._accounting.settle(
                 ticket, served, usage, finish_reason=events.finish_reason, streamed=True
             )
-            for event in events.finish(usage, price):
-                yield event
+            yield responses_pb2.ResponseEventBatch(events=pending + events.finish(usage, price))
         except (asyncio.CancelledError, GeneratorExit):
             # The client went away mid-stream: bill what was generated, once.
             if served is not None and events is not None and not ticket.closed:

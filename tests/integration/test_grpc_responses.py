@@ -59,7 +59,10 @@ def test_create_with_items_and_a_tool_loop(service: Gateway, channel: grpc.Chann
 def test_stream_events(service: Gateway, channel: grpc.Channel) -> None:
     stub = responses_pb2_grpc.ResponsesServiceStub(channel)
     request = responses_pb2.ResponseRequest(model="mock/echo", input_text="one two three four")
-    events = list(stub.Stream(request, metadata=auth(service), timeout=10))
+    batches = list(stub.Stream(request, metadata=auth(service), timeout=10))
+    events = [event for batch in batches for event in batch.events]
+    # One batch per upstream delta: the first also opens the response and its message.
+    assert len(batches[0].events) == 5 and len(batches) < len(events)
     kinds = [e.type for e in events]
     assert kinds[:4] == [
         "response.created",

@@ -46,7 +46,7 @@ class ResponsesServiceStub:
         self.Stream = channel.unary_stream(
                 '/switchyard.v1.ResponsesService/Stream',
                 request_serializer=switchyard_dot_v1_dot_responses__pb2.ResponseRequest.SerializeToString,
-                response_deserializer=switchyard_dot_v1_dot_responses__pb2.ResponseEvent.FromString,
+                response_deserializer=switchyard_dot_v1_dot_responses__pb2.ResponseEventBatch.FromString,
                 _registered_method=True)
 
 
@@ -64,7 +64,10 @@ class ResponsesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Stream(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The typed events, batched: one message holds the events one upstream delta
+        produced (the first also response.created and .in_progress), so that a burst of
+        events costs one message and one write, not one each.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -80,7 +83,7 @@ def add_ResponsesServiceServicer_to_server(servicer, server):
             'Stream': grpc.unary_stream_rpc_method_handler(
                     servicer.Stream,
                     request_deserializer=switchyard_dot_v1_dot_responses__pb2.ResponseRequest.FromString,
-                    response_serializer=switchyard_dot_v1_dot_responses__pb2.ResponseEvent.SerializeToString,
+                    response_serializer=switchyard_dot_v1_dot_responses__pb2.ResponseEventBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -140,7 +143,7 @@ class ResponsesService:
             target,
             '/switchyard.v1.ResponsesService/Stream',
             switchyard_dot_v1_dot_responses__pb2.ResponseRequest.SerializeToString,
-            switchyard_dot_v1_dot_responses__pb2.ResponseEvent.FromString,
+            switchyard_dot_v1_dot_responses__pb2.ResponseEventBatch.FromString,
             options,
             channel_credentials,
             insecure,

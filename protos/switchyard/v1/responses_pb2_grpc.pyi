@@ -38,7 +38,11 @@ class ResponsesServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ResponsesServiceAsyncStub: ...
     Create: _grpc.UnaryUnaryMultiCallable[_responses_pb2.ResponseRequest, _responses_pb2.Response]
-    Stream: _grpc.UnaryStreamMultiCallable[_responses_pb2.ResponseRequest, _responses_pb2.ResponseEvent]
+    Stream: _grpc.UnaryStreamMultiCallable[_responses_pb2.ResponseRequest, _responses_pb2.ResponseEventBatch]
+    """The typed events, batched: one message holds the events one upstream delta
+    produced (the first also response.created and .in_progress), so that a burst of
+    events costs one message and one write, not one each.
+    """
 
 @_typing.type_check_only
 class ResponsesServiceAsyncStub(ResponsesServiceStub):
@@ -50,7 +54,11 @@ class ResponsesServiceAsyncStub(ResponsesServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Create: _aio.UnaryUnaryMultiCallable[_responses_pb2.ResponseRequest, _responses_pb2.Response]  # type: ignore[assignment]
-    Stream: _aio.UnaryStreamMultiCallable[_responses_pb2.ResponseRequest, _responses_pb2.ResponseEvent]  # type: ignore[assignment]
+    Stream: _aio.UnaryStreamMultiCallable[_responses_pb2.ResponseRequest, _responses_pb2.ResponseEventBatch]  # type: ignore[assignment]
+    """The typed events, batched: one message holds the events one upstream delta
+    produced (the first also response.created and .in_progress), so that a burst of
+    events costs one message and one write, not one each.
+    """
 
 class ResponsesServiceServicer(metaclass=_abc_1.ABCMeta):
     """OpenAI's Responses API, stateless: a request carries its whole conversation as input
@@ -71,6 +79,10 @@ class ResponsesServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _responses_pb2.ResponseRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_responses_pb2.ResponseEvent], _abc.AsyncIterator[_responses_pb2.ResponseEvent]]: ...
+    ) -> _typing.Union[_abc.Iterator[_responses_pb2.ResponseEventBatch], _abc.AsyncIterator[_responses_pb2.ResponseEventBatch]]:
+        """The typed events, batched: one message holds the events one upstream delta
+        produced (the first also response.created and .in_progress), so that a burst of
+        events costs one message and one write, not one each.
+        """
 
 def add_ResponsesServiceServicer_to_server(servicer: ResponsesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
