@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -34,7 +34,6 @@ from service.domain.chat import (
     FilePart,
     ImagePart,
     Message,
-    Reasoning,
     ReasoningDetail,
     RefusalPart,
     TextPart,
@@ -42,14 +41,14 @@ from service.domain.chat import (
     Usage,
 )
 from service.providers.anthropic.ids import tool_ids
+from service.providers.anthropic.thinking import (
+    FORMAT,
+    thinking_blocks,
+    thinking_budget,
+    with_reasoning,
+)
 
 JSON = dict[str, Any]
-# The `format` of the reasoning details Anthropic's thinking blocks become (OpenRouter's).
-FORMAT = "anthropic-claude-v1"
-# Thinking budgets from an effort, as OpenRouter computes them: this share of max_tokens,
-# within Anthropic's minimum (1024) and a ceiling of 32k.
-_EFFORT_SHARE = {"minimal": 0.1, "low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.95}
-MIN_BUDGET, MAX_BUDGET = 1024, 32_000
 # The structured-output tool's name when the response format names none.
 FORMAT_TOOL = "json_response"
 _FORMAT_DESCRIPTION = "Give your final answer by calling this tool: its input is the answer."
@@ -205,23 +204,6 @@ def _arguments(arguments: str, param: str) -> orjson.Fragment:
     return orjson.Fragment(arguments)
 
 
-def thinking_blocks(details: tuple[ReasoningDetail, ...]) -> list[JSON]:
-    """The thinking blocks a returned assistant message's details stand for: signed
-    thinking and redacted thinking of Anthropic's (others' details and unsigned text,
-    which Anthropic would refuse, are left out)."""
-    blocks: list[JSON] = []
-    for detail in details:
-        if detail.format not in (None, FORMAT, "unknown"):
-            continue
-        if detail.type == "reasoning.text" and detail.signature:
-            blocks.append(
-                {"type": "thinking", "thinking": detail.text or "", "signature": detail.signature}
-            )
-        elif detail.type == "reasoning.encrypted" and detail.data:
-            blocks.append({"type": "redacted_thinking", "data": detail.data})
-    return blocks
-
-
 def _assistant_blocks(message: Message, i: int, ids: dict[str, str]) -> list[JSON]:
     blocks = thinking_blocks(message.reasoning_details)
     blocks += _text_only(message.content, f"messages[{i}].content", "assistant")
@@ -324,16 +306,6 @@ def _refuse_unsupported(request: ChatRequest) -> None:
         raise RejectedError("Anthropic does not return logprobs.", "logprobs")
     if request.logit_bias:
         raise RejectedError("Anthropic does not support 'logit_bias'.", "logit_bias")
-
-
-def thinking_budget(reasoning: Reasoning, max_tokens: int) -> int | None:
-    """Anthropic's `thinking.budget_tokens` for a unified reasoning request, or None."""
-    if not reasoning.wanted:
-        return None
-    if reasoning.max_tokens is not None:
-        return max(reasoning.max_tokens, MIN_BUDGET)
-    share = _EFFORT_SHARE.get(reasoning.effort or "medium", 0.5)
-    return max(min(int(max_tokens * share), MAX_BUDGET), MIN_BUDGET)
 
 
 def _think(body: JSON, request: ChatRequest, tool_choice: JSON | None) -> None:
@@ -530,13 +502,3 @@ def thinking_detail(block: JSON, where: str, index: int) -> ReasoningDetail:
         format=FORMAT,
         index=index,
     )
-
-
-def with_reasoning(usage: Usage | None, thinking_chars: int) -> Usage | None:
-    """Usage with `reasoning_tokens`, which Anthropic does not count apart from output
-    tokens: estimated from the thinking text (about 4 characters a token), at most the
-    output. Billing is unchanged: output tokens already include the thinking."""
-    if usage is None or not thinking_chars:
-        return usage
-    estimate = min(-(-thinking_chars // 4), usage.completion_tokens)
-    return replace(usage, reasoning_tokens=estimate)

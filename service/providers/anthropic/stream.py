@@ -20,7 +20,6 @@ from typing import Any
 
 from service.domain.chat import ChatDelta, ChoiceDelta, ReasoningDetail, ToolCallDelta, Usage
 from service.providers.anthropic.convert import (
-    FORMAT,
     JSON,
     BadUpstreamError,
     finish_reason,
@@ -29,8 +28,8 @@ from service.providers.anthropic.convert import (
     parse_usage,
     string,
     thinking_detail,
-    with_reasoning,
 )
+from service.providers.anthropic.thinking import FORMAT, with_reasoning
 
 
 class UpstreamStreamError(Exception):

@@ -26,8 +26,6 @@ from service.domain.chat import (
     FilePart,
     ImagePart,
     Message,
-    Reasoning,
-    ReasoningDetail,
     TextPart,
     TokenLogprob,
     ToolCall,
@@ -41,6 +39,11 @@ from service.domain.embeddings import (
     RerankHit,
     RerankRequest,
     RerankResult,
+)
+from service.providers.openai_compat.reasoning import (
+    reasoning_details,
+    reasoning_effort,
+    reasoning_text,
 )
 
 JSON = dict[str, Any]
@@ -94,28 +97,6 @@ def message_json(message: Message) -> JSON:
     if message.refusal is not None:
         out["refusal"] = message.refusal
     return out
-
-
-def reasoning_effort(reasoning: Reasoning) -> str | None:
-    """OpenAI's `reasoning_effort` for a unified reasoning request (None: send none).
-
-    A thinking budget (`max_tokens`) has no OpenAI equivalent; it is mapped to the
-    effort whose usual budget it is nearest (OpenRouter does the same).
-    """
-    if reasoning.effort is not None:
-        return reasoning.effort
-    if not reasoning.wanted:
-        return None
-    budget = reasoning.max_tokens
-    if budget is None:
-        return "medium"
-    return (
-        "minimal"
-        if budget < 1024
-        else "low"
-        if budget < 4096
-        else ("medium" if budget < 16384 else "high")
-    )
 
 
 def chat_body(request: ChatRequest, upstream_model: str, *, stream: bool) -> JSON:
@@ -314,36 +295,6 @@ def _content(value: Any, where: str) -> str | None:
     return "".join(t for t in texts if isinstance(t, str))
 
 
-def _details(value: Any, where: str) -> tuple[ReasoningDetail, ...]:
-    """`reasoning_details` as an OpenRouter-style upstream sends them (lenient)."""
-    if value is None:
-        return ()
-    details = []
-    for k, raw in enumerate(_list(value, where)):
-        item = _obj(raw, f"{where}[{k}]")
-        kind = item.get("type")
-        if not isinstance(kind, str):
-            continue
-        fields = {
-            name: item[name]
-            for name in ("text", "signature", "data", "summary", "id", "format")
-            if isinstance(item.get(name), str)
-        }
-        index = item.get("index")
-        details.append(
-            ReasoningDetail(type=kind, index=index if type(index) is int else k, **fields)
-        )
-    return tuple(details)
-
-
-def _reasoning(message: JSON, where: str) -> str | None:
-    """The reasoning text: `reasoning_content` (DeepSeek, vLLM) or `reasoning` (OpenRouter)."""
-    value = message.get("reasoning_content")
-    if value is None:
-        value = message.get("reasoning")
-    return _opt_str(value, f"{where}.reasoning_content")
-
-
 def parse_chat_response(value: Any) -> ChatResult:
     body = _obj(value, "response")
     raw_choices = _list(body.get("choices"), "choices")
@@ -366,10 +317,8 @@ def parse_chat_response(value: Any) -> ChatResult:
                     content=_content(message.get("content"), f"{where}.message.content"),
                     tool_calls=tool_calls,
                     refusal=_opt_str(message.get("refusal"), f"{where}.message.refusal"),
-                    reasoning=_reasoning(message, f"{where}.message"),
-                    reasoning_details=_details(
-                        message.get("reasoning_details"), f"{where}.message.reasoning_details"
-                    ),
+                    reasoning=reasoning_text(message),
+                    reasoning_details=reasoning_details(message.get("reasoning_details")),
                 ),
                 finish_reason=_opt_str(choice.get("finish_reason"), f"{where}.finish_reason")
                 or ("tool_calls" if tool_calls else "stop"),
@@ -462,10 +411,8 @@ def _choice_delta(raw: Any, i: int) -> ChoiceDelta:
         refusal=_opt_str(delta.get("refusal"), f"{where}.delta.refusal"),
         finish_reason=_opt_str(choice.get("finish_reason"), f"{where}.finish_reason"),
         logprobs=_logprobs(choice.get("logprobs"), f"{where}.logprobs"),
-        reasoning=_reasoning(delta, f"{where}.delta") or None,
-        reasoning_details=_details(
-            delta.get("reasoning_details"), f"{where}.delta.reasoning_details"
-        ),
+        reasoning=reasoning_text(delta) or None,
+        reasoning_details=reasoning_details(delta.get("reasoning_details")),
     )
 
 
