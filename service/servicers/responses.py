@@ -81,21 +81,19 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
             )
             # The stream is committed (the engine held it until real output): the first
             # batch carries what the HTTP head needs, as a chat stream's first chunk does.
-            pending = events.start()
-            head = pending[0].response
+            head = events.start()[0].response
             head.upstream_ms = timing.first_delta_ms
             rate_limits_to_proto(self._accounting.limits(ticket), head.rate_limits)
             async for delta in deltas:
-                batch = events.feed(delta)
-                if batch:  # the opening events wait for the first that has output
-                    if pending:
-                        batch, pending = pending + batch, []
-                    yield responses_pb2.ResponseEventBatch(events=batch)
+                # The opening events wait in the batch for the first delta with output.
+                if events.feed(delta):
+                    yield events.take()
             usage = events.usage or produced(ticket, events.produced_chars)
             price = await self._accounting.settle(
                 ticket, served, usage, finish_reason=events.finish_reason, streamed=True
             )
-            yield responses_pb2.ResponseEventBatch(events=pending + events.finish(usage, price))
+            events.finish(usage, price)
+            yield events.take()
         except (asyncio.CancelledError, GeneratorExit):
             # The client went away mid-stream: bill what was generated, once.
             if served is not None and events is not None and not ticket.closed:

@@ -56,7 +56,10 @@ def _merge(old: chat.ReasoningDetail | None, new: chat.ReasoningDetail) -> chat.
 
 
 class ResponseEvents:
-    """Feed it the deltas of a committed stream; it yields the events to send.
+    """Feed it the deltas of a committed stream; `take` the batch of events to send.
+
+    Each step (`start`, `feed`, `finish`) also returns the events it made, which stay
+    in the batch being built until it is taken.
 
     It keeps what billing needs as ChunkBuilder does (`usage`, `produced_chars`,
     `finish_reason`), and the finished output for the closing `response.completed`.
@@ -70,6 +73,7 @@ class ResponseEvents:
         self._created = created
         self._exclude = exclude_reasoning
         self._sequence = 0
+        self._batch = responses_pb2.ResponseEventBatch()
         self._open: _Item | None = None
         self._output: list[responses_pb2.OutputItem] = []
         self._ids = item_ids(response_id)
@@ -78,9 +82,15 @@ class ResponseEvents:
         self.finish_reason = ""
 
     def _event(self, kind: str, **fields: object) -> Event:
-        event = Event(type=kind, sequence_number=self._sequence, **fields)  # type: ignore[arg-type]
+        """A new event, made in place in the batch being built (not copied in later)."""
+        event = self._batch.events.add(type=kind, sequence_number=self._sequence, **fields)
         self._sequence += 1
         return event
+
+    def take(self) -> responses_pb2.ResponseEventBatch:
+        """The events made since the last take, as one batch (one message, one write)."""
+        batch, self._batch = self._batch, responses_pb2.ResponseEventBatch()
+        return batch
 
     def _snapshot(self, status: str) -> responses_pb2.Response:
         out = responses_pb2.Response(
