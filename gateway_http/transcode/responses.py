@@ -278,8 +278,10 @@ def parse_response_request(body: JSON) -> ParsedResponse:
 def usage_json(usage: common_pb2.Usage) -> JSON:
     out: JSON = {
         "input_tokens": usage.prompt_tokens,
-        # Cache writes are not counted apart yet (issue 19, item 4): 0.
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": 0},
+        "input_tokens_details": {
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,

@@ -185,7 +185,8 @@ def test_sealed_reasoning_round_trips_and_foreign_content_is_ignored() -> None:
 
 
 def _result(message: Message, finish: str = "stop") -> ChatResult:
-    return ChatResult(choices=(Choice(0, message, finish),), usage=Usage(5, 9, 14, 2, 4))
+    usage = Usage(5, 9, 14, cached_tokens=2, reasoning_tokens=4, cache_write_tokens=3)
+    return ChatResult(choices=(Choice(0, message, finish),), usage=usage)
 
 
 def test_result_to_response_object() -> None:
@@ -216,7 +217,7 @@ def test_result_to_response_object() -> None:
     }
     assert out["usage"] == {
         "input_tokens": 5,
-        "input_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 3},
         "output_tokens": 9,
         "output_tokens_details": {"reasoning_tokens": 4},
         "total_tokens": 14,
