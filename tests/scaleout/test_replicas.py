@@ -32,14 +32,17 @@ def ledger_rows(fleet: Fleet, key_id: str) -> tuple[int, float]:
     return int(count), float(total)
 
 
-def test_credit_for_exactly_50_under_300_at_once(fleet: Fleet) -> None:
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+def test_credit_for_exactly_50_under_300_at_once(fleet: Fleet, streamed: bool) -> None:
+    # One kind per burst: in a mixed burst, which kind wins the 50 depends on which path
+    # reaches the gate first on a loaded machine, and a kind could go untested.
     key = create_key(fleet.urls[0], fleet.admin, limit=0.5)
-    outcomes = burst(fleet.urls, key.secret, 300)  # every other one streamed
+    outcomes = burst(fleet.urls, key.secret, 300, streamed_every=1 if streamed else 0)
     statuses = [o.status for o in outcomes]
     assert statuses.count(200) == 50, unexpected(outcomes)
     assert statuses.count(402) == 250
-    streamed_ok = [o for i, o in enumerate(outcomes) if i % 2 == 0 and o.status == 200]
-    assert streamed_ok and all(b"[DONE]" in o.body for o in streamed_ok)
+    if streamed:
+        assert all(b"[DONE]" in o.body for o in outcomes if o.status == 200)
     info = wait_for_usage(fleet.urls[1], key, 0.5)
     assert info["usage"] == pytest.approx(0.5)
     deadline = time.monotonic() + 20
