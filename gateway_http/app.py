@@ -29,12 +29,13 @@ from switchyard.v1 import (
 
 from gateway_http.console import Console
 from gateway_http.errors import HttpError
-from gateway_http.routes.base import AuthProbe
+from gateway_http.routes.base import AuthProbe, EdgeLog
 from gateway_http.routes.chat import ChatCompletions
 from gateway_http.routes.embeddings import Embeddings
 from gateway_http.routes.keys import Account, Key, Keys
 from gateway_http.routes.messages import CountTokens, Messages
 from gateway_http.routes.models import GetModel, ListModels
+from gateway_http.routes.ops import MetricsRoute, MetricsText, Readiness, ReadyRoute
 from gateway_http.routes.rerank import Rerank
 from gateway_http.routes.responses import Responses
 from gateway_http.routes.usage import Usage
@@ -52,7 +53,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """404/405 and other routing errors, in the contract's error shape."""
+    """404/405 and other routing errors, in the contract's error shape (and, when the app
+    has an edge log, counted and logged as requests answered by the HTTP layer alone)."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404:
         err = HttpError(404, "not_found_error", f"No route for {request.url.path}.")
@@ -60,11 +62,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         err = HttpError(405, "invalid_request_error", f"{request.method} is not allowed here.")
     else:
         err = HttpError(status, "invalid_request_error", str(getattr(exc, "detail", "")))
+    rid = request_id(request.scope)
+    edge: EdgeLog | None = request.app.state.edge
+    if edge is not None:
+        edge(rid, request.method, request.url.path, err.status, 0.0)
     return Response(
         orjson.dumps(err.body()),
         status_code=err.status,
         media_type="application/json",
-        headers={"x-request-id": request_id(request.scope)},
+        headers={"x-request-id": rid},
     )
 
 
@@ -98,11 +104,23 @@ class HotRoutes:
         await self.app(scope, receive, send)
 
 
-def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10.0) -> HotRoutes:
+def create_app(
+    channel: Any,
+    *,
+    stream_hold: float = 10.0,
+    keepalive: float = 10.0,
+    metrics: MetricsText | None = None,
+    ready: Readiness | None = None,
+    edge: EdgeLog | None = None,
+) -> HotRoutes:
+    """The app over `channel`. The launcher hands in what it observes the process with:
+    `metrics` renders `/metrics`, `ready` answers `/readyz`, `edge` counts and logs the
+    requests this layer answers by itself (every other request is observed by the
+    service)."""
     chat = chat_pb2_grpc.ChatServiceStub(channel)
     models = models_pb2_grpc.ModelServiceStub(channel)
     account_stub = admin_pb2_grpc.AccountServiceStub(channel)
-    probe = AuthProbe(models, account_stub)
+    probe = AuthProbe(models, account_stub, edge)
     admin = admin_pb2_grpc.AdminServiceStub(channel)
     key = Key(probe, admin)
     account = Account(probe, account_stub)
@@ -114,6 +132,8 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
         Route("/healthz", healthz, methods=["GET"]),
         Route("/ui", console, methods=["GET"]),
         Route("/ui/{file:path}", console, methods=["GET"]),
+        Route("/readyz", ReadyRoute(ready), methods=["GET"]),
+        Route("/metrics", MetricsRoute(probe, metrics), methods=["GET"]),
         Route("/v1/models", ListModels(probe, models), methods=["GET"]),
         Route("/v1/models/{model_id:path}", GetModel(probe, models), methods=["GET"]),
         Route(
@@ -154,6 +174,6 @@ def create_app(channel: Any, *, stream_hold: float = 10.0, keepalive: float = 10
         Route("/v1/generations", usage, methods=["GET"]),
         Route("/v1/endpoints", usage, methods=["GET"]),
     ]
-    return HotRoutes(
-        Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
-    )
+    app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
+    app.state.edge = edge
+    return HotRoutes(app)

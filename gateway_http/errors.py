@@ -57,6 +57,8 @@ class HttpError(Exception):
     metadata: dict[str, Any] = field(default_factory=dict)
     retry_after: float | None = None
     extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+    # Said by the service (a failed call), which has logged and counted it already.
+    from_service: bool = False
 
     def body(self) -> dict[str, Any]:
         return {
@@ -129,7 +131,7 @@ def from_rpc_error(err: grpc.aio.AioRpcError) -> HttpError:
     headers = tuple(
         (k.encode(), str(v).encode()) for k, v in metadata.items() if k.startswith("x-ratelimit-")
     )
-    return HttpError(status, kind, message, param, metadata, retry_after, headers)
+    return HttpError(status, kind, message, param, metadata, retry_after, headers, True)
 
 
 def _metadata_value(value: str) -> Any:

@@ -23,6 +23,13 @@ from service.config_keys import PROVIDER_COMMON, PROVIDER_KINDS
 from service.routing.health import BreakerSettings
 from service.routing.policy import RetryPolicy, RoutingSettings
 from service.store.settings import ON_BACKEND_ERROR, StorageSettings
+from service.telemetry.settings import (
+    ACCESS_LOG_FORMATS,
+    AccessLogSettings,
+    MetricsSettings,
+    TelemetrySettings,
+    TracingSettings,
+)
 
 __all__ = [
     "PROVIDER_KINDS",
@@ -75,6 +82,7 @@ class Config:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     moderation: Mapping[str, Any] | None = None  # {kind: rules|openai, ...}
     storage: StorageSettings = field(default_factory=StorageSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     def model(self, model_id: str) -> ModelConfig | None:
         for model in self.models:
@@ -230,6 +238,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
         routing=_routing(data.get("routing"), "config.routing"),
         moderation=moderation,
         storage=_storage(data.get("storage"), env, "config.storage"),
+        telemetry=_telemetry(data),
     )
 
 
@@ -262,6 +271,41 @@ def _storage(node: Any, env: Mapping[str, str], path: str) -> StorageSettings:
         lease_ttl=_number(node, "lease_ttl", path, 30.0, 1),
         key_cache_seconds=_number(node, "key_cache_seconds", path, 2.0, 0),
         pool_size=int(_number(node, "pool_size", path, 16, 1)),
+    )
+
+
+def _section(data: Mapping[str, Any], name: str, known: frozenset[str]) -> Mapping[str, Any]:
+    node = _get(data, name, dict, "config", {})
+    _known(node, known, f"config.{name}")
+    return node  # type: ignore[no-any-return]
+
+
+def _telemetry(data: Mapping[str, Any]) -> TelemetrySettings:
+    """`metrics: {enabled}`, `access_log: {enabled, format, log_bodies, path}` and
+    `tracing: {enabled, endpoint, sample_ratio, service_name}`."""
+    metrics = _section(data, "metrics", config_keys.METRICS)
+    access = _section(data, "access_log", config_keys.ACCESS_LOG)
+    tracing = _section(data, "tracing", config_keys.TRACING)
+    fmt = _get(access, "format", str, "config.access_log", "text")
+    if fmt not in ACCESS_LOG_FORMATS:
+        raise ConfigError(f"config.access_log.format: expected 'text' or 'json', got {fmt!r}")
+    ratio = _get(tracing, "sample_ratio", float, "config.tracing", None)
+    if ratio is not None and not 0 <= ratio <= 1:
+        raise ConfigError("config.tracing.sample_ratio: expected a number from 0 to 1")
+    return TelemetrySettings(
+        metrics=MetricsSettings(enabled=_get(metrics, "enabled", bool, "config.metrics", True)),
+        access_log=AccessLogSettings(
+            enabled=_get(access, "enabled", bool, "config.access_log", True),
+            format=fmt,
+            log_bodies=_get(access, "log_bodies", bool, "config.access_log", False),
+            path=_get(access, "path", str, "config.access_log", "-"),
+        ),
+        tracing=TracingSettings(
+            enabled=_get(tracing, "enabled", bool, "config.tracing", None),
+            endpoint=_get(tracing, "endpoint", str, "config.tracing", ""),
+            sample_ratio=ratio,
+            service_name=_get(tracing, "service_name", str, "config.tracing", ""),
+        ),
     )
 
 

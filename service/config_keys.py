@@ -16,7 +16,18 @@ import difflib
 from collections.abc import Collection, Mapping
 from typing import Any
 
-TOP_LEVEL = frozenset({"providers", "models", "routing", "moderation", "storage"})
+TOP_LEVEL = frozenset(
+    {
+        "providers",
+        "models",
+        "routing",
+        "moderation",
+        "storage",
+        "metrics",
+        "access_log",
+        "tracing",
+    }
+)
 # service/store/settings.py; SWITCHYARD_REDIS_URL and SWITCHYARD_DATABASE_URL override.
 STORAGE = frozenset(
     {
@@ -28,6 +39,10 @@ STORAGE = frozenset(
         "pool_size",
     }
 )
+# Operations (service/telemetry/settings.py).
+METRICS = frozenset({"enabled"})
+ACCESS_LOG = frozenset({"enabled", "format", "log_bodies", "path"})
+TRACING = frozenset({"enabled", "endpoint", "sample_ratio", "service_name"})
 ROUTING = frozenset({"retries", "backoff_base", "backoff_max", "retry_after_cap", "breaker"})
 BREAKER = frozenset({"failures", "error_rate", "window", "min_calls", "cooldown"})
 MODERATION = {

@@ -28,6 +28,8 @@ from service.providers.errors import FailureKind, ProviderError
 from service.routing import requirements
 from service.routing.health import EndpointHealth, HealthBoard, Pass
 from service.routing.router import Candidate, Router
+from service.telemetry import metrics as metrics_module
+from service.telemetry.record import CallRecord
 
 log = logging.getLogger("switchyard.engine")
 T = TypeVar("T")
@@ -134,6 +136,81 @@ def _substantive(delta: ChatDelta) -> bool:
     )
 
 
+def _error_kind(err: ProviderError) -> str:
+    """A failed attempt's kind for the metrics: a word of a short, fixed list."""
+    if err.kind is not FailureKind.STATUS:
+        return str(err.kind.value)
+    if err.status == 429:
+        return "rate_limited"
+    return f"status_{(err.status or 500) // 100}xx"
+
+
+def _breaker(endpoint: str, is_open: bool) -> None:
+    metrics = metrics_module.ACTIVE
+    if metrics is not None:
+        metrics.breaker_state(endpoint, is_open)
+
+
+def _succeeded(health: EndpointHealth, candidate: Candidate, now: float, ms: float) -> None:
+    was_open = health.opened_at is not None
+    health.success(now, ms)
+    if was_open:
+        _breaker(candidate.endpoint.key, False)
+
+
+class _Tally:
+    """The upstream attempts of one call, for the metrics and the call's record.
+
+    A failed attempt's outcome depends on what follows it: `retried` (the same endpoint
+    again), `fell_back` (another endpoint or model was tried next) or `failed` (the call
+    ended). So a failure that is not retried waits here until the next attempt begins or
+    the tries end.
+    """
+
+    __slots__ = ("_ended", "_error", "_pending", "_provider", "_record", "_started")
+
+    def __init__(self, record: CallRecord | None) -> None:
+        self._record = record
+        self._provider = ""
+        self._started = self._ended = 0.0
+        self._pending = False
+        self._error = ""
+
+    def begin(self, candidate: Candidate) -> None:
+        if self._pending:
+            self._emit("fell_back")
+        self._provider = candidate.endpoint.provider
+        self._started = time.perf_counter()
+        record = self._record
+        if record is not None:
+            record.attempts += 1
+            record.provider = candidate.endpoint.provider
+            record.model = candidate.model.id
+
+    def _emit(self, outcome: str) -> None:
+        self._pending = False
+        metrics = metrics_module.ACTIVE
+        if metrics is not None:
+            error = "" if outcome == "success" else self._error
+            metrics.attempt(self._provider, outcome, error, self._ended - self._started)
+
+    def succeeded(self) -> None:
+        self._ended = time.perf_counter()
+        self._emit("success")
+
+    def failed(self, kind: str) -> None:
+        self._error = kind
+        self._pending = True
+        self._ended = time.perf_counter()
+
+    def retried(self) -> None:
+        self._emit("retried")
+
+    def close(self) -> None:
+        if self._pending:
+            self._emit("failed")
+
+
 class Engine:
     def __init__(
         self, config: Config, providers: Mapping[str, Provider], rng: random.Random | None = None
@@ -168,6 +245,7 @@ class Engine:
         deadline: float | None,
         run: Callable[[Candidate, Attempt], Awaitable[T]],
         announce: Callable[[Served], Awaitable[None]] | None = None,
+        record: CallRecord | None = None,
     ) -> tuple[T, Candidate, EndpointHealth, int]:
         """Try each candidate, retrying retryable failures, until one answers; that
         answer, what gave it, its health, and how many attempts it took.
@@ -180,6 +258,20 @@ class Engine:
         (a 4xx, such as a context-length 400) ends the tries of that model, not of the
         request: the next fallback model may take it.
         """
+        tally = _Tally(record)
+        try:
+            return await self._attempt_each(candidates, deadline, run, announce, tally)
+        finally:
+            tally.close()
+
+    async def _attempt_each(
+        self,
+        candidates: list[Candidate],
+        deadline: float | None,
+        run: Callable[[Candidate, Attempt], Awaitable[T]],
+        announce: Callable[[Served], Awaitable[None]] | None,
+        tally: _Tally,
+    ) -> tuple[T, Candidate, EndpointHealth, int]:
         failures: list[ProviderError] = []
         blocked: list[float] = []
         now = self._health.now()
@@ -206,9 +298,11 @@ class Engine:
                 for attempt in range(tries):
                     if _expired(deadline):
                         raise errors.request_timeout()
+                    tally.begin(candidate)
                     try:
                         result = await run(candidate, Attempt(candidate.endpoint.model, deadline))
                     except ProviderError as err:
+                        tally.failed(_error_kind(err))
                         if _expired(deadline):
                             raise errors.request_timeout() from err
                         # Kept without its traceback, which holds this frame: a reference
@@ -217,8 +311,10 @@ class Engine:
                         more = attempt + 1 < tries
                         if not await self._again(candidate, err, attempt, more, deadline):
                             break
+                        tally.retried()
                     else:
                         verdict = True  # the caller records the success
+                        tally.succeeded()
                         return result, candidate, health, len(failures) + 1
                 last = failures[-1]
                 if last.client_fault:
@@ -228,6 +324,7 @@ class Engine:
                 elif _counts_against(last):
                     verdict = True
                     if health.failure(self._health.now()):
+                        _breaker(candidate.endpoint.key, True)
                         log.warning(
                             "circuit opened for %s: %s", candidate.endpoint.key, _described(last)
                         )
@@ -321,9 +418,11 @@ class Engine:
         candidates = self._router.plan(model, capability, routing, needs)
         deadline = self._deadline(call, candidates)
         started = time.perf_counter()
-        result, candidate, health, attempts = await self._attempts(candidates, deadline, run)
+        result, candidate, health, attempts = await self._attempts(
+            candidates, deadline, run, record=call.record
+        )
         elapsed = time.perf_counter() - started
-        health.success(self._health.now(), elapsed * 1000)
+        _succeeded(health, candidate, self._health.now(), elapsed * 1000)
         produced = tokens(result)
         if produced and elapsed:
             health.measured(produced / elapsed)
@@ -403,11 +502,11 @@ class Engine:
             return held, deltas, started
 
         (held, deltas, started), candidate, health, attempts = await self._attempts(
-            candidates, deadline, open_stream, announce
+            candidates, deadline, open_stream, announce, call.record
         )
         timing.first_delta_ms = (time.perf_counter() - started) * 1000
         # The endpoint's verdict: it answered. A failure later in the stream counts too.
-        health.success(self._health.now(), timing.first_delta_ms)
+        _succeeded(health, candidate, self._health.now(), timing.first_delta_ms)
         served = self._served(candidate, timing.first_delta_ms, attempts)
         return self._committed(held, deltas, health, deadline, timing, started), served
 

@@ -37,6 +37,27 @@ REASON_CODES: dict[str, grpc.StatusCode] = {
     "INTERNAL": grpc.StatusCode.INTERNAL,
 }
 
+# ErrorInfo.reason -> the HTTP status of the contract (DESIGN §4), for the metrics and the
+# access log of calls that never went through the HTTP layer. CANCELLED is not a reason
+# of the contract: it marks a call its client gave up on (nginx's 499).
+REASON_STATUS: dict[str, int] = {
+    "INVALID_REQUEST": 400,
+    "INVALID_API_KEY": 401,
+    "INSUFFICIENT_CREDITS": 402,
+    "MODERATION_FLAGGED": 403,
+    "MODEL_NOT_ALLOWED": 403,
+    "KEY_NOT_ALLOWED": 403,
+    "MODEL_NOT_FOUND": 404,
+    "GENERATION_NOT_FOUND": 404,
+    "KEY_NOT_FOUND": 404,
+    "REQUEST_TIMEOUT": 408,
+    "RATE_LIMITED": 429,
+    "UPSTREAM_ERROR": 502,
+    "NO_PROVIDER_AVAILABLE": 503,
+    "INTERNAL": 500,
+    "CANCELLED": 499,
+}
+
 
 @dataclass(frozen=True, eq=False)
 class GatewayError(Exception):

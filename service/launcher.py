@@ -37,6 +37,10 @@ from service.shutdown import STOP_SIGNALS, StopSignals, waiting_for
 from service.startup import DATABASE, StartupError, check_database, prepare_data_dir
 from service.store import shared_sqlite
 from service.store.keys import KeyPolicy, KeyStore
+from service.telemetry import metrics as metrics_module
+from service.telemetry.access_log import AccessLog
+from service.telemetry.observed import Observer
+from service.telemetry.settings import TelemetrySettings
 from service.workers import run_workers
 
 log = logging.getLogger("switchyard")
@@ -143,6 +147,7 @@ class _Running:
     channel: Any = None
     http: UvicornServer | None = None
     http_task: asyncio.Task[None] | None = None
+    observer: Observer | None = None
 
     def in_flight(self) -> str:
         http = len(self.http.server_state.tasks) if self.http is not None else None
@@ -158,6 +163,7 @@ async def serve(
 ) -> int:
     """Run the gateway until a stop signal; the process's exit status."""
     running = _Running()
+    observer = running.observer = _observer(config.telemetry if config else TelemetrySettings())
     # A co-located `--channel grpc` hop goes over an abstract unix socket of this
     # process: the same gRPC stack, without TCP's loopback costs.
     local = f"unix-abstract:switchyard-{os.getpid()}-{options.grpc_port}"
@@ -165,7 +171,7 @@ async def serve(
         if options.mode != "http-only":
             assert config is not None
             service = running.service = Service.build(
-                config, options.data_dir, workers=options.workers
+                config, options.data_dir, workers=options.workers, observer=observer
             )
             await service.start()
             ensure_dev_key(service.keys, options.data_dir)
@@ -186,7 +192,13 @@ async def serve(
             else:
                 assert running.service is not None
                 running.channel = running.service.in_process_channel()
-            app = create_app(running.channel, stream_hold=options.stream_hold)
+            metrics = metrics_module.ACTIVE
+            app = create_app(
+                running.channel,
+                stream_hold=options.stream_hold,
+                metrics=metrics.render if metrics is not None else None,
+                edge=_edge_log(observer),
+            )
             # uvicorn's own cut (tasks cancelled, streams broken off) is the backstop: the
             # service side ends what is left at the grace period (`_drain`).
             grace = options.shutdown_grace + CUT_MARGIN
@@ -233,6 +245,31 @@ async def serve(
         await _close(running)
 
 
+def _observer(settings: TelemetrySettings) -> Observer:
+    """This process's metrics, access log and tracing, as the config sets them."""
+    if settings.metrics.enabled:
+        metrics_module.enable()
+    else:
+        metrics_module.disable()
+    access_log = AccessLog(settings.access_log) if settings.access_log.enabled else None
+    return Observer(access_log)
+
+
+def _edge_log(observer: Observer) -> Any:
+    """What the HTTP layer reports the requests it answered alone to (None: nothing)."""
+    metrics, access_log = metrics_module.ACTIVE, observer.access_log
+    if metrics is None and access_log is None:
+        return None
+
+    def edge(rid: str, method: str, path: str, status: int, seconds: float) -> None:
+        if metrics is not None:
+            metrics.edge(status)
+        if access_log is not None:
+            access_log.edge(rid, method, path, status, seconds)
+
+    return edge
+
+
 async def _drain(running: _Running, grace: float) -> None:
     """Stop taking work, give what is in flight `grace` seconds, then end the rest."""
     stopping = []
@@ -266,6 +303,8 @@ async def _close(running: _Running) -> None:
         await running.channel.close()
     if running.service is not None:
         await running.service.aclose()
+    if running.observer is not None and running.observer.access_log is not None:
+        running.observer.access_log.close()
 
 
 def _run_one(
@@ -320,7 +359,10 @@ def run(options: ServeOptions) -> int:
                 keys.close()
             if config.storage.redis_url is None:  # the workers share limits through SQLite
                 shared_sqlite.reset(options.data_dir / DATABASE)
-        return run_workers(options.workers, options.shutdown_grace, _worker, (options,), listening)
+        with metrics_module.multiprocess_dir(options.workers):
+            return run_workers(
+                options.workers, options.shutdown_grace, _worker, (options,), listening
+            )
     finally:
         if listening is not None:
             listening.close()

@@ -18,6 +18,7 @@ from service.auth.keys import bearer_token
 from service.ids import random_hex
 from service.logs import REQUEST_ID
 from service.store.keys import KeyRecord
+from service.telemetry.record import CallRecord
 
 if TYPE_CHECKING:
     from service.accounting.backends import KeyBackend
@@ -30,6 +31,7 @@ class CallContext:
     request_id: str
     key: KeyRecord
     deadline: float | None  # event-loop time; None = no deadline
+    record: CallRecord | None = None  # what the call did, for metrics and the access log
 
 
 class Pipeline:
@@ -40,30 +42,39 @@ class Pipeline:
         self,
         metadata: Iterable[tuple[str, str | bytes]],
         time_remaining: float | None,
+        record: CallRecord | None = None,
     ) -> CallContext:
-        """Authenticate the call; raises `GatewayError` (401) for a missing or bad key."""
+        """Authenticate the call; raises `GatewayError` (401) for a missing or bad key.
+
+        The request id is settled first, so that a refused call's log lines and access-log
+        line carry it too."""
         authorization = request_id = None
-        for key, value in metadata:
-            if key == "authorization" and isinstance(value, str):
+        probe = False
+        for name, value in metadata:
+            if name == "authorization" and isinstance(value, str):
                 authorization = value
-            elif key == "x-request-id" and isinstance(value, str) and _REQUEST_ID.match(value):
+            elif name == "x-request-id" and isinstance(value, str) and _REQUEST_ID.match(value):
                 request_id = value
+            elif name == "x-switchyard-probe":
+                probe = True
+        request_id = request_id or random_hex()
+        REQUEST_ID.set(request_id)
+        if record is not None:
+            record.request_id = request_id
+            record.probe = probe
         if authorization is None:
             raise errors.unauthenticated(
                 "Missing API key: send 'Authorization: Bearer <key>' (gRPC: 'authorization' "
                 "metadata)."
             )
         token = bearer_token(authorization)
-        record = self._keys.verify(token) if token else None
-        if record is None:
+        key = self._keys.verify(token) if token else None
+        if key is None:
             raise errors.unauthenticated("Invalid API key.")
         deadline = None
         if time_remaining is not None:
             deadline = asyncio.get_running_loop().time() + time_remaining
-        request_id = request_id or random_hex()
-        REQUEST_ID.set(request_id)
-        return CallContext(
-            request_id=request_id,
-            key=record,
-            deadline=deadline,
-        )
+        if record is not None:
+            record.key_id = key.id
+            record.key_name = key.name
+        return CallContext(request_id=request_id, key=key, deadline=deadline, record=record)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from service.servicers.rerank import RerankServicer
 from service.servicers.responses import ResponsesServicer
 from service.servicers.usage import UsageServicer
 from service.store.keys import KeyStore
+from service.telemetry.observed import Observer
 
 SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
@@ -129,11 +130,19 @@ class Service:
     accounting: Accounting
     usage: UsageBackend
     backends: Backends | None = None
+    observer: Observer = field(default_factory=Observer)
 
     @classmethod
-    def build(cls, config: Config, data_dir: Path, *, workers: int = 1) -> Service:
+    def build(
+        cls,
+        config: Config,
+        data_dir: Path,
+        *,
+        workers: int = 1,
+        observer: Observer | None = None,
+    ) -> Service:
         """The core over the stores the config's `storage:` picks (`workers`: how many
-        processes of this gateway share them on this machine)."""
+        processes of this gateway share them on this machine), observed by `observer`."""
         stores = open_backends(config.storage, data_dir / "switchyard.db", workers=workers)
         engine = Engine(config, build_providers(config))
         accounting = Accounting(
@@ -147,7 +156,9 @@ class Service:
         # The console's reads: from the SQLite the ledger made (it opens first).
         usage = SqliteUsage(data_dir / "switchyard.db")
         keys = stores.keys
-        return cls(config, keys, engine, Pipeline(keys), accounting, usage, stores)
+        return cls(
+            config, keys, engine, Pipeline(keys), accounting, usage, stores, observer or Observer()
+        )
 
     async def start(self) -> None:
         """Connect what needs the event loop (a shared backend's connections)."""
@@ -155,24 +166,67 @@ class Service:
             await self.backends.start()
 
     def register(self, server: Any) -> None:
+        """Every servicer, each method observed (metrics, access log, traces) when on."""
         core = (self.pipeline, self.engine, self.accounting)
         chat = ChatServicer(*core)
-        chat_pb2_grpc.add_ChatServiceServicer_to_server(chat, server)
-        messages_pb2_grpc.add_MessagesServiceServicer_to_server(
-            MessagesServicer(self.pipeline, chat, self.accounting), server
-        )
-        embeddings_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(*core), server)
-        rerank_pb2_grpc.add_RerankServiceServicer_to_server(RerankServicer(*core), server)
-        responses_pb2_grpc.add_ResponsesServiceServicer_to_server(ResponsesServicer(*core), server)
-        models_pb2_grpc.add_ModelServiceServicer_to_server(
-            ModelServicer(self.pipeline, self.engine), server
-        )
         keys = (self.pipeline, self.keys, self.accounting)
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(*keys), server)
-        admin_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(*keys), server)
-        usage_pb2_grpc.add_UsageServiceServicer_to_server(
-            UsageServicer(self.pipeline, self.engine, self.usage), server
-        )
+        wrap = self.observer.wrap
+        for add, servicer, module, name in (
+            (chat_pb2_grpc.add_ChatServiceServicer_to_server, chat, chat_pb2, ""),
+            (
+                messages_pb2_grpc.add_MessagesServiceServicer_to_server,
+                # It runs the chat servicer itself (not through the wrapper): the
+                # Messages call is observed once, as MessagesService.*.
+                MessagesServicer(self.pipeline, chat, self.accounting),
+                messages_pb2,
+                "",
+            ),
+            (
+                embeddings_pb2_grpc.add_EmbeddingServiceServicer_to_server,
+                EmbeddingServicer(*core),
+                embeddings_pb2,
+                "",
+            ),
+            (
+                rerank_pb2_grpc.add_RerankServiceServicer_to_server,
+                RerankServicer(*core),
+                rerank_pb2,
+                "",
+            ),
+            (
+                responses_pb2_grpc.add_ResponsesServiceServicer_to_server,
+                ResponsesServicer(*core),
+                responses_pb2,
+                "",
+            ),
+            (
+                models_pb2_grpc.add_ModelServiceServicer_to_server,
+                ModelServicer(self.pipeline, self.engine),
+                models_pb2,
+                "",
+            ),
+            (
+                admin_pb2_grpc.add_AdminServiceServicer_to_server,
+                AdminServicer(*keys),
+                admin_pb2,
+                "AdminService",
+            ),
+            (
+                admin_pb2_grpc.add_AccountServiceServicer_to_server,
+                AccountServicer(*keys),
+                admin_pb2,
+                "AccountService",
+            ),
+            (
+                usage_pb2_grpc.add_UsageServiceServicer_to_server,
+                UsageServicer(self.pipeline, self.engine, self.usage),
+                usage_pb2,
+                "",
+            ),
+        ):
+            services = module.DESCRIPTOR.services_by_name
+            descriptor = services[name] if name else next(iter(services.values()))
+            add(wrap(servicer, descriptor), server)
 
     def in_process_channel(self) -> InProcessChannel:
         channel = InProcessChannel()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 import grpc
 from starlette.types import Receive, Scope, Send
@@ -28,6 +30,11 @@ MISSING_KEY = HttpError(
 
 
 NOT_ADMIN = HttpError(403, "permission_error", "This operation needs an admin key.")
+# Marks the probe's calls, so that the service neither counts nor logs them as requests.
+PROBE = ("x-switchyard-probe", "1")
+
+# (request id, method, path, status, seconds): a request the HTTP layer answered alone.
+EdgeLog = Callable[[str, str, str, int, float], None]
 
 
 class AuthProbe:
@@ -35,16 +42,18 @@ class AuthProbe:
         self,
         stub: models_pb2_grpc.ModelServiceAsyncStub,
         account: admin_pb2_grpc.AccountServiceAsyncStub,
+        edge: EdgeLog | None = None,
     ) -> None:
         self._stub = stub
         self._account = account
+        self.edge = edge  # what the routes report their own refusals to (metrics, access log)
 
     async def check(self, scope: Scope, rid: str, admin: bool = False) -> HttpError | None:
         """The 401 for this request's credentials (or, for an admin route, the 403 for a
         key that is not an admin's), or None if they are good."""
         if header(scope, b"authorization") is None:
             return MISSING_KEY
-        metadata = call_metadata(scope, rid)
+        metadata = (*call_metadata(scope, rid), PROBE)
         try:
             if not admin:
                 await self._stub.List(models_pb2.ListModelsRequest(), metadata=metadata)
@@ -72,11 +81,16 @@ class Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = request_id(scope)
+        started = time.perf_counter()
         try:
             await self.handle(scope, receive, send, rid)
         except HttpError as err:
             refused = await self._probe.check(scope, rid, self.admin_only)
             await self.send_error(send, refused or err, rid)
+            # The probe's own call is not logged by the service: its refusal is ours. (No
+            # local may hold `err`: its traceback holds this frame, a reference cycle.)
+            if self._probe.edge is not None and (refused is not None or not err.from_service):
+                self._edge(scope, rid, (refused or err).status, started)
         except grpc.aio.AioRpcError as err:
             await self.send_error(send, from_rpc_error(err), rid)
         except asyncio.CancelledError:
@@ -90,6 +104,11 @@ class Endpoint:
     async def send_error(self, send: Send, err: HttpError, rid: str) -> None:
         """The error answer, in the contract's shape; a front door may have its own."""
         await send_error(send, err, rid)
+
+    def _edge(self, scope: Scope, rid: str, status: int, started: float) -> None:
+        edge = self._probe.edge
+        if edge is not None:
+            edge(rid, scope["method"], scope["path"], status, time.perf_counter() - started)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         raise NotImplementedError

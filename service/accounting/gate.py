@@ -105,6 +105,11 @@ class Accounting:
         moderation_texts: Sequence[str],
     ) -> Ticket:
         """Admit a generation, or raise the contract error (403, 429, 402) that stops it."""
+        record = call.record
+        if record is not None:  # a configured id only: the label stays bounded
+            model = self._models.get(split_variant(requested[0])[0]) if requested else None
+            if model is not None:
+                record.model = model.id
         self.check_allowed(call.key, requested)
         if self._moderator is not None and any(m.moderated for m in self.models(requested)):
             verdict = await self._moderator.check(moderation_texts)
@@ -216,6 +221,14 @@ class Accounting:
         if ticket.closed:  # already billed (or released): never twice
             return price
         ticket.closed = True
+        record = ticket.call.record
+        if record is not None:
+            record.model = served.model
+            record.provider = served.provider
+            record.tokens_in = usage.prompt_tokens
+            record.tokens_out = usage.completion_tokens
+            record.cost = price
+            record.upstream_ms = served.upstream_ms
         elapsed = (time.perf_counter() - ticket.started) * 1000
         asyncio.get_running_loop().call_soon(
             self._book, ticket, served, usage, price, elapsed, finish_reason, streamed, cancelled

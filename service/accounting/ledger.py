@@ -30,6 +30,7 @@ from service.accounting import usage_sqlite
 from service.accounting.journal import JOURNAL_BYTES, Journal, orphan, records
 from service.accounting.periods import periods_at
 from service.store.private import private_database
+from service.telemetry import metrics as metrics_module
 
 log = logging.getLogger("switchyard.ledger")
 
@@ -336,6 +337,9 @@ class Ledger:
                     self._pending.pop(g.id, None)
         for done in (j for j in batch if isinstance(j, Journal)):
             done.discard()
+        metrics = metrics_module.ACTIVE
+        if metrics is not None:  # once per commit, on the writer's thread
+            metrics.ledger_backlog.set(len(self._pending))
         return None in batch
 
     def _store(self, db: sqlite3.Connection, generations: list[Generation]) -> bool:

@@ -9,6 +9,7 @@ import grpc
 
 from service import errors
 from service.pipeline import CallContext, Pipeline
+from service.telemetry.record import RECORDS
 
 log = logging.getLogger("switchyard.service")
 
@@ -16,7 +17,9 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def begin(pipeline: Pipeline, context: Context) -> CallContext:
-    return pipeline.begin(context.invocation_metadata() or (), context.time_remaining())
+    return pipeline.begin(
+        context.invocation_metadata() or (), context.time_remaining(), RECORDS.get(context)
+    )
 
 
 async def abort(context: Context, exc: BaseException, method: str) -> NoReturn:
@@ -26,6 +29,9 @@ async def abort(context: Context, exc: BaseException, method: str) -> NoReturn:
     else:
         log.error("unexpected error in %s", method, exc_info=exc)
         err = errors.internal_error()
+    record = RECORDS.get(context)
+    if record is not None:
+        record.reason = err.reason
     status = errors.to_rpc_status(err)
     await context.abort(err.code, err.message, errors.trailing_metadata(status))
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises

@@ -33,6 +33,9 @@ async def admit(accounting: Accounting, call: CallContext, request: ChatRequest)
     requested = [request.model, *request.routing.fallback_models]
     estimate = chat_worst_case(request, accounting.models(requested))
     texts = [t for m in request.messages if m.role != "assistant" for t in _texts(m)]
+    record = call.record
+    if record is not None and record.prompt is not None:  # access_log.log_bodies
+        record.prompt = "\n".join(texts)
     return await accounting.open(call, "chat", requested, estimate, texts)
 
 
@@ -91,6 +94,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 self._accounting.abandon(ticket, exc)
                 raise
             usage = result.usage or Usage()
+            record = call.record
+            if record is not None and record.prompt is not None and result.choices:
+                record.completion = "".join(_texts(result.choices[0].message))
             price = await self._accounting.settle(
                 ticket,
                 served,
@@ -138,10 +144,18 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 excluded(chat_request),
             )
             first = True
+            record = call.record
+            said: list[str] | None = (
+                [] if record is not None and record.prompt is not None else None
+            )
             async for delta in deltas:
+                if said is not None:
+                    said.extend(c.content for c in delta.choices if c.content)
                 chunk = builder.chunk(delta)
                 if chunk is not None:
                     if first:
+                        if record is not None:
+                            record.ttft = time.perf_counter() - started
                         chunk.upstream_ms = timing.first_delta_ms
                         rate_limits_to_proto(self._accounting.limits(ticket), chunk.rate_limits)
                         if served.dropped:
@@ -149,6 +163,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                         first = False
                     yield chunk
             usage = builder.usage or produced(ticket, builder.produced_chars)
+            if record is not None and said is not None:
+                record.completion = "".join(said)
             price = await self._accounting.settle(
                 ticket, served, usage, finish_reason=builder.finish_reason, streamed=True
             )

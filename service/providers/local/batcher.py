@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from service.telemetry import metrics as metrics_module
+
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -46,6 +48,7 @@ class Batcher(Generic[In, Out]):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._collector: asyncio.Task[None] | None = None
         self.batches = 0
+        self.name = name
 
     async def submit(self, values: Sequence[In]) -> list[Out]:
         """Results for `values`, in order. Raises QueueFull when there is no room."""
@@ -79,6 +82,11 @@ class Batcher(Generic[In, Out]):
                         break
                 batch.append(self._queue.get_nowait())
             batch = [item for item in batch if not item.future.done()]
+            metrics = metrics_module.ACTIVE
+            if metrics is not None:  # once per batch, not per request
+                metrics.local_queue.labels(self.name).set(self._queue.qsize())
+                if batch:
+                    metrics.local_batch.labels(self.name).observe(len(batch))
             if not batch:
                 continue
             try:
