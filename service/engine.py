@@ -538,6 +538,17 @@ class Engine:
         if produced and duration > 0:
             health.measured(produced / duration)
 
+    async def warm(self) -> None:
+        """Let each provider that loads something lazily load it now (optional `warm`)."""
+        for provider in self._providers.values():
+            warm = getattr(provider, "warm", None)
+            if warm is None:
+                continue
+            try:
+                await warm()
+            except Exception as exc:  # noqa: BLE001 - logged; its requests will say it again
+                log.error("could not load the models of provider %s: %s", provider.name, exc)
+
     async def aclose(self) -> None:
         for provider in self._providers.values():
             await provider.aclose()

@@ -32,6 +32,7 @@ from service import logs, ports
 from service.accounting.backends import open_keys
 from service.config import Config, ConfigError, load_config
 from service.inprocess import InProcessChannel
+from service.lifecycle import DRAINING, LOADING, READY, Lifecycle
 from service.server import Service
 from service.shutdown import STOP_SIGNALS, StopSignals, waiting_for
 from service.startup import DATABASE, StartupError, check_database, prepare_data_dir
@@ -148,6 +149,8 @@ class _Running:
     http: UvicornServer | None = None
     http_task: asyncio.Task[None] | None = None
     observer: Observer | None = None
+    lifecycle: Lifecycle | None = None
+    warming: asyncio.Task[None] | None = None
 
     def in_flight(self) -> str:
         http = len(self.http.server_state.tasks) if self.http is not None else None
@@ -164,6 +167,7 @@ async def serve(
     """Run the gateway until a stop signal; the process's exit status."""
     running = _Running()
     observer = running.observer = _observer(config.telemetry if config else TelemetrySettings())
+    lifecycle = running.lifecycle = Lifecycle()
     # A co-located `--channel grpc` hop goes over an abstract unix socket of this
     # process: the same gRPC stack, without TCP's loopback costs.
     local = f"unix-abstract:switchyard-{os.getpid()}-{options.grpc_port}"
@@ -178,7 +182,7 @@ async def serve(
             address = f"{options.grpc_host}:{options.grpc_port}"
             try:
                 running.grpc_server = await service.grpc_server(
-                    address, local, shared=options.workers > 1
+                    address, local, shared=options.workers > 1, lifecycle=lifecycle
                 )
             except OSError:
                 raise ports.bind_failure("gRPC", options.grpc_host, options.grpc_port) from None
@@ -197,6 +201,7 @@ async def serve(
                 running.channel,
                 stream_hold=options.stream_hold,
                 metrics=metrics.render if metrics is not None else None,
+                ready=lifecycle.not_ready,
                 edge=_edge_log(observer),
             )
             # uvicorn's own cut (tasks cancelled, streams broken off) is the backstop: the
@@ -220,6 +225,7 @@ async def serve(
         # the live state of requests in flight (suspended coroutines, ~20 objects per
         # stream), costing ~1 ms at 256 streams for nothing. Collect 35x less often.
         gc.set_threshold(GC_YOUNG_THRESHOLD)
+        running.warming = asyncio.create_task(_warm(running.service, lifecycle))
         stop = StopSignals(running.in_flight, signals)
         stop.install()
         stop_task = asyncio.create_task(stop.wait())
@@ -233,6 +239,8 @@ async def serve(
             status = 1
         else:
             status = 0
+            await _stop_warming(running)
+            await lifecycle.enter(DRAINING)  # unready at once: before the listeners close
             log.warning(
                 "%s: stopping; waiting for %s, up to %g s (Ctrl-C again to exit now)",
                 signal.Signals(stop_task.result()).name,
@@ -270,6 +278,21 @@ def _edge_log(observer: Observer) -> Any:
     return edge
 
 
+async def _warm(service: Service | None, lifecycle: Lifecycle) -> None:
+    """Ready once the local models are loaded (at once without a service here)."""
+    if service is not None:
+        await lifecycle.enter(LOADING)
+        await service.warm()
+    await lifecycle.enter(READY)
+
+
+async def _stop_warming(running: _Running) -> None:
+    if running.warming is not None and not running.warming.done():
+        running.warming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running.warming
+
+
 async def _drain(running: _Running, grace: float) -> None:
     """Stop taking work, give what is in flight `grace` seconds, then end the rest."""
     stopping = []
@@ -293,6 +316,7 @@ async def _drain(running: _Running, grace: float) -> None:
 
 async def _close(running: _Running) -> None:
     """Release everything, in the order it depends on itself; idempotent after `_drain`."""
+    await _stop_warming(running)
     if running.http is not None and running.http_task is not None:
         running.http.should_exit = True
         with contextlib.suppress(Exception):

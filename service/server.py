@@ -40,6 +40,7 @@ from service.accounting.usage_sqlite import SqliteUsage
 from service.config import Config
 from service.engine import Engine
 from service.inprocess import InProcessChannel
+from service.lifecycle import Lifecycle
 from service.moderation.base import Moderator
 from service.moderation.openai import OpenAIModerator
 from service.moderation.rules import RuleModerator
@@ -233,16 +234,26 @@ class Service:
         self.register(channel)
         return channel
 
-    async def grpc_server(self, address: str, *more: str, shared: bool = False) -> grpc.aio.Server:
+    async def grpc_server(
+        self,
+        address: str,
+        *more: str,
+        shared: bool = False,
+        lifecycle: Lifecycle | None = None,
+    ) -> grpc.aio.Server:
         """A grpc.aio server with our services, health and reflection, bound to `address`
         (and to any `more` addresses); `shared` lets this gateway's other workers bind
-        the same port. Raises OSError when an address cannot be bound."""
+        the same port. Health follows `lifecycle` (without one: SERVING at once).
+        Raises OSError when an address cannot be bound."""
         server = grpc.aio.server(options=WORKER_OPTIONS if shared else SERVER_OPTIONS)
         self.register(server)
         health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        for name in (*SERVICE_NAMES, ""):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if lifecycle is not None:
+            await lifecycle.attach(health_servicer, SERVICE_NAMES)
+        else:
+            for name in (*SERVICE_NAMES, ""):
+                await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
@@ -254,6 +265,12 @@ class Service:
             if bound == 0:
                 raise OSError(f"cannot bind the gRPC server to {where}")
         return server
+
+    async def warm(self) -> None:
+        """Load what the providers load lazily (the built-in local models), so that the
+        first request does not wait for it; a model that fails to load is logged and
+        left to fail its requests as before."""
+        await self.engine.warm()
 
     @property
     def in_flight(self) -> int:

@@ -198,6 +198,12 @@ class LocalProvider:
                 status=404,
             )
 
+    async def warm(self) -> None:
+        """Load MiniLM and every GGUF model now rather than on first use (readiness)."""
+        await self._embedder.load()
+        for llm in self._llms.values():
+            await llm.load()
+
     async def aclose(self) -> None:
         await self._embedder.aclose()
         for llm in self._llms.values():
