@@ -60,11 +60,18 @@ def header_timeout(scope: Scope) -> float | None:
 
 
 def call_metadata(scope: Scope, rid: str) -> tuple[tuple[str, str], ...]:
-    """gRPC metadata for the service call: the caller's credentials and our request id."""
-    authorization = header(scope, b"authorization")
-    if authorization is None:
-        return (("x-request-id", rid),)
-    return (("authorization", authorization.decode("latin-1")), ("x-request-id", rid))
+    """gRPC metadata for the service call: the caller's credentials, our request id, and
+    the caller's W3C trace context (`traceparent`, `tracestate`) when it sent one."""
+    metadata: tuple[tuple[str, str], ...] = (("x-request-id", rid),)
+    authorized = False
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            if not authorized:  # the first one counts, as everywhere else
+                authorized = True
+                metadata = (("authorization", value.decode("latin-1")), *metadata)
+        elif key == b"traceparent" or key == b"tracestate":
+            metadata += ((key.decode(), value.decode("latin-1")),)
+    return metadata
 
 
 async def read_json(receive: Receive) -> dict[str, Any]:

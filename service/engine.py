@@ -25,10 +25,12 @@ from service.domain.routing import Routing
 from service.pipeline import CallContext
 from service.providers.base import Attempt, Provider
 from service.providers.errors import FailureKind, ProviderError
+from service.providers.http1.pool import TRACE_HEADERS
 from service.routing import requirements
 from service.routing.health import EndpointHealth, HealthBoard, Pass
 from service.routing.router import Candidate, Router
 from service.telemetry import metrics as metrics_module
+from service.telemetry import tracing as tracing_module
 from service.telemetry.record import CallRecord
 
 log = logging.getLogger("switchyard.engine")
@@ -167,14 +169,25 @@ class _Tally:
     the tries end.
     """
 
-    __slots__ = ("_ended", "_error", "_pending", "_provider", "_record", "_started")
+    __slots__ = (
+        "_ended",
+        "_ended_ns",
+        "_error",
+        "_pending",
+        "_provider",
+        "_record",
+        "_span",
+        "_started",
+    )
 
     def __init__(self, record: CallRecord | None) -> None:
         self._record = record
         self._provider = ""
         self._started = self._ended = 0.0
+        self._ended_ns = 0
         self._pending = False
         self._error = ""
+        self._span: object = None
 
     def begin(self, candidate: Candidate) -> None:
         if self._pending:
@@ -186,22 +199,37 @@ class _Tally:
             record.attempts += 1
             record.provider = candidate.endpoint.provider
             record.model = candidate.model.id
+            tracing = tracing_module.ACTIVE
+            if tracing is not None:
+                self._span = tracing.start_attempt(
+                    record, candidate.endpoint.provider, candidate.endpoint.model
+                )
 
     def _emit(self, outcome: str) -> None:
         self._pending = False
+        error = "" if outcome == "success" else self._error
         metrics = metrics_module.ACTIVE
         if metrics is not None:
-            error = "" if outcome == "success" else self._error
             metrics.attempt(self._provider, outcome, error, self._ended - self._started)
+        if self._span is not None:
+            tracing_module.Tracing.end_attempt(self._span, outcome, error, self._ended_ns)
+            self._span = None
+
+    def _end(self) -> None:
+        self._ended = time.perf_counter()
+        if self._span is not None:
+            self._ended_ns = time.time_ns()
+        if TRACE_HEADERS.get():
+            TRACE_HEADERS.set(b"")
 
     def succeeded(self) -> None:
-        self._ended = time.perf_counter()
+        self._end()
         self._emit("success")
 
     def failed(self, kind: str) -> None:
         self._error = kind
         self._pending = True
-        self._ended = time.perf_counter()
+        self._end()
 
     def retried(self) -> None:
         self._emit("retried")
@@ -209,6 +237,10 @@ class _Tally:
     def close(self) -> None:
         if self._pending:
             self._emit("failed")
+        elif self._span is not None:  # cancelled mid-attempt (a deadline, a client gone)
+            self._end()
+            tracing_module.Tracing.end_attempt(self._span, "cancelled", "", self._ended_ns)
+            self._span = None
 
 
 class Engine:

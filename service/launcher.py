@@ -39,6 +39,7 @@ from service.startup import DATABASE, StartupError, check_database, prepare_data
 from service.store import shared_sqlite
 from service.store.keys import KeyPolicy, KeyStore
 from service.telemetry import metrics as metrics_module
+from service.telemetry import tracing as tracing_module
 from service.telemetry.access_log import AccessLog
 from service.telemetry.observed import Observer
 from service.telemetry.settings import TelemetrySettings
@@ -260,7 +261,7 @@ def _observer(settings: TelemetrySettings) -> Observer:
     else:
         metrics_module.disable()
     access_log = AccessLog(settings.access_log) if settings.access_log.enabled else None
-    return Observer(access_log)
+    return Observer(access_log, tracing_module.enable(settings.tracing))
 
 
 def _edge_log(observer: Observer) -> Any:
@@ -329,6 +330,8 @@ async def _close(running: _Running) -> None:
         await running.service.aclose()
     if running.observer is not None and running.observer.access_log is not None:
         running.observer.access_log.close()
+    if running.observer is not None and running.observer.tracer is not None:
+        await asyncio.to_thread(running.observer.tracer.shutdown)
 
 
 def _run_one(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from time import perf_counter
 from types import TracebackType
@@ -43,6 +44,9 @@ class _Target:
 
 
 _TARGET_CACHE_SIZE = 256
+# Header lines the current attempt adds to its request (the trace's `traceparent`, set
+# by the engine's tracing for the attempt's task): b"" when tracing is off.
+TRACE_HEADERS: ContextVar[bytes] = ContextVar("switchyard_trace_headers", default=b"")
 
 
 def _target(url: str, spin: float) -> _Target:
@@ -169,7 +173,12 @@ class Pool:
             if len(self._targets) >= _TARGET_CACHE_SIZE:
                 self._targets.clear()
             target = self._targets[url] = _target(url, self.limits.spin)
-        head = b"%s%sContent-Length: %d\r\n\r\n" % (target.head, self._headers, len(body))
+        head = b"%s%s%sContent-Length: %d\r\n\r\n" % (
+            target.head,
+            self._headers,
+            TRACE_HEADERS.get(),
+            len(body),
+        )
         loop = asyncio.get_running_loop()
         limits = self.limits
         headers_by = min(deadline, loop.time() + limits.first_byte)
