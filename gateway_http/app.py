@@ -35,7 +35,7 @@ from gateway_http.routes.embeddings import Embeddings
 from gateway_http.routes.keys import Account, Key, Keys
 from gateway_http.routes.messages import CountTokens, Messages
 from gateway_http.routes.models import GetModel, ListModels
-from gateway_http.routes.ops import MetricsRoute, MetricsText, Readiness, ReadyRoute
+from gateway_http.routes.ops import MetricsRoute, MetricsText, Readiness, ReadyRoute, Reload
 from gateway_http.routes.rerank import Rerank
 from gateway_http.routes.responses import Responses
 from gateway_http.routes.usage import Usage
@@ -167,6 +167,7 @@ def create_app(
         Route("/v1/keys", Keys(probe, admin), methods=["GET", "POST"]),
         Route("/v1/keys/{key_id}", key, methods=["GET", "PATCH", "DELETE"]),
         Route("/v1/keys/{key_id}/credits", key, methods=["POST"]),
+        Route("/v1/admin/reload", Reload(probe, admin), methods=["POST"]),
         Route("/v1/key", account, methods=["GET"]),
         Route("/v1/credits", account, methods=["GET"]),
         Route("/v1/generation", account, methods=["GET"]),

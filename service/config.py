@@ -20,6 +20,7 @@ import yaml
 from service import config_keys
 from service.catalog import CatalogError, EndpointConfig, ModelConfig, parse_model
 from service.config_keys import PROVIDER_COMMON, PROVIDER_KINDS
+from service.config_lines import line_of
 from service.routing.health import BreakerSettings
 from service.routing.policy import RetryPolicy, RoutingSettings
 from service.store.settings import ON_BACKEND_ERROR, StorageSettings
@@ -394,6 +395,12 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except yaml.YAMLError as exc:  # its message names the line and column
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    return parse_config(data, env)
+    try:
+        return parse_config(data, env)
+    except ConfigError as exc:
+        line = line_of(text, str(exc))
+        if line is None:
+            raise
+        raise ConfigError(f"{path}, line {line}: {exc}") from None

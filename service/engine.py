@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -25,12 +25,10 @@ from service.domain.routing import Routing
 from service.pipeline import CallContext
 from service.providers.base import Attempt, Provider
 from service.providers.errors import FailureKind, ProviderError
-from service.providers.http1.pool import TRACE_HEADERS
 from service.routing import requirements
 from service.routing.health import EndpointHealth, HealthBoard, Pass
 from service.routing.router import Candidate, Router
-from service.telemetry import metrics as metrics_module
-from service.telemetry import tracing as tracing_module
+from service.telemetry.attempts import Tally, breaker_changed, error_kind, succeeded
 from service.telemetry.record import CallRecord
 
 log = logging.getLogger("switchyard.engine")
@@ -138,112 +136,15 @@ def _substantive(delta: ChatDelta) -> bool:
     )
 
 
-def _error_kind(err: ProviderError) -> str:
-    """A failed attempt's kind for the metrics: a word of a short, fixed list."""
-    if err.kind is not FailureKind.STATUS:
-        return str(err.kind.value)
-    if err.status == 429:
-        return "rate_limited"
-    return f"status_{(err.status or 500) // 100}xx"
+class Engine:
+    """Routing over the providers of the current config, swapped whole by a reload.
 
-
-def _breaker(endpoint: str, is_open: bool) -> None:
-    metrics = metrics_module.ACTIVE
-    if metrics is not None:
-        metrics.breaker_state(endpoint, is_open)
-
-
-def _succeeded(health: EndpointHealth, candidate: Candidate, now: float, ms: float) -> None:
-    was_open = health.opened_at is not None
-    health.success(now, ms)
-    if was_open:
-        _breaker(candidate.endpoint.key, False)
-
-
-class _Tally:
-    """The upstream attempts of one call, for the metrics and the call's record.
-
-    A failed attempt's outcome depends on what follows it: `retried` (the same endpoint
-    again), `fell_back` (another endpoint or model was tried next) or `failed` (the call
-    ended). So a failure that is not retried waits here until the next attempt begins or
-    the tries end.
+    Each config is an epoch. A call counts itself in the epoch it started in, and runs
+    on the candidates that epoch's router planned, to its end; a provider that a reload
+    dropped or rebuilt is closed only once no call of that epoch or an older one is
+    left (a stream counts until its last delta).
     """
 
-    __slots__ = (
-        "_ended",
-        "_ended_ns",
-        "_error",
-        "_pending",
-        "_provider",
-        "_record",
-        "_span",
-        "_started",
-    )
-
-    def __init__(self, record: CallRecord | None) -> None:
-        self._record = record
-        self._provider = ""
-        self._started = self._ended = 0.0
-        self._ended_ns = 0
-        self._pending = False
-        self._error = ""
-        self._span: object = None
-
-    def begin(self, candidate: Candidate) -> None:
-        if self._pending:
-            self._emit("fell_back")
-        self._provider = candidate.endpoint.provider
-        self._started = time.perf_counter()
-        record = self._record
-        if record is not None:
-            record.attempts += 1
-            record.provider = candidate.endpoint.provider
-            record.model = candidate.model.id
-            tracing = tracing_module.ACTIVE
-            if tracing is not None:
-                self._span = tracing.start_attempt(
-                    record, candidate.endpoint.provider, candidate.endpoint.model
-                )
-
-    def _emit(self, outcome: str) -> None:
-        self._pending = False
-        error = "" if outcome == "success" else self._error
-        metrics = metrics_module.ACTIVE
-        if metrics is not None:
-            metrics.attempt(self._provider, outcome, error, self._ended - self._started)
-        if self._span is not None:
-            tracing_module.Tracing.end_attempt(self._span, outcome, error, self._ended_ns)
-            self._span = None
-
-    def _end(self) -> None:
-        self._ended = time.perf_counter()
-        if self._span is not None:
-            self._ended_ns = time.time_ns()
-        if TRACE_HEADERS.get():
-            TRACE_HEADERS.set(b"")
-
-    def succeeded(self) -> None:
-        self._end()
-        self._emit("success")
-
-    def failed(self, kind: str) -> None:
-        self._error = kind
-        self._pending = True
-        self._end()
-
-    def retried(self) -> None:
-        self._emit("retried")
-
-    def close(self) -> None:
-        if self._pending:
-            self._emit("failed")
-        elif self._span is not None:  # cancelled mid-attempt (a deadline, a client gone)
-            self._end()
-            tracing_module.Tracing.end_attempt(self._span, "cancelled", "", self._ended_ns)
-            self._span = None
-
-
-class Engine:
     def __init__(
         self, config: Config, providers: Mapping[str, Provider], rng: random.Random | None = None
     ) -> None:
@@ -253,6 +154,59 @@ class Engine:
         self._policy = config.routing.retry
         self._rng = rng or random.Random()
         self._router = Router(config, providers, self._health, self._rng)
+        self._epoch = 0
+        self._calls: dict[int, int] = {}  # epoch -> calls in flight (only those with some)
+        self._retired: list[tuple[int, list[Provider]]] = []  # closable after that epoch
+
+    @property
+    def providers(self) -> Mapping[str, Provider]:
+        return self._providers
+
+    def swap(self, config: Config, providers: Mapping[str, Provider]) -> None:
+        """Route new calls by `config` over `providers` (those unchanged are the same
+        objects); the ones left out are closed when the calls using them are done."""
+        kept = set(map(id, providers.values()))
+        retired = [p for p in self._providers.values() if id(p) not in kept]
+        if config.routing.breaker != self._config.routing.breaker:
+            self._health = HealthBoard(config.routing.breaker)
+        self._config = config
+        self._providers = providers
+        self._policy = config.routing.retry
+        self._router = Router(config, providers, self._health, self._rng)
+        if retired:
+            self._retired.append((self._epoch, retired))
+        self._epoch += 1
+        self._close_retired()
+
+    def _enter(self) -> int:
+        epoch = self._epoch
+        calls = self._calls
+        calls[epoch] = calls.get(epoch, 0) + 1
+        return epoch
+
+    def _leave(self, epoch: int) -> None:
+        calls = self._calls
+        left = calls[epoch] - 1
+        if left:
+            calls[epoch] = left
+            return
+        del calls[epoch]
+        if self._retired:
+            self._close_retired()
+
+    def _close_retired(self) -> None:
+        oldest = min(self._calls, default=self._epoch)
+        closable = [providers for epoch, providers in self._retired if epoch < oldest]
+        if not closable:
+            return
+        self._retired = [(e, p) for e, p in self._retired if e >= oldest]
+        task = asyncio.ensure_future(self._close_all([p for ps in closable for p in ps]))
+        task.add_done_callback(_log_failure)
+
+    @staticmethod
+    async def _close_all(providers: list[Provider]) -> None:
+        for provider in providers:
+            await provider.aclose()
 
     @property
     def models(self) -> tuple[ModelConfig, ...]:
@@ -290,7 +244,7 @@ class Engine:
         (a 4xx, such as a context-length 400) ends the tries of that model, not of the
         request: the next fallback model may take it.
         """
-        tally = _Tally(record)
+        tally = Tally(record)
         try:
             return await self._attempt_each(candidates, deadline, run, announce, tally)
         finally:
@@ -302,7 +256,7 @@ class Engine:
         deadline: float | None,
         run: Callable[[Candidate, Attempt], Awaitable[T]],
         announce: Callable[[Served], Awaitable[None]] | None,
-        tally: _Tally,
+        tally: Tally,
     ) -> tuple[T, Candidate, EndpointHealth, int]:
         failures: list[ProviderError] = []
         blocked: list[float] = []
@@ -334,7 +288,7 @@ class Engine:
                     try:
                         result = await run(candidate, Attempt(candidate.endpoint.model, deadline))
                     except ProviderError as err:
-                        tally.failed(_error_kind(err))
+                        tally.failed(error_kind(err))
                         if _expired(deadline):
                             raise errors.request_timeout() from err
                         # Kept without its traceback, which holds this frame: a reference
@@ -356,7 +310,7 @@ class Engine:
                 elif _counts_against(last):
                     verdict = True
                     if health.failure(self._health.now()):
-                        _breaker(candidate.endpoint.key, True)
+                        breaker_changed(candidate.endpoint.key, True)
                         log.warning(
                             "circuit opened for %s: %s", candidate.endpoint.key, _described(last)
                         )
@@ -447,6 +401,22 @@ class Engine:
         run: Callable[[Candidate, Attempt], Awaitable[T]],
         tokens: Callable[[T], int],
     ) -> tuple[T, Served]:
+        epoch = self._enter()
+        try:
+            return await self._unary_in(capability, model, needs, routing, call, run, tokens)
+        finally:
+            self._leave(epoch)
+
+    async def _unary_in(
+        self,
+        capability: str,
+        model: str,
+        needs: requirements.Requirements,
+        routing: Routing,
+        call: CallContext,
+        run: Callable[[Candidate, Attempt], Awaitable[T]],
+        tokens: Callable[[T], int],
+    ) -> tuple[T, Served]:
         candidates = self._router.plan(model, capability, routing, needs)
         deadline = self._deadline(call, candidates)
         started = time.perf_counter()
@@ -454,7 +424,7 @@ class Engine:
             candidates, deadline, run, record=call.record
         )
         elapsed = time.perf_counter() - started
-        _succeeded(health, candidate, self._health.now(), elapsed * 1000)
+        succeeded(health, candidate.endpoint.key, self._health.now(), elapsed * 1000)
         produced = tokens(result)
         if produced and elapsed:
             health.measured(produced / elapsed)
@@ -507,6 +477,21 @@ class Engine:
         `announce` is awaited once, before the first attempt, with what would serve if
         it succeeds: the caller can tell its client before any output exists.
         """
+        epoch = self._enter()
+        try:
+            return await self._open_stream(request, call, timing, announce, epoch)
+        except BaseException:
+            self._leave(epoch)
+            raise
+
+    async def _open_stream(
+        self,
+        request: ChatRequest,
+        call: CallContext,
+        timing: StreamTiming,
+        announce: Callable[[Served], Awaitable[None]] | None,
+        epoch: int,
+    ) -> tuple[AsyncIterator[ChatDelta], Served]:
         candidates = self._router.plan(
             request.model, "chat", request.routing, requirements.for_chat(request)
         )
@@ -538,9 +523,10 @@ class Engine:
         )
         timing.first_delta_ms = (time.perf_counter() - started) * 1000
         # The endpoint's verdict: it answered. A failure later in the stream counts too.
-        _succeeded(health, candidate, self._health.now(), timing.first_delta_ms)
+        succeeded(health, candidate.endpoint.key, self._health.now(), timing.first_delta_ms)
         served = self._served(candidate, timing.first_delta_ms, attempts)
-        return self._committed(held, deltas, health, deadline, timing, started), served
+        stream = self._committed(held, deltas, health, deadline, timing, started, epoch)
+        return stream, served
 
     async def _committed(
         self,
@@ -550,8 +536,10 @@ class Engine:
         deadline: float | None,
         timing: StreamTiming,
         started: float,
+        epoch: int,
     ) -> AsyncIterator[ChatDelta]:
-        """The rest of a committed stream: failures now end it (in-stream error)."""
+        """The rest of a committed stream: failures now end it (in-stream error). The
+        stream counts in its config's epoch until it ends."""
         produced = 0
         try:
             for delta in held:
@@ -565,14 +553,20 @@ class Engine:
                 health.failure(self._health.now())
             raise provider_failure(err, deadline) from err
         finally:
-            await deltas.aclose()  # type: ignore[attr-defined]
+            try:
+                await deltas.aclose()  # type: ignore[attr-defined]
+            finally:
+                self._leave(epoch)
         duration = time.perf_counter() - started - timing.first_delta_ms / 1000
         if produced and duration > 0:
             health.measured(produced / duration)
 
-    async def warm(self) -> None:
-        """Let each provider that loads something lazily load it now (optional `warm`)."""
-        for provider in self._providers.values():
+    async def warm(self, names: Sequence[str] | None = None) -> None:
+        """Let each provider (or those `names`) that loads something lazily load it now
+        (an optional `warm` method)."""
+        for name, provider in self._providers.items():
+            if names is not None and name not in names:
+                continue
             warm = getattr(provider, "warm", None)
             if warm is None:
                 continue
@@ -582,5 +576,12 @@ class Engine:
                 log.error("could not load the models of provider %s: %s", provider.name, exc)
 
     async def aclose(self) -> None:
-        for provider in self._providers.values():
+        retired = [p for _, ps in self._retired for p in ps]
+        self._retired = []
+        for provider in (*self._providers.values(), *retired):
             await provider.aclose()
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("closing the providers a reload replaced failed", exc_info=task.exception())

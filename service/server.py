@@ -6,8 +6,10 @@ interface: a real grpc.aio server, or the in-process channel.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,10 +36,11 @@ from switchyard.v1 import (
     usage_pb2_grpc,
 )
 
+from service import errors
 from service.accounting.backends import Backends, UsageBackend, open_backends
 from service.accounting.gate import Accounting
 from service.accounting.usage_sqlite import SqliteUsage
-from service.config import Config
+from service.config import Config, ConfigError, ProviderConfig, load_config
 from service.engine import Engine
 from service.inprocess import InProcessChannel
 from service.lifecycle import Lifecycle
@@ -100,13 +103,17 @@ ADAPTERS: dict[str, str] = {
 }
 
 
+log = logging.getLogger("switchyard")
+
+
+def build_provider(provider: ProviderConfig) -> Provider:
+    module, _, attribute = ADAPTERS[provider.kind].partition(":")
+    adapter = getattr(importlib.import_module(module), attribute)
+    return adapter(provider)  # type: ignore[no-any-return]
+
+
 def build_providers(config: Config) -> dict[str, Provider]:
-    providers: dict[str, Provider] = {}
-    for name, provider in config.providers.items():
-        module, _, attribute = ADAPTERS[provider.kind].partition(":")
-        adapter = getattr(importlib.import_module(module), attribute)
-        providers[name] = adapter(provider)
-    return providers
+    return {name: build_provider(provider) for name, provider in config.providers.items()}
 
 
 def build_moderator(settings: Mapping[str, Any] | None) -> Moderator | None:
@@ -132,6 +139,10 @@ class Service:
     usage: UsageBackend
     backends: Backends | None = None
     observer: Observer = field(default_factory=Observer)
+    config_path: Path | None = None  # what a reload reads (None: the built-in default)
+    # After a reload here, what makes the gateway's other processes reload too.
+    reload_others: Callable[[], None] | None = None
+    _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     def build(
@@ -141,9 +152,11 @@ class Service:
         *,
         workers: int = 1,
         observer: Observer | None = None,
+        config_path: Path | None = None,
     ) -> Service:
         """The core over the stores the config's `storage:` picks (`workers`: how many
-        processes of this gateway share them on this machine), observed by `observer`."""
+        processes of this gateway share them on this machine), observed by `observer`;
+        `config_path` is what a reload reads."""
         stores = open_backends(config.storage, data_dir / "switchyard.db", workers=workers)
         engine = Engine(config, build_providers(config))
         accounting = Accounting(
@@ -158,13 +171,64 @@ class Service:
         usage = SqliteUsage(data_dir / "switchyard.db")
         keys = stores.keys
         return cls(
-            config, keys, engine, Pipeline(keys), accounting, usage, stores, observer or Observer()
+            config,
+            keys,
+            engine,
+            Pipeline(keys),
+            accounting,
+            usage,
+            stores,
+            observer or Observer(),
+            config_path,
         )
 
     async def start(self) -> None:
         """Connect what needs the event loop (a shared backend's connections)."""
         if self.backends is not None:
             await self.backends.start()
+
+    async def reload(self, *, others: bool = True) -> tuple[int, int, list[str]]:
+        """Reload providers, models and routing from the config file, atomically for new
+        calls; calls in flight finish on what they started with. Providers whose settings
+        did not change are kept as they are (their connections, their loaded models).
+        A file that does not load raises INVALID_REQUEST naming the line, and nothing
+        changes. Returns (providers, models, the providers built anew)."""
+        if self.config_path is None:
+            raise errors.invalid_request(
+                "This gateway runs the built-in default config: there is no file to reload "
+                "(start it with --config)."
+            )
+        async with self._reloading:
+            try:
+                config = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                raise errors.invalid_request(f"The config was not reloaded: {exc}") from None
+            current = self.engine.providers
+            providers: dict[str, Provider] = {}
+            rebuilt: list[str] = []
+            for name, settings in config.providers.items():
+                if self.config.providers.get(name) == settings and name in current:
+                    providers[name] = current[name]
+                else:
+                    providers[name] = build_provider(settings)
+                    rebuilt.append(name)
+            for section in ("moderation", "telemetry", "storage"):
+                if getattr(config, section) != getattr(self.config, section):
+                    log.warning("reload: the %s settings changed; they apply at restart", section)
+            self.engine.swap(config, providers)
+            self.accounting.set_models(config.models)
+            self.config = config
+            log.info(
+                "reloaded %s: %d providers (%s rebuilt), %d models",
+                self.config_path,
+                len(providers),
+                ", ".join(rebuilt) or "none",
+                len(config.models),
+            )
+            await self.engine.warm(rebuilt)
+        if others and self.reload_others is not None:
+            self.reload_others()
+        return len(providers), len(config.models), rebuilt
 
     def register(self, server: Any) -> None:
         """Every servicer, each method observed (metrics, access log, traces) when on."""
@@ -208,7 +272,7 @@ class Service:
             ),
             (
                 admin_pb2_grpc.add_AdminServiceServicer_to_server,
-                AdminServicer(*keys),
+                AdminServicer(*keys, reload=self.reload),
                 admin_pb2,
                 "AdminService",
             ),

@@ -10,7 +10,8 @@ no one else holds it.
 Ctrl-C reaches every process of the terminal's group, so the workers ignore SIGINT and
 the parent alone decides: its first SIGINT or SIGTERM is passed on to the workers as
 SIGTERM (each drains for the grace period), a second one as a second SIGTERM (each exits
-at once), and the parent then exits 128 + the signal's number.
+at once), and the parent then exits 128 + the signal's number. SIGHUP (reload the
+config) is passed on to every worker.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def run_workers(
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, on_signal)
+    # SIGHUP (config reload) goes to every worker: each reloads its own copy.
+    signal.signal(signal.SIGHUP, lambda signum, frame: _tell(children, signal.SIGHUP))
     while not received and all(child.is_alive() for child in children):
         wake.wait(0.5)
     if received:

@@ -71,6 +71,10 @@ class Accounting:
         self._admission = admission
         self._open = 0  # tickets neither settled nor abandoned (aclose waits for them)
 
+    def set_models(self, models: Iterable[ModelConfig]) -> None:
+        """The catalog after a reload: the prices of new calls (open ones keep theirs)."""
+        self._models = {m.id: m for m in models}
+
     @property
     def in_flight(self) -> int:
         """Generations admitted and not yet settled, on every surface (what a shutdown

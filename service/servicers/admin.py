@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from switchyard.v1 import admin_pb2, admin_pb2_grpc
@@ -96,7 +97,35 @@ class _Keys:
         return record
 
 
+# Reloads the config file: (providers, models, providers rebuilt); raises GatewayError.
+Reload = Callable[[], Awaitable[tuple[int, int, list[str]]]]
+
+
 class AdminServicer(_Keys, admin_pb2_grpc.AdminServiceServicer):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        keys: KeyBackend,
+        accounting: Accounting,
+        reload: Reload | None = None,
+    ) -> None:
+        super().__init__(pipeline, keys, accounting)
+        self._reload = reload
+
+    async def ReloadConfig(  # noqa: N802 - gRPC method name
+        self, request: admin_pb2.ReloadConfigRequest, context: Context
+    ) -> admin_pb2.ReloadConfigResponse:
+        try:
+            self._admin(context)
+            if self._reload is None:
+                raise errors.invalid_request("This gateway has no config to reload.")
+            providers, models, rebuilt = await self._reload()
+            return admin_pb2.ReloadConfigResponse(
+                providers=providers, models=models, rebuilt_providers=rebuilt
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure ends as a status
+            await abort(context, exc, "AdminService.ReloadConfig")
+
     async def CreateKey(  # noqa: N802 - gRPC method name
         self, request: admin_pb2.CreateKeyRequest, context: Context
     ) -> admin_pb2.CreatedKey:

@@ -346,6 +346,50 @@ class AddCreditsRequest(_message.Message):
 Global___AddCreditsRequest: _TypeAlias = AddCreditsRequest  # noqa: Y015
 
 @_typing.final
+class ReloadConfigRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReloadConfigRequest: _TypeAlias = ReloadConfigRequest  # noqa: Y015
+
+@_typing.final
+class ReloadConfigResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDERS_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    REBUILT_PROVIDERS_FIELD_NUMBER: _builtins.int
+    providers: _builtins.int
+    """configured now"""
+    models: _builtins.int
+    @_builtins.property
+    def rebuilt_providers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """new or changed: the others were kept as they were"""
+
+    def __init__(
+        self,
+        *,
+        providers: _builtins.int = ...,
+        models: _builtins.int = ...,
+        rebuilt_providers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["models", b"models", "providers", b"providers", "rebuilt_providers", b"rebuilt_providers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReloadConfigResponse: _TypeAlias = ReloadConfigResponse  # noqa: Y015
+
+@_typing.final
 class GetOwnKeyRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """Key administration; every call needs an admin key.
+    """Key administration and operations; every call needs an admin key.
     """
 
     def __init__(self, channel):
@@ -65,10 +65,15 @@ class AdminServiceStub:
                 request_serializer=switchyard_dot_v1_dot_admin__pb2.AddCreditsRequest.SerializeToString,
                 response_deserializer=switchyard_dot_v1_dot_admin__pb2.ApiKey.FromString,
                 _registered_method=True)
+        self.ReloadConfig = channel.unary_unary(
+                '/switchyard.v1.AdminService/ReloadConfig',
+                request_serializer=switchyard_dot_v1_dot_admin__pb2.ReloadConfigRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_admin__pb2.ReloadConfigResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
-    """Key administration; every call needs an admin key.
+    """Key administration and operations; every call needs an admin key.
     """
 
     def CreateKey(self, request, context):
@@ -107,6 +112,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReloadConfig(self, request, context):
+        """Reload providers, models and routing from the config file (what SIGHUP does).
+        Calls in flight finish on the config they started with; a file that does not
+        load is refused (INVALID_ARGUMENT, naming the line) and the running config stays.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -140,6 +154,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=switchyard_dot_v1_dot_admin__pb2.AddCreditsRequest.FromString,
                     response_serializer=switchyard_dot_v1_dot_admin__pb2.ApiKey.SerializeToString,
             ),
+            'ReloadConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadConfig,
+                    request_deserializer=switchyard_dot_v1_dot_admin__pb2.ReloadConfigRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_admin__pb2.ReloadConfigResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'switchyard.v1.AdminService', rpc_method_handlers)
@@ -149,7 +168,7 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Key administration; every call needs an admin key.
+    """Key administration and operations; every call needs an admin key.
     """
 
     @staticmethod
@@ -304,6 +323,33 @@ class AdminService:
             '/switchyard.v1.AdminService/AddCredits',
             switchyard_dot_v1_dot_admin__pb2.AddCreditsRequest.SerializeToString,
             switchyard_dot_v1_dot_admin__pb2.ApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.AdminService/ReloadConfig',
+            switchyard_dot_v1_dot_admin__pb2.ReloadConfigRequest.SerializeToString,
+            switchyard_dot_v1_dot_admin__pb2.ReloadConfigResponse.FromString,
             options,
             channel_credentials,
             insecure,

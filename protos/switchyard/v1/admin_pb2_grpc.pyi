@@ -27,7 +27,7 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AdminServiceStub:
-    """Key administration; every call needs an admin key."""
+    """Key administration and operations; every call needs an admin key."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -39,10 +39,15 @@ class AdminServiceStub:
     UpdateKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.UpdateKeyRequest, _admin_pb2.ApiKey]
     DeleteKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.DeleteKeyRequest, _admin_pb2.DeleteKeyResponse]
     AddCredits: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddCreditsRequest, _admin_pb2.ApiKey]
+    ReloadConfig: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ReloadConfigRequest, _admin_pb2.ReloadConfigResponse]
+    """Reload providers, models and routing from the config file (what SIGHUP does).
+    Calls in flight finish on the config they started with; a file that does not
+    load is refused (INVALID_ARGUMENT, naming the line) and the running config stays.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
-    """Key administration; every call needs an admin key."""
+    """Key administration and operations; every call needs an admin key."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.CreateKeyRequest, _admin_pb2.CreatedKey]  # type: ignore[assignment]
@@ -51,9 +56,14 @@ class AdminServiceAsyncStub(AdminServiceStub):
     UpdateKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.UpdateKeyRequest, _admin_pb2.ApiKey]  # type: ignore[assignment]
     DeleteKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.DeleteKeyRequest, _admin_pb2.DeleteKeyResponse]  # type: ignore[assignment]
     AddCredits: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddCreditsRequest, _admin_pb2.ApiKey]  # type: ignore[assignment]
+    ReloadConfig: _aio.UnaryUnaryMultiCallable[_admin_pb2.ReloadConfigRequest, _admin_pb2.ReloadConfigResponse]  # type: ignore[assignment]
+    """Reload providers, models and routing from the config file (what SIGHUP does).
+    Calls in flight finish on the config they started with; a file that does not
+    load is refused (INVALID_ARGUMENT, naming the line) and the running config stays.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Key administration; every call needs an admin key."""
+    """Key administration and operations; every call needs an admin key."""
 
     @_abc_1.abstractmethod
     def CreateKey(
@@ -96,6 +106,17 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.AddCreditsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ApiKey, _abc.Awaitable[_admin_pb2.ApiKey]]: ...
+
+    @_abc_1.abstractmethod
+    def ReloadConfig(
+        self,
+        request: _admin_pb2.ReloadConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ReloadConfigResponse, _abc.Awaitable[_admin_pb2.ReloadConfigResponse]]:
+        """Reload providers, models and routing from the config file (what SIGHUP does).
+        Calls in flight finish on the config they started with; a file that does not
+        load is refused (INVALID_ARGUMENT, naming the line) and the running config stays.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
