@@ -422,11 +422,39 @@ def failures_section(results: JSON) -> str:
     return "## Steps that failed\n\n" + "\n".join(f"- `{name}`: {msg}" for name, msg in failed)
 
 
+def observability_section(results: JSON) -> str:
+    """Issue 18: what metrics, the access log and tracing cost (bench/observability.py)."""
+    data = get(results, "observability")
+    if not isinstance(data, dict):
+        return ""
+    rows = []
+    for label, what in (
+        ("off", "metrics, access log, tracing off"),
+        ("on", "metrics + access log on, tracing sampled at 0 (as shipped, traced)"),
+        ("traced", "metrics + access log on, tracing sampled at 100 %"),
+    ):
+        run = data.get(label) or {}
+        rounds = ", ".join(f"{r:,.0f}" for r in run.get("rps_rounds", []))
+        rows.append(
+            [
+                what,
+                f(run.get("rps"), 0),
+                rounds or "—",
+                f(run.get("fewer_rps_pct"), 1) if label != "off" else "—",
+                f(run.get("ms_per_request"), 3),
+                f(run.get("errors")),
+            ]
+        )
+    header = ["gateway (CPU 0, wrk c=64)", "RPS (median)", "rounds", "% fewer", "CPU ms/req"]
+    return "## Observability cost (issue 18)\n\n" + table([*header, "errors"], rows)
+
+
 def render(results: JSON, soak_section: str = "") -> str:
     sections = [
         header_section(results),
         targets_section(results),
         wrk_section(results),
+        observability_section(results),
         rate_section(results),
         stream_section(results),
         many_section(results),

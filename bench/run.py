@@ -2,7 +2,8 @@
 
 Order: client ceilings, the null gRPC floor; saturation direct to the mock, through the
 gateway with the in-process channel, with `--channel grpc`, and through the floor; the
-fixed-rate runs of those paths in turns; many streams; `--workers 2`; gRPC clients on
+fixed-rate runs of those paths in turns; many streams; the cost of metrics, the access
+log and tracing (bench/observability.py); `--workers 2`; gRPC clients on
 `--grpc-only`; then the local models (raw first, then through a gateway on the
 embedded default). A step that fails is recorded and the run goes on, so RESULTS.md is
 always written; every process started here is stopped on the way out, whatever happened.
@@ -27,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from bench import local_models, scenarios, shared_state
+from bench import local_models, observability, scenarios, shared_state
 from bench.loadgen import messages_body, responses_body
 from bench.machine import cpu_totals, describe, foreign_cpu, own_cpu
 from bench.procs import (
@@ -231,6 +232,22 @@ class Bench:
             files.append(str(path))
         return replace(chat, label="responses", path="/v1/responses", bodies=(files[0], files[1]))
 
+    def observability(self, config: Path) -> None:
+        """Metrics, access log and tracing: off, on (tracing sampled at 0), 100 % sampled."""
+
+        def gateway(name: str, path: Path) -> Gateway:
+            gw = self.gateway(name, path)
+            if gw is None:
+                raise RuntimeError(f"{name} did not start")
+            return gw
+
+        self.results["observability"] = self.guard(
+            "observability (in turns)",
+            lambda: observability.suite(
+                gateway, config, self.settings, self.scratch, self.keep, self.release
+            ),
+        )
+
     def workers(self, config: Path) -> None:
         """--workers 2 against one worker, the gateway pinned to both cores."""
 
@@ -294,6 +311,7 @@ class Bench:
         self.ceilings()
         self.grpc_null()
         self.http(mock_port, config)
+        self.observability(config)
         self.workers(config)
         self.shared(config)
         self.grpc_gateway(config)

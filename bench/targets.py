@@ -152,10 +152,21 @@ def _door(results: JSON, name: str, *path: str, label: str = "messages") -> Chec
     return Check(name, threshold, measured, door <= chat * 1.1)
 
 
+def _observability(results: JSON) -> Check:
+    """Issue 18: metrics and access log on, tracing sampled at 0 -> at most 5 % fewer RPS
+    per core than all off (same run, in turns)."""
+    name = "metrics + access log on, tracing at 0: RPS per core vs all off"
+    fewer = get(results, "observability", "on", "fewer_rps_pct")
+    if not isinstance(fewer, int | float):
+        return Check(name, "≤ 5 % fewer", "not measured", None)
+    return Check(name, "≤ 5 % fewer", f"{fewer:.1f} % fewer", fewer <= 5.0)
+
+
 def checks(results: JSON) -> list[Check]:
     inproc = get(results, "http", "inprocess")
     grpc_channel = get(results, "http", "grpc")
     return [
+        _observability(results),
         _rps("in-process: non-streaming RPS, c=16", get(inproc, "wrk", "16"), 3000),
         _rps("in-process: non-streaming RPS, c=64", get(inproc, "wrk", "64"), 3000),
         _at_most(

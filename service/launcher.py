@@ -266,7 +266,7 @@ async def serve(
 def _observer(settings: TelemetrySettings) -> Observer:
     """This process's metrics, access log and tracing, as the config sets them."""
     if settings.metrics.enabled:
-        metrics_module.enable()
+        metrics_module.enable().start_flushing()
     else:
         metrics_module.disable()
     access_log = AccessLog(settings.access_log) if settings.access_log.enabled else None
@@ -361,6 +361,8 @@ async def _close(running: _Running) -> None:
         await running.channel.close()
     if running.service is not None:
         await running.service.aclose()
+    if metrics_module.ACTIVE is not None:
+        metrics_module.ACTIVE.stop_flushing()  # the last counts, into a worker's file too
     if running.observer is not None and running.observer.access_log is not None:
         running.observer.access_log.close()
     if running.observer is not None and running.observer.tracer is not None:

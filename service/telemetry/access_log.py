@@ -55,6 +55,7 @@ class AccessLog:
         self._timer: asyncio.TimerHandle | None = None
         self._second = -1
         self._stamp = ""
+        self._keys: dict[tuple[str, str], str] = {}  # the lines' key part, made once per key
 
     @property
     def bodies(self) -> bool:
@@ -96,8 +97,8 @@ class AccessLog:
             line = orjson.dumps(fields).decode()
         else:
             line = (
-                f"{self._now()} access request_id={record.request_id} key_id={record.key_id or '-'}"
-                f" key_name={orjson.dumps(record.key_name).decode()} route={record.route}"
+                f"{self._now()} access request_id={record.request_id}"
+                f" {self._key(record.key_id, record.key_name)} route={record.route}"
                 f" model={record.model} provider={record.provider} status={status}"
                 f" reason={record.reason or '-'} latency_ms={seconds * 1000:.3f}"
                 f" upstream_ms={record.upstream_ms:.3f} tokens_in={record.tokens_in}"
@@ -110,6 +111,15 @@ class AccessLog:
                     f" completion={orjson.dumps(_clip(record.completion)).decode()}"
                 )
         self._add(line)
+
+    def _key(self, key_id: str, name: str) -> str:
+        part = self._keys.get((key_id, name))
+        if part is None:
+            if len(self._keys) >= 4096:
+                self._keys.clear()
+            part = f"key_id={key_id or '-'} key_name={orjson.dumps(name).decode()}"
+            self._keys[(key_id, name)] = part
+        return part
 
     def edge(self, request_id: str, method: str, path: str, status: int, seconds: float) -> None:
         """The line for an HTTP request that the HTTP layer answered alone (a 400 before

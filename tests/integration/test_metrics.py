@@ -240,15 +240,22 @@ def test_workers_counts_add_up(mock: MockOpenAI, tmp_path: Path) -> None:
         workers = _workers(gateway.process.pid)
         assert len(workers) == 2
         served = 0
-        # Until each worker has counted a request of its own (bounded: 400 requests).
-        while served < 200 and not all(
-            any(f.startswith("counter_") for f in _metric_files(w)) for w in workers
-        ):
-            _grpc_chat(gateway)
-            served += 1
-        assert served < 200, "one worker never took a connection"
         labels = {"route": "ChatService.Complete", "status": "2xx"}
-        settled(gateway, lambda now: now.value("switchyard_requests_total", **labels) >= served)
+
+        def counted(now: Samples) -> bool:
+            return now.value("switchyard_requests_total", **labels) >= served
+
+        # Until each worker has counted calls of its own (a worker writes its counts to
+        # its file once a second): rounds of 40 calls, at most five.
+        for _ in range(5):
+            for _ in range(40):
+                _grpc_chat(gateway)
+                served += 1
+            settled(gateway, counted)
+            if all(any(f.startswith("counter_") for f in _metric_files(w)) for w in workers):
+                break
+        else:
+            raise AssertionError("one worker never took a connection")
         for _ in range(6):  # whichever worker answers the scrape, it counts both
             assert scrape(gateway).value("switchyard_requests_total", **labels) == served
     finally:

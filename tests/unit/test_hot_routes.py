@@ -33,6 +33,7 @@ def test_every_hot_path_is_the_same_endpoint_starlette_routes_post_to() -> None:
         "/v1/embeddings",
         "/v1/rerank",
         "/rerank",
+        "/v1/admin/reload",
     }
     for path, endpoint in app._routes.items():
         scope: dict[str, Any] = {"type": "http", "method": "POST", "path": path, "root_path": ""}
