@@ -15,7 +15,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/switchyard/v1/*.proto)
 
-.PHONY: run test lint proto proto-check install clean bench soak bench-console browser test-servers
+.PHONY: run test lint proto proto-check install clean bench soak bench-console browser test-servers \
+	deploy-tools
 
 install: $(STAMP)
 
@@ -38,7 +39,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/switchyard serve
 
-test: $(STAMP) browser proto-check lint test-servers
+test: $(STAMP) browser proto-check lint test-servers deploy-tools
 	$(BIN)/python -m pytest -q tests
 
 # The console's browser tests (tests/browser) drive Debian's Chromium through Playwright:
@@ -52,6 +53,12 @@ browser:
 test-servers:
 	test -x /usr/bin/redis-server && test -x /usr/lib/postgresql/15/bin/postgres \
 		|| (apt-get update && apt-get install -y redis-server postgresql-15)
+
+# What validates deploy/compose.yaml offline (no engine needed): the docker CLI's compose
+# plugin, else Debian's docker-compose, installed when neither is there.
+deploy-tools:
+	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null \
+		|| (apt-get update && apt-get install -y docker-compose)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
