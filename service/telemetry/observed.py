@@ -21,6 +21,11 @@ from service.telemetry import metrics as metrics_module
 from service.telemetry.access_log import AccessLog
 from service.telemetry.record import RECORDS, CallRecord
 
+# The calls the HTTP layer's key check makes (gateway_http/routes/base.py, AuthProbe):
+# only these may be marked as a probe, so that no client can keep its generations out of
+# the metrics and the access log by sending the marker.
+PROBE_ROUTES = frozenset({"ModelService.List", "AccountService.GetOwnKey"})
+
 Unary = Callable[[Any, Any], Awaitable[Any]]
 Streaming = Callable[[Any, Any], AsyncIterator[Any]]
 
@@ -73,6 +78,8 @@ class Observer:
     def _end(self, record: CallRecord, context: Any) -> None:
         RECORDS.pop(context, None)
         seconds = time.perf_counter() - record.started
+        if record.probe and record.route not in PROBE_ROUTES:
+            record.probe = False
         if self.tracer is not None:
             self.tracer.end_call(record)
         metrics = metrics_module.ACTIVE

@@ -12,7 +12,9 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from switchyard.v1 import chat_pb2, chat_pb2_grpc
 
 from tests.fixtures.gateway import Gateway, start_gateway
 from tests.fixtures.mock_openai import MockOpenAI
@@ -234,3 +236,20 @@ def test_the_access_log_can_be_a_file_or_off(mock: MockOpenAI, tmp_path: Path) -
         assert "acc-off-1" not in gateway.log()
     finally:
         gateway.stop()
+
+
+def test_the_probe_marker_hides_no_generation(text_gateway: Gateway) -> None:
+    """The marker of the HTTP layer's key checks, sent by a client on a chat call."""
+    with grpc.insecure_channel(text_gateway.grpc_target) as channel:
+        chat_pb2_grpc.ChatServiceStub(channel).Complete(
+            chat_pb2.ChatRequest(
+                model="mock/echo", messages=[chat_pb2.Message(role="user", text="hidden?")]
+            ),
+            metadata=(
+                ("authorization", f"Bearer {text_gateway.key}"),
+                ("x-request-id", "acc-probe-spoof"),
+                ("x-switchyard-probe", "1"),
+            ),
+            timeout=30,
+        )
+    assert fields(one_line(text_gateway, "acc-probe-spoof"))["status"] == "200"
