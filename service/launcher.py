@@ -170,6 +170,10 @@ async def serve(
     running = _Running()
     observer = running.observer = _observer(config.telemetry if config else TelemetrySettings())
     lifecycle = running.lifecycle = Lifecycle()
+    # Taken over before anything starts: a stop signal while the servers start up (a
+    # worker's first moments) is a graceful stop once they are up, never a kill.
+    stop = StopSignals(running.in_flight, signals)
+    stop.install()
     # A co-located `--channel grpc` hop goes over an abstract unix socket of this
     # process: the same gRPC stack, without TCP's loopback costs.
     local = f"unix-abstract:switchyard-{os.getpid()}-{options.grpc_port}"
@@ -236,8 +240,6 @@ async def serve(
         running.warming = asyncio.create_task(_warm(running.service, lifecycle))
         if running.service is not None:
             _reload_on_sighup(running.service)
-        stop = StopSignals(running.in_flight, signals)
-        stop.install()
         stop_task = asyncio.create_task(stop.wait())
         watched = {stop_task} | ({running.http_task} if running.http_task else set())
         done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
