@@ -154,7 +154,7 @@ def _door(results: JSON, name: str, *path: str, label: str = "messages") -> Chec
 
 def _observability(results: JSON) -> Check:
     """Issue 18: metrics and access log on, tracing sampled at 0 -> at most 5 % fewer RPS
-    per core than all off (same run, in turns)."""
+    per core (requests per CPU-second of the gateway) than all off (same run, in turns)."""
     name = "metrics + access log on, tracing at 0: RPS per core vs all off"
     fewer = get(results, "observability", "on", "fewer_rps_pct")
     if not isinstance(fewer, int | float):
