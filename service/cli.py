@@ -123,6 +123,12 @@ def _parser() -> argparse.ArgumentParser:
         help="processes serving the same ports, default 1 (env SWITCHYARD_WORKERS)",
     )
     serve.add_argument(
+        "--metrics-port",
+        type=port,
+        help="serve GET /metrics without a key on this port too, on --host "
+        "(env SWITCHYARD_METRICS_PORT; default: only /metrics on the HTTP port, admin key)",
+    )
+    serve.add_argument(
         "--shutdown-grace",
         type=seconds,
         metavar="SECONDS",
@@ -223,6 +229,9 @@ def _serve(args: argparse.Namespace) -> int:
     if mode == "both" and http_port == grpc_port:
         raise StartupError(f"the HTTP and gRPC ports are both {http_port}: give them two")
     data_dir = _data_dir(args)
+    metrics_port = _setting(args.metrics_port, "SWITCHYARD_METRICS_PORT", None, port)
+    if metrics_port is not None and metrics_port in (http_port, grpc_port):
+        raise StartupError(f"--metrics-port {metrics_port} is also the HTTP or gRPC port")
     return run(
         ServeOptions(
             config=Path(config) if config else None,
@@ -239,6 +248,7 @@ def _serve(args: argparse.Namespace) -> int:
             shutdown_grace=_setting(
                 args.shutdown_grace, "SWITCHYARD_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE, seconds
             ),
+            metrics_port=metrics_port,
         )
     )
 

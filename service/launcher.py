@@ -42,6 +42,7 @@ from service.store.keys import KeyPolicy, KeyStore
 from service.telemetry import metrics as metrics_module
 from service.telemetry import tracing as tracing_module
 from service.telemetry.access_log import AccessLog
+from service.telemetry.endpoint import serve_metrics
 from service.telemetry.observed import Observer
 from service.telemetry.settings import TelemetrySettings
 from service.workers import run_workers
@@ -77,6 +78,7 @@ class ServeOptions:
     stream_hold: float = 10.0
     workers: int = 1
     shutdown_grace: float = 30.0  # seconds the requests in flight get at shutdown
+    metrics_port: int | None = None  # the exposition on a port of its own, without a key
 
 
 def _save_secret(path: Path, plain: str, what: str) -> None:
@@ -151,6 +153,7 @@ class _Running:
     http: UvicornServer | None = None
     http_task: asyncio.Task[None] | None = None
     observer: Observer | None = None
+    metrics_server: asyncio.Server | None = None
     lifecycle: Lifecycle | None = None
     warming: asyncio.Task[None] | None = None
 
@@ -165,6 +168,7 @@ async def serve(
     config: Config | None,
     listening: socket.socket | None,
     signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
+    metrics_listening: socket.socket | None = None,
 ) -> int:
     """Run the gateway until a stop signal; the process's exit status."""
     running = _Running()
@@ -228,6 +232,9 @@ async def serve(
                 options.http_port,
                 "grpc" if options.mode == "http-only" or options.channel == "grpc" else "inprocess",
             )
+        if metrics_listening is not None and metrics_module.ACTIVE is not None:
+            running.metrics_server = await serve_metrics(metrics_listening, metrics_module.ACTIVE)
+            log.info("metrics on http://%s:%d/metrics", options.host, options.metrics_port)
         # Everything allocated so far lives as long as the process: keep it out of every
         # future collection (measured: c16 p99 from 17 ms to 2-3 ms, DESIGN §9).
         gc.collect()
@@ -353,6 +360,8 @@ async def _drain(running: _Running, grace: float) -> None:
 async def _close(running: _Running) -> None:
     """Release everything, in the order it depends on itself; idempotent after `_drain`."""
     await _stop_warming(running)
+    if running.metrics_server is not None:
+        running.metrics_server.close()
     if running.http is not None and running.http_task is not None:
         running.http.should_exit = True
         with contextlib.suppress(Exception):
@@ -376,20 +385,25 @@ def _run_one(
     config: Config | None,
     listening: socket.socket | None,
     signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
+    metrics_listening: socket.socket | None = None,
 ) -> int:
     try:
-        return uvloop.run(serve(options, config, listening, signals))
+        return uvloop.run(serve(options, config, listening, signals, metrics_listening))
     except KeyboardInterrupt:  # Ctrl-C before the stop signals were taken over
         return 128 + signal.SIGINT
 
 
-def _worker(options: ServeOptions, listening: socket.socket | None) -> None:
+def _worker(
+    options: ServeOptions,
+    metrics_listening: socket.socket | None,
+    listening: socket.socket | None,
+) -> None:
     """One worker process of `--workers N` (service/workers.py): SIGTERM stops it."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until serving: then it reloads
     logs.configure()
     try:
         config = load_config(options.config) if options.mode != "http-only" else None
-        status = _run_one(options, config, listening, (signal.SIGTERM,))
+        status = _run_one(options, config, listening, (signal.SIGTERM,), metrics_listening)
     except (StartupError, ConfigError) as exc:
         print(f"switchyard: error: {exc}", file=sys.stderr)
         status = 2
@@ -406,16 +420,18 @@ def run(options: ServeOptions) -> int:
     logs.configure()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until serving: then it reloads
     config = load_config(options.config) if options.mode != "http-only" else None
-    listening = None
+    listening = metrics_listening = None
     if options.mode != "grpc-only":
         listening = ports.listen(options.host, options.http_port, "HTTP")
     try:
+        if options.metrics_port is not None:
+            metrics_listening = ports.listen(options.host, options.metrics_port, "metrics")
         if options.mode != "http-only":
             ports.ensure_free(options.grpc_host, options.grpc_port, "gRPC")
             prepare_data_dir(options.data_dir, create=True)
             check_database(options.data_dir)
         if options.workers == 1:
-            return _run_one(options, config, listening)
+            return _run_one(options, config, listening, metrics_listening=metrics_listening)
         if options.mode != "http-only":  # the dev key is made once, before anyone races for it
             assert config is not None
             keys = open_keys(config.storage, options.data_dir / DATABASE)
@@ -427,8 +443,13 @@ def run(options: ServeOptions) -> int:
                 shared_sqlite.reset(options.data_dir / DATABASE)
         with metrics_module.multiprocess_dir(options.workers):
             return run_workers(
-                options.workers, options.shutdown_grace, _worker, (options,), listening
+                options.workers,
+                options.shutdown_grace,
+                _worker,
+                (options, metrics_listening),
+                listening,
             )
     finally:
-        if listening is not None:
-            listening.close()
+        for sock in (listening, metrics_listening):
+            if sock is not None:
+                sock.close()

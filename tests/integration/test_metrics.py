@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +18,7 @@ import openai
 import pytest
 from switchyard.v1 import chat_pb2, chat_pb2_grpc
 
-from tests.fixtures.gateway import Gateway, free_port, start_gateway
+from tests.fixtures.gateway import SWITCHYARD, Gateway, free_port, start_gateway
 from tests.fixtures.mock_openai import MockOpenAI
 from tests.fixtures.scrape import Samples, admin_key, metrics_text, scrape
 from tests.integration.test_cli import _workers
@@ -235,7 +236,9 @@ def _metric_files(worker: int) -> set[str]:
 
 def test_workers_counts_add_up(mock: MockOpenAI, tmp_path: Path) -> None:
     config = observed_config(tmp_path / "switchyard.yaml", mock.base_url)
-    gateway = start_gateway(config, tmp_path / "data", extra_args=("--workers", "2"))
+    metrics_port = free_port()
+    args = ("--workers", "2", "--metrics-port", str(metrics_port))
+    gateway = start_gateway(config, tmp_path / "data", extra_args=args)
     try:
         workers = _workers(gateway.process.pid)
         assert len(workers) == 2
@@ -258,5 +261,61 @@ def test_workers_counts_add_up(mock: MockOpenAI, tmp_path: Path) -> None:
             raise AssertionError("one worker never took a connection")
         for _ in range(6):  # whichever worker answers the scrape, it counts both
             assert scrape(gateway).value("switchyard_requests_total", **labels) == served
+            text = _plain_get(metrics_port, "/metrics")[1]  # the same on the metrics port
+            assert Samples(text).value("switchyard_requests_total", **labels) == served
     finally:
         gateway.stop()
+
+
+def _plain_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_a_grpc_only_gateway_serves_metrics_on_its_own_port(
+    mock: MockOpenAI, tmp_path: Path
+) -> None:
+    """No HTTP port, no key: `--metrics-port` is how a --grpc-only process is scraped."""
+    config = observed_config(tmp_path / "switchyard.yaml", mock.base_url)
+    metrics_port, grpc_port = free_port(), free_port()
+    args = [str(SWITCHYARD), "serve", "--grpc-only", "--config", str(config)]
+    args += ["--data-dir", str(tmp_path / "data"), "--grpc-port", str(grpc_port)]
+    args += ["--metrics-port", str(metrics_port)]
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                if _plain_get(metrics_port, "/metrics")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert time.monotonic() < deadline, "the metrics port never answered"
+            time.sleep(0.1)
+        key = (tmp_path / "data" / "dev-key").read_text().strip()
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            chat_pb2_grpc.ChatServiceStub(channel).Complete(
+                chat_pb2.ChatRequest(
+                    model="mock/echo", messages=[chat_pb2.Message(role="user", text="m")]
+                ),
+                metadata=(("authorization", f"Bearer {key}"),),
+                timeout=30,
+            )
+        deadline = time.monotonic() + 30
+        while True:  # counted as the call ends, a moment after its client has the answer
+            samples = Samples(_plain_get(metrics_port, "/metrics")[1])
+            labels = {"route": "ChatService.Complete", "status": "2xx"}
+            if samples.value("switchyard_requests_total", **labels) == 1:
+                break
+            assert time.monotonic() < deadline, samples.text
+            time.sleep(0.05)
+        assert _plain_get(metrics_port, "/v1/models")[0] == 404
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
