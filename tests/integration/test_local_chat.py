@@ -15,6 +15,7 @@ import pytest
 
 from tests.fixtures.gateway import Gateway, start_gateway
 from tests.fixtures.http import open_stream, request
+from tests.fixtures.scrape import scrape
 
 MODEL = "local/smollm2-135m-instruct"
 WEATHER: Any = {
@@ -412,3 +413,24 @@ def test_logit_bias_applies_and_usage_still_counts(local_gateway: Gateway) -> No
     )
     assert reply.choices[0].finish_reason == "length"
     assert reply.usage is not None and reply.usage.completion_tokens == 12
+
+
+def test_the_local_models_queues_and_batches_are_measured(local_gateway: Gateway) -> None:
+    """After a chat and an embedding on the built-in models, /metrics shows their queues
+    (empty again) and the embedder's batch sizes."""
+    sdk(local_gateway).chat.completions.create(
+        model="local/smollm2-135m-instruct",
+        messages=[{"role": "user", "content": "Say hi."}],
+        max_tokens=4,
+    )
+    sdk(local_gateway).embeddings.create(
+        model="local/all-minilm-l6-v2", input=["one sentence", "and another"]
+    )
+    samples = scrape(local_gateway)
+    queue = "switchyard_local_queue_depth"
+    assert ("smollm2-135m-instruct", 0.0) in {
+        (labels.get("model"), value) for name, labels, value in samples.samples if name == queue
+    }
+    assert samples.value("switchyard_local_batch_size_count", model="minilm") >= 1
+    assert samples.value("switchyard_local_batch_size_sum", model="minilm") >= 2
+    assert samples.value("switchyard_local_queue_depth", model="minilm") == 0

@@ -18,6 +18,7 @@ from typing import Any
 
 from service.providers.errors import FailureKind, ProviderError
 from service.providers.local.channel import TokenChannel
+from service.telemetry import metrics as metrics_module
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +74,10 @@ class LocalLLM:
         context_length: int = 2048,
         threads: int = 1,
         max_queue: int = 8,
+        name: str = "llm",
     ) -> None:
         self._provider = provider
+        self._name = name  # the metrics' label for its queue
         self._locate = locate
         self.context_length = context_length
         self._threads = threads
@@ -170,6 +173,11 @@ class LocalLLM:
         except Exception as exc:  # noqa: BLE001 - re-raised on the loop side
             channel.put(exc)
 
+    def _report_queue(self) -> None:
+        metrics = metrics_module.ACTIVE
+        if metrics is not None:  # a generation takes seconds: a gauge write is nothing
+            metrics.local_queue.labels(self._name).set(self._waiting)
+
     async def generate(
         self,
         messages: list[dict[str, str]],
@@ -186,6 +194,7 @@ class LocalLLM:
                 retry_after=2.0,
             )
         self._waiting += 1
+        self._report_queue()
         try:
             async with asyncio.timeout_at(deadline):
                 await self._slot.acquire()
@@ -195,6 +204,7 @@ class LocalLLM:
             ) from None
         finally:
             self._waiting -= 1
+            self._report_queue()
         try:
             await self.load()
             loop = asyncio.get_running_loop()

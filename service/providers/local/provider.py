@@ -68,6 +68,7 @@ class LocalProvider:
                 context_length=int(options.get("context_length", 2048)),
                 threads=threads,
                 max_queue=queue,
+                name="smollm2-135m-instruct",
             )
         }
         for name, spec in dict(options.get("gguf") or {}).items():
@@ -77,6 +78,7 @@ class LocalProvider:
                 context_length=int(spec.get("context_length", 2048)),
                 threads=threads,
                 max_queue=queue,
+                name=name,
             )
 
     @property
