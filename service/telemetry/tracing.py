@@ -46,6 +46,8 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 OPERATIONS = {
     "ChatService.Complete": "chat",
     "ChatService.Stream": "chat",
+    "MessagesService.Create": "chat",
+    "MessagesService.Stream": "chat",
     "EmbeddingService.Embed": "embeddings",
     "RerankService.Rerank": "rerank",
 }

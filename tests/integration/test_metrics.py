@@ -319,3 +319,26 @@ def test_a_grpc_only_gateway_serves_metrics_on_its_own_port(
         process.terminate()
         process.wait(30)
         log.close()
+
+
+def test_a_messages_call_is_counted_once_under_its_own_route(gateway: Gateway) -> None:
+    """/v1/messages runs the chat servicer inside: one call, observed as MessagesService."""
+    before = scrape(gateway)
+    body = {"model": "mock/echo", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    request = urllib.request.Request(
+        gateway.base_url + "/messages",
+        data=json.dumps(body).encode(),
+        headers={"x-api-key": gateway.key, "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+    after = scrape(gateway)
+
+    def delta(route: str) -> float:
+        name = "switchyard_requests_total"
+        return after.value(name, route=route) - before.value(name, route=route)
+
+    assert delta("MessagesService.Create") == 1
+    assert delta("ChatService.Complete") == 0
+    labels = {"route": "MessagesService.Create", "model": "mock/echo", "provider": "mock"}
+    assert after.value("switchyard_requests_total", status="2xx", **labels) >= 1
