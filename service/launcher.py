@@ -192,6 +192,8 @@ async def serve(
                 config_path=options.config,
             )
             await service.start()
+            if service.backends is not None:  # readiness includes the shared stores
+                lifecycle.checks.append(service.backends.not_ready)
             if options.workers > 1:  # a reload asked of one worker reaches them all
                 service.reload_others = _reload_siblings
             ensure_dev_key(service.keys, options.data_dir)

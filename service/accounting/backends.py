@@ -136,6 +136,15 @@ class Backends:
         for part in reversed(self.parts):
             await part.aclose()
 
+    def not_ready(self) -> str | None:
+        """Why a shared store keeps this process from taking traffic (None: nothing)."""
+        for part in self.parts:
+            check = getattr(part, "not_ready", None)
+            problem = check() if check is not None else None
+            if problem is not None:
+                return str(problem)
+        return None
+
 
 def open_keys(settings: StorageSettings, database: Path) -> KeyStore:
     """The key store alone, uncached (the CLI's, and the launcher's for the first keys)."""

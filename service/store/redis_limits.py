@@ -145,6 +145,14 @@ class RedisLink:
     def mode(self) -> str:
         return self.settings.on_backend_error
 
+    def not_ready(self) -> str | None:
+        """Readiness (service/lifecycle.py): with `on_backend_error: closed` a replica that
+        cannot reach Redis refuses every generation, so it should get no traffic until it
+        can again (`open` serves on, and stays ready). No I/O: what the last call saw."""
+        if self.mode == "closed" and time.monotonic() < self._down_until:
+            return "redis unreachable"
+        return None
+
     def defer(self, script: AsyncScript | None, keys: list[str], args: list[Any]) -> None:
         """Queue a script (None: a PUBLISH) for the writer; never waits."""
         if len(self._queue) >= MAX_QUEUE:

@@ -21,8 +21,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import write_config
+from tests.fixtures.fleet import create_key
 from tests.fixtures.gateway import SWITCHYARD, Gateway, free_port, start_gateway
 from tests.fixtures.mock_openai import MockOpenAI
+from tests.fixtures.scrape import admin_key
+from tests.fixtures.servers import RedisServer
 from tests.integration.test_shutdown import exit_status, refused, streaming, wait_for
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -161,3 +164,46 @@ def test_sigterm_turns_readiness_off_at_once_with_workers(
     gateway = start_gateway(slow_config, tmp_path / "d", extra_args=args)
     wait_for(lambda: gateway.log().count("readiness: ready") == 2, "both workers to be ready")
     _drain_with_readiness(gateway, upstream, 2)
+
+
+def test_readiness_includes_redis_when_refusing_without_it(
+    upstream: MockOpenAI, tmp_path: Path
+) -> None:
+    """`on_backend_error: closed`: once a generation found Redis away (and for the second
+    in which the next ones are refused without trying), the replica says it is not
+    ready; after that window it is ready again, and the next refused call says otherwise."""
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        config = tmp_path / "switchyard.yaml"
+        write_config(config, upstream.base_url)
+        with config.open("a", encoding="utf-8") as f:
+            f.write(f"storage: {{redis_url: '{redis.url}', on_backend_error: closed}}\n")
+        gateway = start_gateway(config, tmp_path / "data")
+        try:
+            ready = gateway.http_url + "/readyz"
+            wait_for(lambda: http_get(ready)[0] == 200, "ready")
+            # A key with limits: its admission is counted in Redis (the dev key's is not).
+            limited = create_key(gateway.base_url, admin_key(gateway), rpm=100)
+            redis.stop()
+            body = json.dumps(
+                {"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]}
+            )
+            request = urllib.request.Request(
+                gateway.base_url + "/chat/completions",
+                data=body.encode(),
+                headers={
+                    "Authorization": f"Bearer {limited.secret}",
+                    "Content-Type": "application/json",
+                },
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 503
+            assert http_get(ready) == (503, '{"status":"redis unreachable"}')
+            assert http_get(gateway.http_url + "/healthz")[0] == 200  # alive all the same
+            redis.start()
+            wait_for(lambda: http_get(ready)[0] == 200, "ready again", 30)
+        finally:
+            gateway.stop()
+    finally:
+        redis.stop()
