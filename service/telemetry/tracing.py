@@ -48,6 +48,8 @@ OPERATIONS = {
     "ChatService.Stream": "chat",
     "MessagesService.Create": "chat",
     "MessagesService.Stream": "chat",
+    "ResponsesService.Create": "chat",
+    "ResponsesService.Stream": "chat",
     "EmbeddingService.Embed": "embeddings",
     "RerankService.Rerank": "rerank",
 }
