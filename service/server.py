@@ -167,8 +167,9 @@ class Service:
             limiter=stores.limiter,
             admission=stores.admission,
         )
-        # The console's reads: from the SQLite the ledger made (it opens first).
-        usage = SqliteUsage(data_dir / "switchyard.db")
+        # The console's reads: from the database that holds the ledger (PostgreSQL's, or
+        # the SQLite the ledger made, which opens first).
+        usage = stores.usage or SqliteUsage(data_dir / "switchyard.db")
         keys = stores.keys
         return cls(
             config,

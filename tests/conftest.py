@@ -13,6 +13,7 @@ import pytest
 
 from tests.fixtures.gateway import Gateway, free_port, start_gateway
 from tests.fixtures.mock_openai import MockOpenAI
+from tests.fixtures.servers import PostgresServer
 
 CHANNELS = ("inprocess", "grpc")
 
@@ -140,3 +141,12 @@ def local_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]
 def mock(upstream: MockOpenAI) -> MockOpenAI:
     upstream.clear()
     return upstream
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL for the suites that compare their stores (a database per test:
+    `pg_server.fresh_database()`); started only if a test asks for it."""
+    server = PostgresServer().start()
+    yield server
+    server.remove()

@@ -127,6 +127,8 @@ class Backends:
     # Connections to start once the event loop runs, and to close at shutdown.
     parts: tuple[Any, ...] = ()
     admission: AdmissionBackend | None = None  # admit + reserve in one step, if it can
+    # The console's reads, where the ledger is not the local SQLite (which Service reads).
+    usage: UsageBackend | None = None
 
     async def start(self) -> None:
         for part in self.parts:
@@ -163,13 +165,16 @@ def open_backends(
     if settings.database_url is not None:
         from service.store.pg_keys import PgKeyStore, open_pool
         from service.store.pg_ledger import PgLedger
+        from service.store.pg_usage import PgUsage
         from service.store.redis_limits import open_redis
 
         pool = open_pool(settings.database_url, settings.pool_size)
         pg_keys = PgKeyStore(pool, cache_seconds=settings.key_cache_seconds, clock=clock)
         pg_ledger = PgLedger(pool, settings.database_url, database.parent)
         # The config check makes a database_url come with a redis_url.
-        return open_redis(settings, pg_keys, pg_ledger, clock=clock)  # type: ignore[arg-type]
+        stores = open_redis(settings, pg_keys, pg_ledger, clock=clock)  # type: ignore[arg-type]
+        stores.usage = PgUsage(pool)
+        return stores
     keys = KeyStore(database, cache_seconds=settings.key_cache_seconds, clock=clock)
     if settings.redis_url is not None:
         from service.store.redis_limits import open_redis

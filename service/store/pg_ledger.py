@@ -5,7 +5,8 @@ journaled on the request path before anything else, committed with its spending 
 transaction, and replayed from the journal of a process that died. While PostgreSQL is
 unreachable the writer keeps its batch at the head of the queue and tries again every
 half second; the rows wait in the journal (which survives the process), so none is lost,
-and a generation id is inserted once (`ON CONFLICT DO NOTHING`), so none is doubled.
+and a generation id is inserted once (`ON CONFLICT DO NOTHING`), so none is doubled;
+only the rows inserted are added to the usage rollups (pg_usage.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from service.accounting.ledger import _COLUMNS, Generation, Ledger, StoreAway, _row
 from service.accounting.periods import periods_at
+from service.store import pg_usage
 
 _INSERT = (
     f"INSERT INTO generations ({', '.join(_COLUMNS)}) "  # noqa: S608 - fixed names
@@ -88,6 +90,7 @@ class PgLedger(Ledger):
                 if spend:
                     cursor.executemany(_SPEND, [(v, k) for k, v in spend.items()])
                     cursor.executemany(_SPEND_IN, [(k, p, v) for (k, p), v in spend_in.items()])
+                pg_usage.roll_up(cursor, sorted(new))  # the console's sums, same transaction
             return True
         except _AWAY as exc:
             writer.drop()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import psycopg
 
+from service.store import pg_usage
+
 # pg_advisory_xact_lock's key for migrations: any constant, the same in every replica.
 _LOCK = 0x5357_4954_4348  # "SWITCH"
 
@@ -67,6 +69,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX generations_key ON generations (key_id, created_at);
         """,
     ),
+    # The console's rollups (issue 21), filled from the generations already stored.
+    (2, "usage rollups, the ledger's read indexes", pg_usage.SCHEMA),
 )
 
 
