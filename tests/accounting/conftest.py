@@ -9,6 +9,7 @@ import pytest
 from service.store.keys import KeyPolicy
 from tests.fixtures.local_gateway import LocalGateway
 from tests.fixtures.mock_openai import MockOpenAI
+from tests.fixtures.servers import PostgresServer, RedisServer
 
 # A cent per request and nothing per token makes "credits for exactly 50" exact.
 CONFIG = """
@@ -66,6 +67,30 @@ def accounted(
     ).start()
     yield gateway
     gateway.stop()
+
+
+@pytest.fixture(scope="package")
+def accounted_postgres(
+    mocks: tuple[MockOpenAI, MockOpenAI],
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_server: PostgresServer,
+) -> Iterator[LocalGateway]:
+    """The same gateway with its keys and ledger in PostgreSQL (and Redis beside it), as
+    a fleet's replica runs: the suites that must hold on both stores use both."""
+    a, b = mocks
+    redis = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    storage = (
+        f"storage: {{database_url: '{pg_server.fresh_database()}', redis_url: '{redis.url}'}}\n"
+    )
+    try:
+        gateway = LocalGateway(
+            CONFIG.format(a=a.base_url, b=b.base_url) + storage,
+            tmp_path_factory.mktemp("accounting-pg"),
+        ).start()
+        yield gateway
+        gateway.stop()
+    finally:
+        redis.stop()
 
 
 def new_key(gateway: LocalGateway, **policy: object) -> str:

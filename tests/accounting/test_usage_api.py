@@ -2,6 +2,7 @@
 
 An admin key sees every key and may narrow to one; any other key sees its own usage
 only, whatever key it names. Failures after admission are in the ledger at no cost.
+Every check runs on both stores: SQLite (one process) and PostgreSQL (a fleet's).
 """
 
 from __future__ import annotations
@@ -32,23 +33,29 @@ def chat(gateway: LocalGateway, key: str, model: str, **extra: Any) -> int:
     return request("POST", url, body, {"Authorization": f"Bearer {key}"}).status
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def served(request: pytest.FixtureRequest) -> LocalGateway:
+    """The accounting suite's gateway, on each store in turn."""
+    name = "accounted" if request.param == "sqlite" else "accounted_postgres"
+    gateway: LocalGateway = request.getfixturevalue(name)
+    return gateway
+
+
 @pytest.fixture(scope="module")
-def traffic(accounted: LocalGateway) -> dict[str, str]:
+def traffic(served: LocalGateway) -> dict[str, str]:
     """Two keys with known traffic (3 paid calls and a failure; 1 call), and an admin."""
-    k1, s1 = _key(accounted)
-    k2, s2 = _key(accounted)
-    _, admin = _key(accounted, is_admin=True)
-    assert [chat(accounted, s1, "paid/request") for _ in range(3)] == [200] * 3
-    assert chat(accounted, s1, "paid/broken") == 502
-    assert chat(accounted, s2, "free/chat") == 200
-    assert accounted.flush_ledger()
+    k1, s1 = _key(served)
+    k2, s2 = _key(served)
+    _, admin = _key(served, is_admin=True)
+    assert [chat(served, s1, "paid/request") for _ in range(3)] == [200] * 3
+    assert chat(served, s1, "paid/broken") == 502
+    assert chat(served, s2, "free/chat") == 200
+    assert served.flush_ledger()
     return {"k1": k1, "s1": s1, "k2": k2, "s2": s2, "admin": admin}
 
 
-def test_a_key_sees_its_own_usage_by_model(
-    accounted: LocalGateway, traffic: dict[str, str]
-) -> None:
-    usage = get(accounted, "/usage?range=24h&group_by=model", traffic["s1"])
+def test_a_key_sees_its_own_usage_by_model(served: LocalGateway, traffic: dict[str, str]) -> None:
+    usage = get(served, "/usage?range=24h&group_by=model", traffic["s1"])
     assert usage.status == 200, usage.body
     body = usage.json()
     assert body["bucket_seconds"] == 3600 and len(body["series"][0]["points"]) == 24
@@ -67,56 +74,56 @@ def test_a_key_sees_its_own_usage_by_model(
 
 
 def test_a_key_cannot_read_another_keys_usage(
-    accounted: LocalGateway, traffic: dict[str, str]
+    served: LocalGateway, traffic: dict[str, str]
 ) -> None:
     for path in (
         f"/usage?range=7d&key_id={traffic['k1']}",
         f"/usage?range=30d&group_by=key&key_id={traffic['k1']}",
     ):
-        body = get(accounted, path, traffic["s2"]).json()
+        body = get(served, path, traffic["s2"]).json()
         assert body["total"]["requests"] == 1, path  # its own single call, not k1's four
         assert {s["group"] for s in body["series"]} <= {"", traffic["k2"]}
-    listed = get(accounted, f"/generations?key_id={traffic['k1']}", traffic["s2"]).json()
+    listed = get(served, f"/generations?key_id={traffic['k1']}", traffic["s2"]).json()
     assert {g["key_id"] for g in listed["data"]} == {traffic["k2"]}
 
 
 def test_an_admin_sees_every_key_and_may_narrow_to_one(
-    accounted: LocalGateway, traffic: dict[str, str]
+    served: LocalGateway, traffic: dict[str, str]
 ) -> None:
-    everyone = get(accounted, "/usage?range=30d&group_by=key", traffic["admin"]).json()
+    everyone = get(served, "/usage?range=30d&group_by=key", traffic["admin"]).json()
     by_key = {s["group"]: s["total"]["requests"] for s in everyone["series"]}
     assert (by_key[traffic["k1"]], by_key[traffic["k2"]]) == (4, 1)
-    one = get(accounted, f"/usage?key_id={traffic['k1']}", traffic["admin"]).json()
+    one = get(served, f"/usage?key_id={traffic['k1']}", traffic["admin"]).json()
     assert one["total"]["requests"] == 4
-    listed = get(accounted, f"/generations?key_id={traffic['k2']}", traffic["admin"]).json()
+    listed = get(served, f"/generations?key_id={traffic['k2']}", traffic["admin"]).json()
     assert [g["model"] for g in listed["data"]] == ["free/chat"]
 
 
-def test_generations_filter_and_page(accounted: LocalGateway, traffic: dict[str, str]) -> None:
-    mine = get(accounted, "/generations", traffic["s1"]).json()["data"]
+def test_generations_filter_and_page(served: LocalGateway, traffic: dict[str, str]) -> None:
+    mine = get(served, "/generations", traffic["s1"]).json()["data"]
     assert len(mine) == 4
     assert [g["created_at"] for g in mine] == sorted((g["created_at"] for g in mine), reverse=True)
-    failed = get(accounted, "/generations?status=error", traffic["s1"]).json()["data"]
+    failed = get(served, "/generations?status=error", traffic["s1"]).json()["data"]
     assert [(g["model"], g["status"], g["total_cost"]) for g in failed] == [
         ("paid/broken", "UPSTREAM_ERROR", 0.0)
     ]
-    ok = get(accounted, "/generations?status=ok&model=paid/request", traffic["s1"]).json()
+    ok = get(served, "/generations?status=ok&model=paid/request", traffic["s1"]).json()
     assert len(ok["data"]) == 3 and {g["provider_name"] for g in ok["data"]} == {"a"}
-    first = get(accounted, "/generations?limit=2", traffic["s1"]).json()
+    first = get(served, "/generations?limit=2", traffic["s1"]).json()
     assert len(first["data"]) == 2 and first["next_until"] is not None
-    rest = get(accounted, f"/generations?limit=2&until={first['next_until']}", traffic["s1"])
+    rest = get(served, f"/generations?limit=2&until={first['next_until']}", traffic["s1"])
     ids = [g["id"] for g in first["data"] + rest.json()["data"]]
     assert sorted(ids) == sorted(g["id"] for g in mine)
     # One generation's details, through the existing account API.
-    detail = get(accounted, f"/generation?id={failed[0]['id']}", traffic["s1"]).json()["data"]
+    detail = get(served, f"/generation?id={failed[0]['id']}", traffic["s1"]).json()["data"]
     assert detail["status"] == "UPSTREAM_ERROR"
-    assert get(accounted, f"/generation?id={failed[0]['id']}", traffic["s2"]).status == 404
+    assert get(served, f"/generation?id={failed[0]['id']}", traffic["s2"]).status == 404
 
 
 def test_endpoints_show_prices_breaker_and_recent_use(
-    accounted: LocalGateway, traffic: dict[str, str]
+    served: LocalGateway, traffic: dict[str, str]
 ) -> None:
-    listed = get(accounted, "/endpoints", traffic["s1"])
+    listed = get(served, "/endpoints", traffic["s1"])
     assert listed.status == 200, listed.body
     endpoints = {(e["model"], e["provider"]): e for e in listed.json()["data"]}
     paid = endpoints[("paid/request", "a")]
@@ -127,7 +134,7 @@ def test_endpoints_show_prices_breaker_and_recent_use(
     # Another key's view counts only its own calls.
     other = {
         (e["model"], e["provider"]): e
-        for e in get(accounted, "/endpoints", traffic["s2"]).json()["data"]
+        for e in get(served, "/endpoints", traffic["s2"]).json()["data"]
     }
     assert other[("paid/request", "a")]["requests"] == 0
 
@@ -144,27 +151,27 @@ def test_endpoints_show_prices_breaker_and_recent_use(
     ],
 )
 def test_bad_queries_are_400s(
-    accounted: LocalGateway, traffic: dict[str, str], path: str, param: str
+    served: LocalGateway, traffic: dict[str, str], path: str, param: str
 ) -> None:
-    answer = get(accounted, path, traffic["s1"])
+    answer = get(served, path, traffic["s1"])
     assert answer.status == 400, answer.body
     assert answer.json()["error"]["param"] == param
 
 
 @pytest.mark.parametrize("path", ["/usage", "/generations", "/endpoints"])
-def test_no_key_no_data(accounted: LocalGateway, path: str) -> None:
-    assert get(accounted, path, None).status == 401
-    assert get(accounted, path, "sk-sy-not-a-key").status == 401
+def test_no_key_no_data(served: LocalGateway, path: str) -> None:
+    assert get(served, path, None).status == 401
+    assert get(served, path, "sk-sy-not-a-key").status == 401
 
 
-def test_generations_count_their_attempts(accounted: LocalGateway) -> None:
+def test_generations_count_their_attempts(served: LocalGateway) -> None:
     """A fallback is two upstream calls; a failure says how many it made."""
-    _, secret = _key(accounted)
+    _, secret = _key(served)
     # a first (it answers 500), then b serves
-    assert chat(accounted, secret, "paid/fallback", provider={"order": ["a", "b"]}) == 200
-    assert chat(accounted, secret, "paid/broken") == 502
-    assert accounted.flush_ledger()
-    listed = get(accounted, "/generations", secret).json()["data"]
+    assert chat(served, secret, "paid/fallback", provider={"order": ["a", "b"]}) == 200
+    assert chat(served, secret, "paid/broken") == 502
+    assert served.flush_ledger()
+    listed = get(served, "/generations", secret).json()["data"]
     assert sorted((g["model"], g["status"], g["attempts"]) for g in listed) == [
         ("paid/broken", "UPSTREAM_ERROR", 1),
         ("paid/fallback", "ok", 2),
