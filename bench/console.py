@@ -9,9 +9,8 @@ TARGET_MS of the issue. Results go to bench/CONSOLE.md. `--rows N` seeds fewer r
 
 The same is run on PostgreSQL (`storage: {database_url, redis_url}`, a scratch cluster
 and redis-server as bench/shared_state.py starts them, durable commits as shipped),
-seeded through the PostgreSQL writer's commit with `--pg-rows` rows (fewer than
-SQLite's by default: seeding a million rows with durable commits on two shared cores
-takes too long for a routine run). `--stores` picks which stores run.
+seeded through the PostgreSQL writer's commit with `--pg-rows` rows (a million, as
+SQLite's, by default). `--stores` picks which stores run.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from service.config import EMBEDDED_DEFAULT
 from service.store.keys import KeyPolicy, KeyStore
 
 ROWS = 1_000_000
-PG_ROWS = 200_000
+PG_ROWS = ROWS
 TARGET_MS = 300.0
 REPEAT = 7
 MODELS = (

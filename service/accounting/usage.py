@@ -1,10 +1,10 @@
 """Usage aggregates, whatever the store: what the console's reads return.
 
-The store's own module (usage_sqlite.py today) sums the ledger in SQL; what it hands
-back is small (a point per bucket and group), and is shaped here. Latency percentiles
-cannot be summed, so the stores keep a latency histogram with LATENCY_BINS doubling
-bins (up to 8 ms, 16 ms, ... 64 s, then the rest) and p50/p95 are read off a summed
-histogram by `percentile`, accurate to the bin's width.
+The store's own module (usage_sqlite.py, service/store/pg_usage.py) sums the ledger in
+SQL; what it hands back is small (a point per bucket and group), and is shaped here.
+Latency percentiles cannot be summed, so the stores keep a latency histogram with
+LATENCY_BINS doubling bins (up to 8 ms, 16 ms, ... 64 s, then the rest) and p50/p95 are
+read off a summed histogram by `percentile`, accurate to the bin's width.
 """
 
 from __future__ import annotations

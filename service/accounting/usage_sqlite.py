@@ -12,9 +12,8 @@ the database sums per bucket like any other count. The ledger of
 a generation (its list and its details) is read from `generations` itself, by indexes
 on time, key and model.
 
-Everything here is SQL that PostgreSQL also speaks, except the upsert's conflict target
-spelling, which both share (`ON CONFLICT (...) DO UPDATE`); a PostgreSQL store gets a
-sibling module with the same functions.
+PostgreSQL's sibling (service/store/pg_usage.py) keeps the same tables and answers the
+same reads; its writer sums a batch in SQL from the rows it inserted.
 """
 
 from __future__ import annotations
