@@ -184,3 +184,13 @@ def test_postgres_stopped_10_s_under_load_loses_and_doubles_nothing(
     assert (rows, ids) == (served, served)  # none lost, none doubled
     assert total == pytest.approx(served * 0.01)
     assert wait_for_usage(urls[0], key, served * 0.01)["usage"] == pytest.approx(served * 0.01)
+    # The console's sums (PostgreSQL's rollups, written by three replicas and by the
+    # journal replays after the outage) agree with the ledger, read through any replica.
+    mine = {"Authorization": f"Bearer {key.secret}"}
+    for url in urls:
+        usage = request("GET", url + "/usage?range=24h", None, mine)
+        assert usage.status == 200, usage.body
+        assert usage.json()["total"]["requests"] == served
+        assert usage.json()["total"]["cost"] == pytest.approx(served * 0.01)
+        listed = request("GET", url + "/generations?limit=200", None, mine).json()["data"]
+        assert len(listed) == min(served, 200) and {g["key_id"] for g in listed} == {key.id}
