@@ -30,17 +30,14 @@ from gateway_http.transcode.fields import (
 from gateway_http.transcode.routing import ROUTING_FIELDS, parse_routing
 
 # Fields this layer maps itself. Any other top-level field is one of Anthropic's own
-# (thinking, service_tier, context_management, ...): it goes to Anthropic endpoints as is
-# and to no other upstream, which would refuse it.
+# (service_tier, context_management, ...): it goes to Anthropic endpoints as is and to no
+# other upstream, which would refuse it. `thinking` is mapped: every upstream can reason.
 _HANDLED = frozenset(
     {
         "model", "messages", "max_tokens", "system", "stop_sequences", "temperature",
-        "top_p", "top_k", "tools", "tool_choice", "metadata", "stream", "timeout",
+        "top_p", "top_k", "tools", "tool_choice", "metadata", "stream", "timeout", "thinking",
     }
 ) | ROUTING_FIELDS  # fmt: skip
-# Blocks a client sends back from an earlier answer that this door does not carry yet
-# (reasoning is its own piece of work): dropped, so that the conversation goes on.
-_DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 
 # status -> Anthropic's error type (the statuses stay the gateway's: DESIGN §4).
 ERROR_TYPES = {
@@ -104,11 +101,15 @@ def _blocks(raw: Any, param: str, out: messages_pb2.ContentBlocks) -> None:
         where = f"{param}[{j}]"
         block = obj(item, where)
         kind = req_str(block, "type", f"{where}.type")
-        if kind in _DROPPED_BLOCKS:
-            continue
         target = out.blocks.add()
         if kind == "text":
             target.text = req_str(block, "text", f"{where}.text")
+        elif kind == "thinking":
+            # The signature is "" on thinking an unsigning upstream returned through here.
+            target.thinking.thinking = req_str(block, "thinking", f"{where}.thinking")
+            target.thinking.signature = opt_str(block, "signature", f"{where}.signature") or ""
+        elif kind == "redacted_thinking":
+            target.redacted_thinking = req_str(block, "data", f"{where}.data")
         elif kind == "image":
             _image(block, where, target.image)
         elif kind == "document":
@@ -184,6 +185,14 @@ def _tool_choice(raw: Any, out: messages_pb2.MessagesToolChoice) -> None:
         out.disable_parallel_tool_use = disable
 
 
+def _thinking(raw: Any, out: messages_pb2.ThinkingConfig) -> None:
+    config = obj(raw, "thinking")
+    out.type = req_str(config, "type", "thinking.type")
+    if config.get("budget_tokens") is not None:
+        out.budget_tokens = integer(config["budget_tokens"], "thinking.budget_tokens")
+    out.display = opt_str(config, "display", "thinking.display") or ""
+
+
 def _system(raw: Any, out: messages_pb2.MessagesRequest) -> None:
     if isinstance(raw, str):
         out.system_text = raw
@@ -217,6 +226,8 @@ def parse_messages(body: JSON) -> ParsedMessages:
             _tools(value, out)
         elif name == "tool_choice":
             _tool_choice(value, out.tool_choice)
+        elif name == "thinking":
+            _thinking(value, out.thinking)
         elif name == "metadata":
             out.metadata_user_id = opt_str(obj(value, name), "user_id", "metadata.user_id") or ""
         elif name not in _HANDLED:
@@ -250,7 +261,9 @@ def _input(text: str) -> orjson.Fragment | JSON:
         value = orjson.loads(text or "{}")
     except orjson.JSONDecodeError:
         return {"arguments": text}
-    return orjson.Fragment(text) if isinstance(value, dict) else {"arguments": text}
+    if not isinstance(value, dict):
+        return {"arguments": text}
+    return orjson.Fragment(text) if text else {}  # no arguments at all: an empty input
 
 
 def block_json(block: messages_pb2.ContentBlock) -> JSON:
@@ -258,7 +271,21 @@ def block_json(block: messages_pb2.ContentBlock) -> JSON:
     if kind == "tool_use":
         use = block.tool_use
         return {"type": "tool_use", "id": use.id, "name": use.name, "input": _input(use.input_json)}
+    if kind == "thinking":
+        thought = block.thinking
+        return {"type": "thinking", "thinking": thought.thinking, "signature": thought.signature}
+    if kind == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.redacted_thinking}
     return {"type": "text", "text": block.text}
+
+
+# ContentBlockDelta's oneof field -> (Anthropic's delta type, its field).
+_DELTAS = {
+    "text": ("text_delta", "text"),
+    "partial_json": ("input_json_delta", "partial_json"),
+    "thinking": ("thinking_delta", "thinking"),
+    "signature": ("signature_delta", "signature"),
+}
 
 
 def usage_json(usage: messages_pb2.MessagesUsage) -> JSON:
@@ -292,11 +319,9 @@ def event_json(event: messages_pb2.MessagesEvent) -> tuple[str, JSON]:
     kind = event.WhichOneof("event")
     if kind == "content_block_delta":
         d = event.content_block_delta
-        delta: JSON = (
-            {"type": "text_delta", "text": d.text}
-            if d.WhichOneof("delta") == "text"
-            else {"type": "input_json_delta", "partial_json": d.partial_json}
-        )
+        field = d.WhichOneof("delta") or "text"
+        delta_type, name = _DELTAS[field]
+        delta: JSON = {"type": delta_type, name: getattr(d, field)}
         return kind, {"type": kind, "index": d.index, "delta": delta}
     if kind == "content_block_start":
         s = event.content_block_start

@@ -2,7 +2,9 @@
 
 A `MessagesRequest` becomes a `ChatRequest` (system -> a system message, `tool_result`
 blocks -> tool messages ahead of the rest of their user turn, `tool_use` -> tool calls,
-`any` -> `required`, `top_k` -> an upstream extra), which the chat servicer validates and
+`thinking` / `redacted_thinking` blocks -> reasoning details with their signatures,
+`thinking` -> the unified reasoning config, `any` -> `required`, `top_k` -> an upstream
+extra), which the chat servicer validates and
 serves like any other; its `ChatResponse` and `ChatChunk`s become Anthropic's Message and
 event stream. Every adapter (OpenAI-compatible, Gemini, local, Anthropic itself) is
 therefore reachable from this door, and nothing of the core is duplicated. Toward an
@@ -29,6 +31,10 @@ STOP_REASONS = {
     "content_filter": "refusal",
 }
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+# The `format` of reasoning details that are Anthropic's thinking blocks (OpenRouter's
+# name; the Anthropic adapter sends exactly these back as thinking blocks).
+ANTHROPIC_FORMAT = "anthropic-claude-v1"
+MIN_BUDGET = 1024  # Anthropic's least thinking budget
 
 
 def _cache(source: common_pb2.CacheControl, has: bool, out: common_pb2.CacheControl) -> None:
@@ -132,12 +138,28 @@ def _assistant(message: messages_pb2.MessageParam, i: int, out: chat_pb2.ChatReq
         out.messages.add(role="assistant", text=message.text)
         return
     if not message.blocks.blocks:
-        return  # only blocks this door drops (thinking): no turn at all, not an empty one
+        return  # no turn at all, not an empty one
     turn = out.messages.add(role="assistant")
     for j, block in enumerate(message.blocks.blocks):
         param = f"messages[{i}].content[{j}]"
         kind = block.WhichOneof("block")
-        if kind == "tool_use":
+        if kind == "thinking":
+            # Signature kept: Anthropic refuses a tool loop whose thinking lost it.
+            turn.reasoning_details.add(
+                type="reasoning.text",
+                text=block.thinking.thinking,
+                signature=block.thinking.signature,
+                format=ANTHROPIC_FORMAT,
+                index=len(turn.reasoning_details),
+            )
+        elif kind == "redacted_thinking":
+            turn.reasoning_details.add(
+                type="reasoning.encrypted",
+                data=block.redacted_thinking,
+                format=ANTHROPIC_FORMAT,
+                index=len(turn.reasoning_details),
+            )
+        elif kind == "tool_use":
             use = block.tool_use
             turn.tool_calls.add(
                 id=use.id,
@@ -148,8 +170,13 @@ def _assistant(message: messages_pb2.MessageParam, i: int, out: chat_pb2.ChatReq
             _part(block, param, turn.parts)
         else:
             raise errors.invalid_request(
-                f"'{param}' must be a text or tool_use block in an assistant turn.", param
+                f"'{param}' must be a text, thinking or tool_use block in an assistant turn.",
+                param,
             )
+    if not turn.parts.parts and not turn.tool_calls:
+        # Only thinking (an answer cut short while thinking): no upstream takes an
+        # assistant turn with nothing said, so it is left out rather than sent empty.
+        del out.messages[-1]
 
 
 def _tool_choice(choice: messages_pb2.MessagesToolChoice, out: chat_pb2.ChatRequest) -> None:
@@ -210,6 +237,46 @@ def _tools(tools: Any, out: chat_pb2.ChatRequest) -> None:
         _cache(tool.cache_control, tool.HasField("cache_control"), item.cache_control)
 
 
+def _thinking(config: messages_pb2.ThinkingConfig, out: chat_pb2.ChatRequest) -> None:
+    """Anthropic's `thinking` as the core's reasoning config, which every adapter maps
+    (Anthropic: the same `thinking` back; OpenAI-compatible: `reasoning_effort`; Gemini:
+    `thinkingConfig`). Adaptive thinking and `display` have no unified form: they also
+    go to Anthropic endpoints natively. Anthropic's own budget rules are checked here,
+    so that the answer does not depend on the upstream."""
+    kind = config.type
+    native: dict[str, Any] = {"type": kind}
+    if kind == "enabled":
+        budget = config.budget_tokens
+        if budget < MIN_BUDGET:
+            raise errors.invalid_request(
+                f"'thinking.budget_tokens' must be at least {MIN_BUDGET}.",
+                "thinking.budget_tokens",
+            )
+        if budget >= out.max_tokens:
+            raise errors.invalid_request(
+                "'thinking.budget_tokens' must be less than 'max_tokens'.",
+                "thinking.budget_tokens",
+            )
+        out.reasoning.enabled = True
+        out.reasoning.max_tokens = budget
+        native["budget_tokens"] = budget
+    elif kind == "adaptive":
+        out.reasoning.enabled = True
+    elif kind == "disabled":
+        out.reasoning.enabled = False
+        return
+    else:
+        raise errors.invalid_request(
+            "'thinking.type' must be 'enabled', 'disabled' or 'adaptive'.", "thinking.type"
+        )
+    if kind == "adaptive" or config.display:
+        if config.display:
+            native["display"] = config.display
+        extra = orjson.loads(out.native_extra_json.get("anthropic") or "{}")
+        extra["thinking"] = native
+        out.native_extra_json["anthropic"] = orjson.dumps(extra).decode()
+
+
 def _copy(name: str) -> Callable[[Any, chat_pb2.ChatRequest], None]:
     def copy(value: Any, out: chat_pb2.ChatRequest) -> None:
         setattr(out, name, value)
@@ -238,6 +305,7 @@ _FIELDS: dict[str, Callable[[Any, chat_pb2.ChatRequest], None]] = {
     "top_k": lambda value, out: setattr(out, "extra_json", orjson.dumps({"top_k": value}).decode()),
     "provider": _provider,
     "models": lambda value, out: out.models.extend(value),
+    "thinking": _thinking,  # after extra_json (a later field number): it merges into it
 }
 
 
@@ -275,6 +343,29 @@ def stop_reason(finish_reason: str) -> str:
     return STOP_REASONS.get(finish_reason, "end_turn")
 
 
+def _thinking_blocks(message: chat_pb2.Message, out: Any) -> None:
+    """The reasoning of an answer as thinking blocks (into `out`, a repeated
+    ContentBlock), ahead of the text and tool calls as Anthropic puts them: each text
+    detail a thinking block with its signature ("" from an upstream that does not sign),
+    each encrypted one a redacted_thinking block. Gemini's thought signatures (encrypted
+    details with the `id` of their tool call) have no Anthropic block and are left out.
+    Reasoning without details (DeepSeek, vLLM) is one unsigned thinking block."""
+    added = False
+    for detail in message.reasoning_details:
+        if detail.type == "reasoning.encrypted":
+            if detail.data and not detail.id:
+                out.add(redacted_thinking=detail.data)
+                added = True
+        else:
+            thought = messages_pb2.Thinking(
+                thinking=detail.text or detail.summary, signature=detail.signature
+            )
+            out.add(thinking=thought)
+            added = True
+    if not added and message.HasField("reasoning") and message.reasoning:
+        out.add(thinking=messages_pb2.Thinking(thinking=message.reasoning))
+
+
 def response(chat: chat_pb2.ChatResponse) -> messages_pb2.MessagesResponse:
     out = messages_pb2.MessagesResponse(
         id=chat.id, model=chat.model, provider=chat.provider, upstream_ms=chat.upstream_ms
@@ -287,6 +378,8 @@ def response(chat: chat_pb2.ChatResponse) -> messages_pb2.MessagesResponse:
     if chat.choices:
         choice = chat.choices[0]
         message = choice.message
+        if message.reasoning_details or message.HasField("reasoning"):
+            _thinking_blocks(message, out.content)
         if message.WhichOneof("content") == "text" and message.text:
             out.content.add(text=message.text)
         for call in message.tool_calls:
@@ -308,10 +401,14 @@ def response(chat: chat_pb2.ChatResponse) -> messages_pb2.MessagesResponse:
 class EventBuilder:
     """Chat chunks in, Anthropic's event sequence out (one choice: Anthropic has one).
 
-    Blocks are numbered as they open: text, then each tool call as its first delta
-    comes, each closed when the next opens (Anthropic's blocks never interleave). A tool
-    call's later argument deltas go to its own block whatever is open. A block kind
-    added later (thinking) is one more `_open` kind.
+    Blocks are numbered as they open: thinking, text, then each tool call as its first
+    delta comes, each closed when the next opens (Anthropic's blocks never interleave). A
+    tool call's later argument deltas go to its own block whatever is open. Thinking
+    comes as reasoning details, pieces of one detail sharing its `index`: the pieces of
+    an open thinking block become its thinking_delta events and its signature the
+    signature_delta (Anthropic's order: the signature last, just before the stop); a
+    redacted block is whole in its start event. Reasoning text without details (DeepSeek,
+    vLLM) is one unsigned thinking block.
     """
 
     def __init__(self) -> None:
@@ -319,6 +416,7 @@ class EventBuilder:
         self._open: int | None = None  # the index of the open block
         self._text: int | None = None  # the open block, if it is text
         self._tools: dict[int, int] = {}  # tool-call index -> block index
+        self._thoughts: dict[int, int] = {}  # reasoning-detail index -> block index
         self._finish = ""
         self._stop_sequence: str | None = None
         self._usage: common_pb2.Usage | None = None
@@ -370,6 +468,8 @@ class EventBuilder:
             if choice.index != 0:
                 continue
             delta = choice.delta
+            if delta.reasoning_details or delta.HasField("reasoning"):
+                self._reasoning(events, delta)
             if delta.HasField("content") and delta.content:
                 if self._text is None:
                     self._text = self._begin(events, messages_pb2.ContentBlock(text=""))
@@ -388,6 +488,34 @@ class EventBuilder:
             if choice.HasField("stop_sequence"):
                 self._stop_sequence = choice.stop_sequence
         return events
+
+    def _reasoning(self, events: list[messages_pb2.MessagesEvent], delta: chat_pb2.Delta) -> None:
+        texts = False
+        for detail in delta.reasoning_details:
+            if detail.type == "reasoning.encrypted":
+                if detail.data and not detail.id:  # not a Gemini tool-call signature
+                    self._begin(events, messages_pb2.ContentBlock(redacted_thinking=detail.data))
+                continue
+            text = detail.text or detail.summary
+            texts = texts or bool(text)
+            self._thought(events, detail.index, text, detail.signature)
+        if not texts and delta.HasField("reasoning") and delta.reasoning:
+            self._thought(events, -1, delta.reasoning, "")
+
+    def _thought(
+        self, events: list[messages_pb2.MessagesEvent], key: int, text: str, signature: str
+    ) -> None:
+        """A piece of the thinking block of detail `key`, opened if it is not open."""
+        index = self._thoughts.get(key)
+        if index is None or index != self._open:
+            if not text and not signature:
+                return
+            block = messages_pb2.ContentBlock(thinking=messages_pb2.Thinking())
+            index = self._thoughts[key] = self._begin(events, block)
+        if text:
+            events.append(_delta(index, thinking=text))
+        if signature:
+            events.append(_delta(index, signature=signature))
 
     def end(self) -> list[messages_pb2.MessagesEvent]:
         """The closing events, once the chat stream has ended."""

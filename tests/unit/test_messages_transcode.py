@@ -100,6 +100,15 @@ def test_request_golden() -> None:
             {
                 "role": "assistant",
                 "parts": {"parts": [{"text": "Checking."}]},
+                # Thinking travels as reasoning details, its signature kept.
+                "reasoning_details": [
+                    {
+                        "type": "reasoning.text",
+                        "text": "hm",
+                        "signature": "s",
+                        "format": "anthropic-claude-v1",
+                    }
+                ],
                 "tool_calls": [
                     {
                         "id": "toolu_1",
@@ -469,7 +478,7 @@ def test_documents_become_file_parts() -> None:
 
 def test_cache_breakpoint_on_a_text_tool_result_and_thinking_only_turns() -> None:
     """Claude Code's last breakpoint sits on a tool result with string content; a turn
-    left with nothing once thinking blocks are dropped is left out, not sent empty."""
+    with nothing but thinking (an answer cut short) is left out, not sent empty."""
     chat = to_chat(
         {
             "model": "m",
@@ -499,3 +508,227 @@ def test_cache_breakpoint_on_a_text_tool_result_and_thinking_only_turns() -> Non
             "tool_call_id": "t1",
         },
     ]
+
+
+# --- thinking -------------------------------------------------------------------------
+
+
+def _thinking_body(thinking: JSON, **extra: Any) -> JSON:
+    return {
+        "model": "m",
+        "max_tokens": 4096,
+        "messages": [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "I should look", "signature": "sig-1"},
+                    {"type": "redacted_thinking", "data": "opaque"},
+                    {"type": "tool_use", "id": "t1", "name": "look", "input": {}},
+                ],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1"}]},
+        ],
+        "thinking": thinking,
+        **extra,
+    }
+
+
+def test_thinking_request_golden() -> None:
+    """`thinking` becomes the core's reasoning config (not an Anthropic-only extra), and
+    thinking blocks sent back become reasoning details, signatures and data kept."""
+    chat = to_chat(_thinking_body({"type": "enabled", "budget_tokens": 2048}))
+    assert chat["reasoning"] == {"enabled": True, "max_tokens": 2048}
+    assert "native_extra_json" not in chat
+    assert chat["messages"][1] == {
+        "role": "assistant",
+        "reasoning_details": [
+            {
+                "type": "reasoning.text",
+                "text": "I should look",
+                "signature": "sig-1",
+                "format": "anthropic-claude-v1",
+            },
+            {
+                "type": "reasoning.encrypted",
+                "data": "opaque",
+                "format": "anthropic-claude-v1",
+                "index": 1,
+            },
+        ],
+        "tool_calls": [
+            {"id": "t1", "type": "function", "function": {"name": "look", "arguments": "{}"}}
+        ],
+    }
+    assert to_chat(_thinking_body({"type": "disabled"}))["reasoning"] == {"enabled": False}
+
+
+def test_adaptive_thinking_and_display_also_go_natively() -> None:
+    """What the unified config cannot say reaches Anthropic endpoints as sent, merged
+    with the other Anthropic-only parameters."""
+    chat = to_chat(
+        _thinking_body({"type": "adaptive", "display": "summarized"}, service_tier="auto")
+    )
+    assert chat["reasoning"] == {"enabled": True}
+    assert orjson.loads(chat["native_extra_json"]["anthropic"]) == {
+        "service_tier": "auto",
+        "thinking": {"type": "adaptive", "display": "summarized"},
+    }
+    chat = to_chat(_thinking_body({"type": "enabled", "budget_tokens": 1024, "display": "omitted"}))
+    assert orjson.loads(chat["native_extra_json"]["anthropic"]) == {
+        "thinking": {"type": "enabled", "budget_tokens": 1024, "display": "omitted"}
+    }
+
+
+@pytest.mark.parametrize(
+    ("thinking", "param"),
+    [
+        ({"type": "enabled", "budget_tokens": 1000}, "thinking.budget_tokens"),
+        ({"type": "enabled"}, "thinking.budget_tokens"),
+        ({"type": "enabled", "budget_tokens": 4096}, "thinking.budget_tokens"),  # = max_tokens
+        ({"type": "sometimes"}, "thinking.type"),
+    ],
+)
+def test_thinking_refused_as_anthropic_refuses_it(thinking: JSON, param: str) -> None:
+    with pytest.raises(GatewayError) as exc:
+        to_chat(_thinking_body(thinking))
+    assert (exc.value.reason, exc.value.param) == ("INVALID_REQUEST", param)
+
+
+def test_thinking_block_without_its_text_is_refused_at_the_door() -> None:
+    body = _thinking_body({"type": "disabled"})
+    body["messages"][1]["content"][0] = {"type": "thinking", "signature": "s"}
+    with pytest.raises(HttpError) as exc:
+        parse_messages(body)
+    assert exc.value.param == "messages[1].content[0].thinking"
+
+
+def test_thinking_response_golden() -> None:
+    """Thinking blocks lead the content, in the details' order; a Gemini thought
+    signature (it belongs to a tool call) has no Anthropic block."""
+    chat = _chat_response(
+        "tool_calls",
+        reasoning="I should look",
+        reasoning_details=[
+            chat_pb2.ReasoningDetail(
+                type="reasoning.text", text="I should look", signature="sig-1", index=0
+            ),
+            chat_pb2.ReasoningDetail(type="reasoning.encrypted", data="opaque", index=1),
+            chat_pb2.ReasoningDetail(
+                type="reasoning.encrypted", data="gsig", id="c1", format="google-gemini-v1"
+            ),
+        ],
+        tool_calls=[
+            chat_pb2.ToolCall(id="c1", type="function", function=chat_pb2.FunctionCall(name="look"))
+        ],
+    )
+    content = orjson.loads(orjson.dumps(response_json(response(chat))))["content"]
+    assert content == [
+        {"type": "thinking", "thinking": "I should look", "signature": "sig-1"},
+        {"type": "redacted_thinking", "data": "opaque"},
+        {"type": "tool_use", "id": "c1", "name": "look", "input": {}},
+    ]
+    # Reasoning without details (DeepSeek, vLLM): one unsigned thinking block.
+    plain = _chat_response("stop", text="hi", reasoning="hmm")
+    assert orjson.loads(orjson.dumps(response_json(response(plain))))["content"] == [
+        {"type": "thinking", "thinking": "hmm", "signature": ""},
+        {"type": "text", "text": "hi"},
+    ]
+
+
+def _rendered(chunks: list[chat_pb2.ChatChunk]) -> list[JSON]:
+    builder = EventBuilder()
+    events = [e for c in chunks for e in builder.events(c)] + builder.end()
+    rendered = [orjson.loads(orjson.dumps(event_json(e)[1])) for e in events]
+    assert [event_json(e)[0] for e in events] == [r["type"] for r in rendered]
+    return rendered[1:-2]  # the content blocks: message_start and the end are as above
+
+
+def _detail(**fields: Any) -> chat_pb2.ReasoningDetail:
+    return chat_pb2.ReasoningDetail(format="anthropic-claude-v1", **fields)
+
+
+def test_thinking_stream_golden() -> None:
+    """Anthropic's documented order: a thinking block opens empty (signature ""),
+    thinking_delta pieces, the signature_delta last, its stop; a redacted block whole in
+    its start; then the text and the tool call."""
+    text = "reasoning.text"
+    chunks = [
+        _chunk(role="assistant", reasoning="I should", reasoning_details=[
+            _detail(type=text, text="I should", index=0)]),
+        _chunk(reasoning=" look", reasoning_details=[_detail(type=text, text=" look", index=0)]),
+        _chunk(reasoning_details=[_detail(type=text, signature="sig-1", index=0)]),
+        _chunk(reasoning_details=[_detail(type="reasoning.encrypted", data="opaque", index=1)]),
+        _chunk(content="Looking."),
+        _chunk(tool_calls=[chat_pb2.ToolCallDelta(index=0, id="c1", name="look", arguments="{}")]),
+        _chunk(finish="tool_calls"),
+    ]  # fmt: skip
+    thinking_delta = {"type": "thinking_delta", "thinking": "I should"}
+    assert _rendered(chunks) == [
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+        },
+        {"type": "content_block_delta", "index": 0, "delta": thinking_delta},
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": " look"},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "signature_delta", "signature": "sig-1"},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {"type": "redacted_thinking", "data": "opaque"},
+        },
+        {"type": "content_block_stop", "index": 1},
+        {"type": "content_block_start", "index": 2, "content_block": {"type": "text", "text": ""}},
+        {
+            "type": "content_block_delta",
+            "index": 2,
+            "delta": {"type": "text_delta", "text": "Looking."},
+        },
+        {"type": "content_block_stop", "index": 2},
+        {
+            "type": "content_block_start",
+            "index": 3,
+            "content_block": {"type": "tool_use", "id": "c1", "name": "look", "input": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 3,
+            "delta": {"type": "input_json_delta", "partial_json": "{}"},
+        },
+        {"type": "content_block_stop", "index": 3},
+    ]
+
+
+def test_stream_of_reasoning_without_details() -> None:
+    """DeepSeek- and vLLM-style `delta.reasoning`: one unsigned thinking block, no
+    signature_delta (there is no signature to send)."""
+    chunks = [
+        _chunk(role="assistant", reasoning="hm"),
+        _chunk(reasoning="m"),
+        _chunk(content="ok", finish="stop"),
+    ]
+    assert _rendered(chunks) == [
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+        },
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta",
+                                                              "thinking": "hm"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta",
+                                                              "thinking": "m"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "ok"}},
+        {"type": "content_block_stop", "index": 1},
+    ]  # fmt: skip

@@ -292,6 +292,20 @@ def test_anthropic_thinking_budget(
     assert body["max_tokens"] == sent_max
 
 
+def test_anthropic_keeps_the_messages_doors_own_thinking() -> None:
+    """The Messages door's adaptive thinking reaches Anthropic as sent (Claude picks the
+    budget), and a `display` it asked for survives the budget the core computes."""
+    adaptive = {"anthropic": '{"thinking":{"type":"adaptive","display":"summarized"}}'}
+    body = _claude(chat(reasoning=Reasoning(enabled=True), max_tokens=8000, native_extra=adaptive))
+    assert body["thinking"] == {"type": "adaptive", "display": "summarized"}
+    assert body["max_tokens"] == 8000
+    shown = {
+        "anthropic": '{"thinking":{"type":"enabled","budget_tokens":2048,"display":"omitted"}}'
+    }
+    body = _claude(chat(reasoning=Reasoning(max_tokens=2048), max_tokens=8000, native_extra=shown))
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048, "display": "omitted"}
+
+
 def test_anthropic_thinking_drops_sampling_and_refuses_forced_tools() -> None:
     body = _claude(chat(reasoning=Reasoning(effort="low"), temperature=0.2, top_p=0.5))
     assert "temperature" not in body and "top_p" not in body

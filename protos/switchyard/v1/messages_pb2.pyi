@@ -143,9 +143,35 @@ class DocumentSource(_message.Message):
 Global___DocumentSource: _TypeAlias = DocumentSource  # noqa: Y015
 
 @_typing.final
+class Thinking(_message.Message):
+    """A thinking block: the model's reasoning and the provider's signature over it, which
+    a tool loop must send back whole ("" when the upstream does not sign, not Anthropic).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THINKING_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    thinking: _builtins.str
+    signature: _builtins.str
+    def __init__(
+        self,
+        *,
+        thinking: _builtins.str = ...,
+        signature: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["signature", b"signature", "thinking", b"thinking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Thinking: _TypeAlias = Thinking  # noqa: Y015
+
+@_typing.final
 class ContentBlock(_message.Message):
-    """One content block. Block kinds not listed (thinking, server tools) are later
-    additions: new fields of the oneof.
+    """One content block. Block kinds not listed (server tools) are later additions: new
+    fields of the oneof.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -155,8 +181,12 @@ class ContentBlock(_message.Message):
     TOOL_USE_FIELD_NUMBER: _builtins.int
     TOOL_RESULT_FIELD_NUMBER: _builtins.int
     DOCUMENT_FIELD_NUMBER: _builtins.int
+    THINKING_FIELD_NUMBER: _builtins.int
+    REDACTED_THINKING_FIELD_NUMBER: _builtins.int
     CACHE_CONTROL_FIELD_NUMBER: _builtins.int
     text: _builtins.str
+    redacted_thinking: _builtins.str
+    """the redacted block's opaque `data`"""
     @_builtins.property
     def image(self) -> Global___ImageSource: ...
     @_builtins.property
@@ -165,6 +195,8 @@ class ContentBlock(_message.Message):
     def tool_result(self) -> Global___ToolResult: ...
     @_builtins.property
     def document(self) -> Global___DocumentSource: ...
+    @_builtins.property
+    def thinking(self) -> Global___Thinking: ...
     @_builtins.property
     def cache_control(self) -> _common_pb2.CacheControl:
         """unset: none"""
@@ -177,13 +209,15 @@ class ContentBlock(_message.Message):
         tool_use: Global___ToolUse | None = ...,
         tool_result: Global___ToolResult | None = ...,
         document: Global___DocumentSource | None = ...,
+        thinking: Global___Thinking | None = ...,
+        redacted_thinking: _builtins.str = ...,
         cache_control: _common_pb2.CacheControl | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "cache_control", b"cache_control", "document", b"document", "image", b"image", "text", b"text", "tool_result", b"tool_result", "tool_use", b"tool_use"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "cache_control", b"cache_control", "document", b"document", "image", b"image", "redacted_thinking", b"redacted_thinking", "text", b"text", "thinking", b"thinking", "tool_result", b"tool_result", "tool_use", b"tool_use"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "cache_control", b"cache_control", "document", b"document", "image", b"image", "text", b"text", "tool_result", b"tool_result", "tool_use", b"tool_use"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "cache_control", b"cache_control", "document", b"document", "image", b"image", "redacted_thinking", b"redacted_thinking", "text", b"text", "thinking", b"thinking", "tool_result", b"tool_result", "tool_use", b"tool_use"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_block: _TypeAlias = _typing.Literal["text", "image", "tool_use", "tool_result", "document"]  # noqa: Y015
+    _WhichOneofReturnType_block: _TypeAlias = _typing.Literal["text", "image", "tool_use", "tool_result", "document", "thinking", "redacted_thinking"]  # noqa: Y015
     _WhichOneofArgType_block: _TypeAlias = _typing.Literal["block", b"block"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_block) -> _WhichOneofReturnType_block | None: ...
 
@@ -298,6 +332,36 @@ class MessagesToolChoice(_message.Message):
 Global___MessagesToolChoice: _TypeAlias = MessagesToolChoice  # noqa: Y015
 
 @_typing.final
+class ThinkingConfig(_message.Message):
+    """Anthropic's `thinking` parameter, served by the core's ReasoningConfig for any upstream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    BUDGET_TOKENS_FIELD_NUMBER: _builtins.int
+    DISPLAY_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """enabled | disabled | adaptive"""
+    budget_tokens: _builtins.int
+    """enabled: at least 1024 and below max_tokens"""
+    display: _builtins.str
+    """summarized | omitted ("" = the model's default): Anthropic only"""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        budget_tokens: _builtins.int = ...,
+        display: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget_tokens", b"budget_tokens", "display", b"display", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThinkingConfig: _TypeAlias = ThinkingConfig  # noqa: Y015
+
+@_typing.final
 class MessagesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -316,6 +380,7 @@ class MessagesRequest(_message.Message):
     EXTRA_JSON_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     MODELS_FIELD_NUMBER: _builtins.int
+    THINKING_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     max_tokens: _builtins.int
     system_text: _builtins.str
@@ -325,8 +390,8 @@ class MessagesRequest(_message.Message):
     metadata_user_id: _builtins.str
     """metadata.user_id"""
     extra_json: _builtins.str
-    """Anthropic's other top-level parameters (thinking, service_tier, ...), as a JSON
-    object text: sent to Anthropic endpoints only.
+    """Anthropic's other top-level parameters (service_tier, ...), as a JSON object text:
+    sent to Anthropic endpoints only.
     """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___MessageParam]: ...
@@ -346,6 +411,10 @@ class MessagesRequest(_message.Message):
 
     @_builtins.property
     def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def thinking(self) -> Global___ThinkingConfig:
+        """unset: the model's default"""
+
     def __init__(
         self,
         *,
@@ -364,10 +433,11 @@ class MessagesRequest(_message.Message):
         extra_json: _builtins.str = ...,
         provider: _common_pb2.ProviderPreferences | None = ...,
         models: _abc.Iterable[_builtins.str] | None = ...,
+        thinking: Global___ThinkingConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "provider", b"provider", "system", b"system", "system_blocks", b"system_blocks", "system_text", b"system_text", "temperature", b"temperature", "tool_choice", b"tool_choice", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "provider", b"provider", "system", b"system", "system_blocks", b"system_blocks", "system_text", b"system_text", "temperature", b"temperature", "thinking", b"thinking", "tool_choice", b"tool_choice", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "extra_json", b"extra_json", "max_tokens", b"max_tokens", "messages", b"messages", "metadata_user_id", b"metadata_user_id", "model", b"model", "models", b"models", "provider", b"provider", "stop_sequences", b"stop_sequences", "system", b"system", "system_blocks", b"system_blocks", "system_text", b"system_text", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "extra_json", b"extra_json", "max_tokens", b"max_tokens", "messages", b"messages", "metadata_user_id", b"metadata_user_id", "model", b"model", "models", b"models", "provider", b"provider", "stop_sequences", b"stop_sequences", "system", b"system", "system_blocks", b"system_blocks", "system_text", b"system_text", "temperature", b"temperature", "thinking", b"thinking", "tool_choice", b"tool_choice", "tools", b"tools", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
@@ -513,7 +583,9 @@ class ContentBlockStart(_message.Message):
     index: _builtins.int
     @_builtins.property
     def content_block(self) -> Global___ContentBlock:
-        """text "" or tool_use with input "{}" """
+        """text "", tool_use with input "{}", thinking "" with signature "", or a whole
+        redacted_thinking block
+        """
 
     def __init__(
         self,
@@ -536,23 +608,31 @@ class ContentBlockDelta(_message.Message):
     INDEX_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     PARTIAL_JSON_FIELD_NUMBER: _builtins.int
+    THINKING_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     text: _builtins.str
     """text_delta"""
     partial_json: _builtins.str
     """input_json_delta"""
+    thinking: _builtins.str
+    """thinking_delta"""
+    signature: _builtins.str
+    """signature_delta: the thinking block's whole signature, last"""
     def __init__(
         self,
         *,
         index: _builtins.int = ...,
         text: _builtins.str = ...,
         partial_json: _builtins.str = ...,
+        thinking: _builtins.str = ...,
+        signature: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "partial_json", b"partial_json", "text", b"text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "partial_json", b"partial_json", "signature", b"signature", "text", b"text", "thinking", b"thinking"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "index", b"index", "partial_json", b"partial_json", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "index", b"index", "partial_json", b"partial_json", "signature", b"signature", "text", b"text", "thinking", b"thinking"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_delta: _TypeAlias = _typing.Literal["text", "partial_json"]  # noqa: Y015
+    _WhichOneofReturnType_delta: _TypeAlias = _typing.Literal["text", "partial_json", "thinking", "signature"]  # noqa: Y015
     _WhichOneofArgType_delta: _TypeAlias = _typing.Literal["delta", b"delta"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_delta) -> _WhichOneofReturnType_delta | None: ...
 

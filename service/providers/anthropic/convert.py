@@ -326,9 +326,12 @@ def _think(body: JSON, request: ChatRequest, tool_choice: JSON | None) -> None:
             "named function, or a JSON response format): drop 'reasoning' or the forcing.",
             "reasoning",
         )
-    if body["max_tokens"] <= budget:
-        body["max_tokens"] += budget
-    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    native = body.get("thinking")  # from the Messages door: adaptive, or with `display`
+    native = native if isinstance(native, dict) else {}
+    if native.get("type") != "adaptive":  # adaptive: Claude picks its budget itself
+        if body["max_tokens"] <= budget:
+            body["max_tokens"] += budget
+        body["thinking"] = {**native, "type": "enabled", "budget_tokens": budget}
     body.pop("temperature", None)
     body.pop("top_k", None)
     if body.get("top_p", 1) < 0.95:
