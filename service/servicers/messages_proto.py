@@ -21,6 +21,7 @@ import orjson
 from switchyard.v1 import chat_pb2, common_pb2, messages_pb2
 
 from service import errors
+from service.servicers.messages_thinking import thinking_blocks, thinking_config, thinking_detail
 
 # OpenAI's finish_reason -> Anthropic's stop_reason.
 STOP_REASONS = {
@@ -31,10 +32,6 @@ STOP_REASONS = {
     "content_filter": "refusal",
 }
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
-# The `format` of reasoning details that are Anthropic's thinking blocks (OpenRouter's
-# name; the Anthropic adapter sends exactly these back as thinking blocks).
-ANTHROPIC_FORMAT = "anthropic-claude-v1"
-MIN_BUDGET = 1024  # Anthropic's least thinking budget
 
 
 def _cache(source: common_pb2.CacheControl, has: bool, out: common_pb2.CacheControl) -> None:
@@ -143,22 +140,8 @@ def _assistant(message: messages_pb2.MessageParam, i: int, out: chat_pb2.ChatReq
     for j, block in enumerate(message.blocks.blocks):
         param = f"messages[{i}].content[{j}]"
         kind = block.WhichOneof("block")
-        if kind == "thinking":
-            # Signature kept: Anthropic refuses a tool loop whose thinking lost it.
-            turn.reasoning_details.add(
-                type="reasoning.text",
-                text=block.thinking.thinking,
-                signature=block.thinking.signature,
-                format=ANTHROPIC_FORMAT,
-                index=len(turn.reasoning_details),
-            )
-        elif kind == "redacted_thinking":
-            turn.reasoning_details.add(
-                type="reasoning.encrypted",
-                data=block.redacted_thinking,
-                format=ANTHROPIC_FORMAT,
-                index=len(turn.reasoning_details),
-            )
+        if kind in ("thinking", "redacted_thinking"):
+            thinking_detail(block, turn.reasoning_details)
         elif kind == "tool_use":
             use = block.tool_use
             turn.tool_calls.add(
@@ -237,46 +220,6 @@ def _tools(tools: Any, out: chat_pb2.ChatRequest) -> None:
         _cache(tool.cache_control, tool.HasField("cache_control"), item.cache_control)
 
 
-def _thinking(config: messages_pb2.ThinkingConfig, out: chat_pb2.ChatRequest) -> None:
-    """Anthropic's `thinking` as the core's reasoning config, which every adapter maps
-    (Anthropic: the same `thinking` back; OpenAI-compatible: `reasoning_effort`; Gemini:
-    `thinkingConfig`). Adaptive thinking and `display` have no unified form: they also
-    go to Anthropic endpoints natively. Anthropic's own budget rules are checked here,
-    so that the answer does not depend on the upstream."""
-    kind = config.type
-    native: dict[str, Any] = {"type": kind}
-    if kind == "enabled":
-        budget = config.budget_tokens
-        if budget < MIN_BUDGET:
-            raise errors.invalid_request(
-                f"'thinking.budget_tokens' must be at least {MIN_BUDGET}.",
-                "thinking.budget_tokens",
-            )
-        if budget >= out.max_tokens:
-            raise errors.invalid_request(
-                "'thinking.budget_tokens' must be less than 'max_tokens'.",
-                "thinking.budget_tokens",
-            )
-        out.reasoning.enabled = True
-        out.reasoning.max_tokens = budget
-        native["budget_tokens"] = budget
-    elif kind == "adaptive":
-        out.reasoning.enabled = True
-    elif kind == "disabled":
-        out.reasoning.enabled = False
-        return
-    else:
-        raise errors.invalid_request(
-            "'thinking.type' must be 'enabled', 'disabled' or 'adaptive'.", "thinking.type"
-        )
-    if kind == "adaptive" or config.display:
-        if config.display:
-            native["display"] = config.display
-        extra = orjson.loads(out.native_extra_json.get("anthropic") or "{}")
-        extra["thinking"] = native
-        out.native_extra_json["anthropic"] = orjson.dumps(extra).decode()
-
-
 def _copy(name: str) -> Callable[[Any, chat_pb2.ChatRequest], None]:
     def copy(value: Any, out: chat_pb2.ChatRequest) -> None:
         setattr(out, name, value)
@@ -305,7 +248,7 @@ _FIELDS: dict[str, Callable[[Any, chat_pb2.ChatRequest], None]] = {
     "top_k": lambda value, out: setattr(out, "extra_json", orjson.dumps({"top_k": value}).decode()),
     "provider": _provider,
     "models": lambda value, out: out.models.extend(value),
-    "thinking": _thinking,  # after extra_json (a later field number): it merges into it
+    "thinking": thinking_config,  # after extra_json (a later field number): it merges into it
 }
 
 
@@ -343,29 +286,6 @@ def stop_reason(finish_reason: str) -> str:
     return STOP_REASONS.get(finish_reason, "end_turn")
 
 
-def _thinking_blocks(message: chat_pb2.Message, out: Any) -> None:
-    """The reasoning of an answer as thinking blocks (into `out`, a repeated
-    ContentBlock), ahead of the text and tool calls as Anthropic puts them: each text
-    detail a thinking block with its signature ("" from an upstream that does not sign),
-    each encrypted one a redacted_thinking block. Gemini's thought signatures (encrypted
-    details with the `id` of their tool call) have no Anthropic block and are left out.
-    Reasoning without details (DeepSeek, vLLM) is one unsigned thinking block."""
-    added = False
-    for detail in message.reasoning_details:
-        if detail.type == "reasoning.encrypted":
-            if detail.data and not detail.id:
-                out.add(redacted_thinking=detail.data)
-                added = True
-        else:
-            thought = messages_pb2.Thinking(
-                thinking=detail.text or detail.summary, signature=detail.signature
-            )
-            out.add(thinking=thought)
-            added = True
-    if not added and message.HasField("reasoning") and message.reasoning:
-        out.add(thinking=messages_pb2.Thinking(thinking=message.reasoning))
-
-
 def response(chat: chat_pb2.ChatResponse) -> messages_pb2.MessagesResponse:
     out = messages_pb2.MessagesResponse(
         id=chat.id, model=chat.model, provider=chat.provider, upstream_ms=chat.upstream_ms
@@ -379,7 +299,7 @@ def response(chat: chat_pb2.ChatResponse) -> messages_pb2.MessagesResponse:
         choice = chat.choices[0]
         message = choice.message
         if message.reasoning_details or message.HasField("reasoning"):
-            _thinking_blocks(message, out.content)
+            thinking_blocks(message, out.content)
         if message.WhichOneof("content") == "text" and message.text:
             out.content.add(text=message.text)
         for call in message.tool_calls:

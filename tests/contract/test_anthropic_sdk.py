@@ -47,7 +47,7 @@ def last_chat_body(mock: MockOpenAI) -> dict[str, Any]:
 def test_create_text(gateway: Gateway, mock: MockOpenAI) -> None:
     message = sdk(gateway).messages.create(
         model="mock/echo",
-        max_tokens=100,
+        max_tokens=2000,
         system="Be brief.",
         messages=[{"role": "user", "content": "hello there"}],
         stop_sequences=["END"],
@@ -65,10 +65,12 @@ def test_create_text(gateway: Gateway, mock: MockOpenAI) -> None:
     sent = last_chat_body(mock)
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
     assert sent["messages"][1] == {"role": "user", "content": "hello there"}
-    assert sent["max_tokens"] == 100 and sent["stop"] == ["END"]
+    assert sent["max_tokens"] == 2000 and sent["stop"] == ["END"]
     assert sent["temperature"] == 0.5 and sent["user"] == "u-42"
-    # Anthropic's own parameters (as Claude Code sends) never reach another upstream.
+    # Anthropic's own parameters (as Claude Code sends) never reach another upstream;
+    # thinking does, in the upstream's own terms (OpenAI's nearest effort).
     assert "thinking" not in sent and "service_tier" not in sent
+    assert sent["reasoning_effort"] == "low"
 
 
 def test_stream_text(gateway: Gateway) -> None:

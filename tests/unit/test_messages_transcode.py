@@ -535,11 +535,13 @@ def _thinking_body(thinking: JSON, **extra: Any) -> JSON:
 
 
 def test_thinking_request_golden() -> None:
-    """`thinking` becomes the core's reasoning config (not an Anthropic-only extra), and
-    thinking blocks sent back become reasoning details, signatures and data kept."""
+    """`thinking` becomes the core's reasoning config (and reaches Anthropic as sent),
+    and thinking blocks sent back become reasoning details, signatures and data kept."""
     chat = to_chat(_thinking_body({"type": "enabled", "budget_tokens": 2048}))
     assert chat["reasoning"] == {"enabled": True, "max_tokens": 2048}
-    assert "native_extra_json" not in chat
+    assert orjson.loads(chat["native_extra_json"]["anthropic"]) == {
+        "thinking": {"type": "enabled", "budget_tokens": 2048}
+    }
     assert chat["messages"][1] == {
         "role": "assistant",
         "reasoning_details": [
@@ -565,7 +567,7 @@ def test_thinking_request_golden() -> None:
 
 def test_adaptive_thinking_and_display_also_go_natively() -> None:
     """What the unified config cannot say reaches Anthropic endpoints as sent, merged
-    with the other Anthropic-only parameters."""
+    with the other Anthropic-only parameters (the adapter keeps adaptive and display)."""
     chat = to_chat(
         _thinking_body({"type": "adaptive", "display": "summarized"}, service_tier="auto")
     )
