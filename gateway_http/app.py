@@ -30,6 +30,7 @@ from switchyard.v1 import (
 from gateway_http.console import Console
 from gateway_http.errors import HttpError
 from gateway_http.routes.base import AuthProbe, EdgeLog
+from gateway_http.routes.cache import PurgeCache
 from gateway_http.routes.chat import ChatCompletions
 from gateway_http.routes.embeddings import Embeddings
 from gateway_http.routes.keys import Account, Key, Keys
@@ -174,6 +175,7 @@ def create_app(
         Route("/v1/usage", usage, methods=["GET"]),
         Route("/v1/generations", usage, methods=["GET"]),
         Route("/v1/endpoints", usage, methods=["GET"]),
+        Route("/v1/cache", PurgeCache(probe, admin), methods=["DELETE"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
     app.state.edge = edge

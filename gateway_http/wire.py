@@ -132,6 +132,7 @@ def served_headers(response: Any, started: float) -> list[tuple[bytes, bytes]]:
 def chat_headers(response: Any, started: float) -> list[tuple[bytes, bytes]]:
     """`served_headers`, and the parameters the serving endpoint did not take."""
     headers = served_headers(response, started)
+    headers.append((b"x-switchyard-cache", (response.cache or "miss").encode()))
     if response.dropped_parameters:
         dropped = ",".join(response.dropped_parameters).encode()
         headers.append((b"x-switchyard-dropped-params", dropped))
@@ -140,7 +141,12 @@ def chat_headers(response: Any, started: float) -> list[tuple[bytes, bytes]]:
 
 # What a stream's initial metadata may carry for the HTTP head (servicers/chat.py).
 _EARLY_HEADERS = frozenset(
-    {"x-generation-id", "x-switchyard-provider", "x-switchyard-dropped-params"}
+    {
+        "x-generation-id",
+        "x-switchyard-provider",
+        "x-switchyard-dropped-params",
+        "x-switchyard-cache",
+    }
 )
 
 

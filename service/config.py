@@ -18,6 +18,13 @@ from typing import Any
 import yaml
 
 from service import config_keys
+from service.cache.settings import (
+    CacheConfig,
+    CacheConfigError,
+    ModelCache,
+    parse_cache,
+    parse_model_cache,
+)
 from service.catalog import CatalogError, EndpointConfig, ModelConfig, parse_model
 from service.config_keys import PROVIDER_COMMON, PROVIDER_KINDS
 from service.config_lines import line_of
@@ -84,6 +91,7 @@ class Config:
     moderation: Mapping[str, Any] | None = None  # {kind: rules|openai, ...}
     storage: StorageSettings = field(default_factory=StorageSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
     def model(self, model_id: str) -> ModelConfig | None:
         for model in self.models:
@@ -233,6 +241,10 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
         if kind not in config_keys.MODERATION:
             raise ConfigError("config.moderation.kind: expected 'rules' or 'openai'")
         _known(moderation, config_keys.MODERATION[kind], "config.moderation")
+    try:
+        cache = parse_cache(data.get("cache"), _model_caches(models, raw_models))
+    except CacheConfigError as exc:
+        raise ConfigError(str(exc)) from None
     return Config(
         providers=providers,
         models=models,
@@ -240,6 +252,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
         moderation=moderation,
         storage=_storage(data.get("storage"), env, "config.storage"),
         telemetry=_telemetry(data),
+        cache=cache,
     )
 
 
@@ -308,6 +321,16 @@ def _telemetry(data: Mapping[str, Any]) -> TelemetrySettings:
             service_name=_get(tracing, "service_name", str, "config.tracing", ""),
         ),
     )
+
+
+def _model_caches(models: tuple[ModelConfig, ...], raw: list[Any]) -> dict[str, ModelCache]:
+    """Each model's `cache:` settings (a model without the key is never cached)."""
+    out = {}
+    for i, (model, node) in enumerate(zip(models, raw, strict=True)):
+        if node.get("cache") not in (None, False):
+            price = node.get("cache_hit_price")
+            out[model.id] = parse_model_cache(node["cache"], price, f"config.models[{i}]")
+    return out
 
 
 def _number(node: Mapping[str, Any], key: str, path: str, default: float, low: float) -> float:

@@ -26,6 +26,7 @@ TOP_LEVEL = frozenset(
         "metrics",
         "access_log",
         "tracing",
+        "cache",
     }
 )
 # service/store/settings.py; SWITCHYARD_REDIS_URL and SWITCHYARD_DATABASE_URL override.
@@ -111,11 +112,16 @@ MODEL = ENDPOINT_DEFAULTS | {
     "created",
     "timeout",
     "moderated",
+    "cache",
+    "cache_hit_price",
 }
 ENDPOINT = ENDPOINT_DEFAULTS | {"provider", "model"}
 PRICING = frozenset(
     {"prompt", "completion", "request", "image", "input_cache_read", "input_cache_write"}
 )
+# The response cache (service/cache/settings.py): the top-level section, and a model's.
+CACHE = frozenset({"backend", "max_entries", "redis_url"})
+MODEL_CACHE = frozenset({"ttl", "semantic", "threshold", "scope", "default"})
 
 
 def suggestion(word: str, known: Collection[str]) -> str:

@@ -41,6 +41,8 @@ from service.accounting.backends import Backends, UsageBackend, open_backends
 from service.accounting.gate import Accounting
 from service.accounting.usage_sqlite import SqliteUsage
 from service.config import Config, ConfigError, ProviderConfig, load_config
+from service.cache import ResponseCache
+from service.cache.build import build_cache
 from service.engine import Engine
 from service.inprocess import InProcessChannel
 from service.lifecycle import Lifecycle
@@ -143,6 +145,7 @@ class Service:
     # After a reload here, what makes the gateway's other processes reload too.
     reload_others: Callable[[], None] | None = None
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
+    cache: ResponseCache | None = None
 
     @classmethod
     def build(
@@ -158,7 +161,8 @@ class Service:
         processes of this gateway share them on this machine), observed by `observer`;
         `config_path` is what a reload reads."""
         stores = open_backends(config.storage, data_dir / "switchyard.db", workers=workers)
-        engine = Engine(config, build_providers(config))
+        providers = build_providers(config)
+        engine = Engine(config, providers)
         accounting = Accounting(
             config.models,
             stores.ledger,
@@ -171,6 +175,7 @@ class Service:
         # the SQLite the ledger made, which opens first).
         usage = stores.usage or SqliteUsage(data_dir / "switchyard.db")
         keys = stores.keys
+        cache = build_cache(config.cache, providers)
         return cls(
             config,
             keys,
@@ -181,6 +186,7 @@ class Service:
             stores,
             observer or Observer(),
             config_path,
+            cache=cache,
         )
 
     async def start(self) -> None:
@@ -234,7 +240,7 @@ class Service:
     def register(self, server: Any) -> None:
         """Every servicer, each method observed (metrics, access log, traces) when on."""
         core = (self.pipeline, self.engine, self.accounting)
-        chat = ChatServicer(*core)
+        chat = ChatServicer(*core, self.cache)
         keys = (self.pipeline, self.keys, self.accounting)
         wrap = self.observer.wrap
         for add, servicer, module, name in (
@@ -273,7 +279,7 @@ class Service:
             ),
             (
                 admin_pb2_grpc.add_AdminServiceServicer_to_server,
-                AdminServicer(*keys, reload=self.reload),
+                AdminServicer(*keys, reload=self.reload, cache=self.cache),
                 admin_pb2,
                 "AdminService",
             ),
@@ -347,4 +353,6 @@ class Service:
         await self.accounting.aclose()  # drains the ledger
         if self.backends is not None:
             await self.backends.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         self.keys.close()

@@ -15,6 +15,7 @@ from gateway_http.wire import (
     ClientWatch,
     call_metadata,
     chat_headers,
+    header,
     header_timeout,
     read_json,
     send_json,
@@ -38,6 +39,9 @@ class ChatCompletions(Endpoint):
     async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
         started = time.perf_counter()
         parsed = parse_chat(await read_json(receive))
+        cache_mode = header(scope, b"x-switchyard-cache")
+        if cache_mode is not None:
+            parsed.request.cache.mode = cache_mode.decode("latin-1").strip().lower()
         timeout = parsed.timeout or header_timeout(scope)
         metadata = call_metadata(scope, rid)
         async with ClientWatch(receive):

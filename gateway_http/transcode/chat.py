@@ -41,7 +41,7 @@ _HANDLED = frozenset(
         "stop", "seed", "n", "presence_penalty", "frequency_penalty", "logit_bias",
         "logprobs", "top_logprobs", "user", "parallel_tool_calls", "tools", "tool_choice",
         "response_format", "stream", "stream_options", "timeout", "usage", "functions",
-        "function_call",
+        "function_call", "cache",
     }
 ) | ROUTING_FIELDS | REASONING_FIELDS  # fmt: skip
 
@@ -271,6 +271,8 @@ _SETTERS: dict[str, Setter] = {
     "function_call": lambda out, raw: legacy.function_call(raw, out.tool_choice),
     "response_format": lambda out, raw: _response_format(raw, out.response_format),
     "stream_options": _stream_options,
+    # Switchyard's response cache: use | skip | refresh (the x-switchyard-cache header wins).
+    "cache": lambda out, raw: setattr(out.cache, "mode", string(raw, "cache")),
 }
 
 
@@ -326,6 +328,8 @@ def usage_json(usage: common_pb2.Usage) -> JSON:
         out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
     if usage.HasField("cost"):
         out["cost"] = usage.cost
+    if usage.cache:
+        out["cache"] = usage.cache  # hit | semantic-hit: answered by the response cache
     return out
 
 
@@ -362,7 +366,7 @@ def _cost(out: JSON, usage: common_pb2.Usage) -> None:
     """Infron's top-level cost fields, for `usage: {include: true}`."""
     cost = usage.cost if usage.HasField("cost") else 0.0
     out["cost"] = cost
-    out["cost_details"] = {"upstream_inference_cost": cost}
+    out["cost_details"] = {"upstream_inference_cost": 0.0 if usage.cache else cost}
 
 
 def response_json(response: chat_pb2.ChatResponse, include_cost: bool = False) -> JSON:

@@ -149,4 +149,5 @@ def generation_fields(g: admin_pb2.Generation) -> JSON:
         "cancelled": g.cancelled,
         "status": g.status,
         "attempts": g.attempts,
+        "cache": g.cache or "miss",  # hit | semantic-hit: answered by the response cache
     }

@@ -204,6 +204,7 @@ class Accounting:
         streamed: bool = False,
         cancelled: bool = False,
         units: int = 1,
+        cache: str = "",
     ) -> float:
         """Price what was produced; bill it, release the rest and record the generation.
 
@@ -212,6 +213,9 @@ class Accounting:
         of the time between the upstream's answer and ours, measured on a core fresh from
         idle. Nothing is lost by waiting: the booking is scheduled before this call can be
         cancelled, and runs whatever happens to the call.
+
+        `cache` names a response-cache hit: its usage is reported as the cached answer's,
+        but no token of it is counted against the key's tokens per minute.
         """
         price = cost(
             served.pricing,
@@ -235,7 +239,16 @@ class Accounting:
             record.upstream_ms = served.upstream_ms
         elapsed = (time.perf_counter() - ticket.started) * 1000
         asyncio.get_running_loop().call_soon(
-            self._book, ticket, served, usage, price, elapsed, finish_reason, streamed, cancelled
+            self._book,
+            ticket,
+            served,
+            usage,
+            price,
+            elapsed,
+            finish_reason,
+            streamed,
+            cancelled,
+            cache,
         )
         # Back-pressure: a caller waits while the ledger's writer is a whole queue behind
         # (its row, booked meanwhile, takes the queue past its bound by one at most).
@@ -252,9 +265,10 @@ class Accounting:
         finish_reason: str,
         streamed: bool,
         cancelled: bool,
+        cache: str,
     ) -> None:
         self.credits.settle(ticket.reservation, price)
-        self.limiter.finish(ticket.admission, usage.total_tokens)
+        self.limiter.finish(ticket.admission, 0 if cache else usage.total_tokens)
         self.ledger.record_now(
             Generation(
                 id=ticket.generation_id,
@@ -276,6 +290,7 @@ class Accounting:
                 cached_tokens=usage.cached_tokens or 0,
                 cache_write_tokens=usage.cache_write_tokens or 0,
                 billed_at=ticket.reservation.taken_at,
+                cache=cache,
             )
         )
         self._open -= 1

@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS generations (
     attempts INTEGER NOT NULL DEFAULT 1,
     cached_tokens INTEGER NOT NULL DEFAULT 0,
     cache_write_tokens INTEGER NOT NULL DEFAULT 0,
-    billed_at REAL NOT NULL DEFAULT 0
+    billed_at REAL NOT NULL DEFAULT 0,
+    cache TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS generations_key ON generations (key_id, created_at);
 CREATE TABLE IF NOT EXISTS key_usage (
@@ -74,6 +75,8 @@ _ADDED_COLUMNS = {
         "ALTER TABLE generations ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0"
     ),
     "billed_at": "ALTER TABLE generations ADD COLUMN billed_at REAL NOT NULL DEFAULT 0",
+    # Old rows were not answered by the response cache.
+    "cache": "ALTER TABLE generations ADD COLUMN cache TEXT NOT NULL DEFAULT ''",
 }
 MAX_BATCH = 512
 MAX_QUEUE = 65_536
@@ -130,6 +133,7 @@ class Generation:
     # that a generation reserved before midnight settles against the day it began in.
     # 0 (a journal line written before this field): its created_at.
     billed_at: float = 0.0
+    cache: str = ""  # "" (the upstream answered) | hit | semantic-hit (the response cache)
 
 
 _COLUMNS = tuple(f.name for f in fields(Generation))
@@ -150,7 +154,7 @@ def _row(g: Generation) -> tuple[object, ...]:
         g.id, g.key_id, g.model, g.provider, g.upstream_model, g.kind, g.created_at,
         g.prompt_tokens, g.completion_tokens, g.cost, g.latency_ms, g.generation_time_ms,
         g.finish_reason, g.streamed, g.cancelled, g.status, g.attempts, g.cached_tokens,
-        g.cache_write_tokens, g.billed_at,
+        g.cache_write_tokens, g.billed_at, g.cache,
     )  # fmt: skip
 
 

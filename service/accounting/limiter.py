@@ -84,7 +84,8 @@ class RateLimiter:
         if policy.rpm is not None and len(window.requests) >= policy.rpm:
             wait = window.requests[0] + WINDOW - now
             raise self._limited(f"{policy.rpm} requests per minute", wait, key_id, policy)
-        if policy.tpm is not None and window.token_total + tokens > policy.tpm:
+        # A request that counts no token (a response-cache hit) is never refused for tokens.
+        if policy.tpm is not None and tokens and window.token_total + tokens > policy.tpm:
             wait = self._token_wait(window, policy.tpm, tokens, now)
             raise self._limited(f"{policy.tpm} tokens per minute", wait, key_id, policy)
         if policy.max_concurrent is not None and window.concurrent >= policy.max_concurrent:

@@ -40,4 +40,5 @@ def generation_to_proto(generation: Generation) -> admin_pb2.Generation:
         attempts=generation.attempts,
         cached_tokens=generation.cached_tokens,
         cache_write_tokens=generation.cache_write_tokens,
+        cache=generation.cache,
     )

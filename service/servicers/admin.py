@@ -13,6 +13,7 @@ from service import errors
 from service.accounting.backends import KeyBackend
 from service.accounting.gate import Accounting
 from service.accounting.periods import RESETS
+from service.cache import ResponseCache
 from service.pipeline import CallContext, Pipeline
 from service.servicers.accounting_proto import generation_to_proto, rate_limits_to_proto
 from service.servicers.base import Context, abort, begin
@@ -59,10 +60,17 @@ def policy_to_proto(policy: KeyPolicy, out: admin_pb2.KeyPolicy) -> None:
 class _Keys:
     """What both services share: how a stored key is shown."""
 
-    def __init__(self, pipeline: Pipeline, keys: KeyBackend, accounting: Accounting) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        keys: KeyBackend,
+        accounting: Accounting,
+        cache: ResponseCache | None = None,
+    ) -> None:
         self._pipeline = pipeline
         self._keys = keys
         self._accounting = accounting
+        self._cache = cache
 
     async def _show(self, record: KeyRecord) -> admin_pb2.ApiKey:
         spend = await self._accounting.credits.usage(record)
@@ -203,6 +211,20 @@ class AdminServicer(_Keys, admin_pb2_grpc.AdminServiceServicer):
             return await self._show(record)
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "AdminService.AddCredits")
+
+    async def PurgeCache(  # noqa: N802 - gRPC method name
+        self, request: admin_pb2.PurgeCacheRequest, context: Context
+    ) -> admin_pb2.PurgeCacheResponse:
+        try:
+            self._admin(context)
+            if request.key_id:
+                self._get(request.key_id)
+            purged = 0
+            if self._cache is not None:
+                purged = await self._cache.purge(request.model or None, request.key_id or None)
+            return admin_pb2.PurgeCacheResponse(purged=purged)
+        except Exception as exc:  # noqa: BLE001 - every failure ends as a status
+            await abort(context, exc, "AdminService.PurgeCache")
 
 
 class AccountServicer(_Keys, admin_pb2_grpc.AccountServiceServicer):

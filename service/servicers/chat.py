@@ -11,11 +11,15 @@ from switchyard.v1 import chat_pb2, chat_pb2_grpc
 from service.accounting.gate import Accounting, Ticket
 from service.accounting.limiter import headers_metadata
 from service.accounting.pricing import chat_worst_case, tokens_for_chars
+from service.cache import MISS, Hit, Plan, ResponseCache
+from service.cache.cache import check_mode
+from service.cache.entry import Assembler
 from service.domain.chat import ChatRequest, Message, TextPart, Usage
 from service.engine import Engine, Served, StreamTiming
 from service.pipeline import CallContext, Pipeline
 from service.servicers.accounting_proto import rate_limits_to_proto
 from service.servicers.base import Context, abort, begin
+from service.servicers.chat_cache import hit_chunks, hit_response
 from service.servicers.chat_proto import ChunkBuilder, request_from_proto, response_to_proto
 
 
@@ -61,6 +65,7 @@ def announcer(
             ("x-generation-id", ticket.generation_id),
             ("x-switchyard-provider", trying.provider),
             ("x-switchyard-overhead-ms", f"{overhead:.3f}"),
+            ("x-switchyard-cache", MISS),
             *headers_metadata(accounting.limits(ticket)).items(),
         ]
         if trying.dropped:
@@ -70,23 +75,63 @@ def announcer(
     return announce
 
 
+def _moderated(request: ChatRequest) -> list[str]:
+    return [t for m in request.messages if m.role != "assistant" for t in _texts(m)]
+
+
+def _served(served: Served) -> tuple[str, str, str]:
+    return served.model, served.provider, served.upstream_model
+
+
 def excluded(request: ChatRequest) -> bool:
     """Whether the client asked not to see the reasoning text (`reasoning.exclude`)."""
     return request.reasoning is not None and request.reasoning.exclude
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
-    def __init__(self, pipeline: Pipeline, engine: Engine, accounting: Accounting) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        engine: Engine,
+        accounting: Accounting,
+        cache: ResponseCache | None = None,
+    ) -> None:
         self._pipeline = pipeline
         self._engine = engine
         self._accounting = accounting
+        self._cache = cache
+
+    async def _lookup(
+        self, call: CallContext, proto: chat_pb2.ChatRequest, request: ChatRequest
+    ) -> tuple[Plan | None, Hit | None]:
+        """The cache's plan for this request, and its answer when it has one. A miss
+        that may fill the cache leads its key's flight: the caller must release it."""
+        mode = proto.cache.mode
+        if self._cache is None:
+            check_mode(mode)
+            return None, None
+        plan = self._cache.plan(request, call.key.id, mode)
+        if plan is None:
+            return None, None
+        # Only a key allowed the model may see its cached answers (or wait on them).
+        self._accounting.check_allowed(call.key, [request.model])
+        return plan, await self._cache.find(plan, call.deadline)
+
+    def _release(self, plan: Plan | None) -> None:
+        if plan is not None and self._cache is not None:
+            self._cache.release(plan)
 
     async def Complete(  # noqa: N802 - gRPC method name
         self, request: chat_pb2.ChatRequest, context: Context
     ) -> chat_pb2.ChatResponse:
+        plan: Plan | None = None
         try:
             call = begin(self._pipeline, context)
             chat_request = request_from_proto(request)
+            plan, hit = await self._lookup(call, request, chat_request)
+            if hit is not None:
+                texts = _moderated(chat_request)
+                return await hit_response(self._accounting, call, chat_request, hit, texts)
             ticket = await admit(self._accounting, call, chat_request)
             try:
                 result, served = await self._engine.chat(chat_request, call)
@@ -103,6 +148,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 usage,
                 finish_reason=result.choices[0].finish_reason if result.choices else "",
             )
+            if plan is not None and self._cache is not None:
+                await self._cache.fill(plan, result, _served(served), usage)
             out = response_to_proto(
                 result,
                 served,
@@ -110,6 +157,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 int(time.time()),
                 excluded(chat_request),
             )
+            out.cache = MISS
             usage_out = out.usage
             usage_out.SetInParent()
             usage_out.cost = price
@@ -117,17 +165,33 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             return out
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "ChatService.Complete")
+        finally:
+            self._release(plan)
 
     async def Stream(  # noqa: N802 - gRPC method name
         self, request: chat_pb2.ChatRequest, context: Context
     ) -> AsyncIterator[chat_pb2.ChatChunk]:
         started = time.perf_counter()
+        plan: Plan | None = None
         try:
             call = begin(self._pipeline, context)
             chat_request = request_from_proto(request)
-            ticket = await admit(self._accounting, call, chat_request)
+            plan, hit = await self._lookup(call, request, chat_request)
+            if hit is None:
+                ticket = await admit(self._accounting, call, chat_request)
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
+            self._release(plan)
             await abort(context, exc, "ChatService.Stream")
+        if hit is not None:
+            try:
+                texts = _moderated(chat_request)
+                async for cached in hit_chunks(self._accounting, call, chat_request, hit, texts):
+                    yield cached
+            except Exception as exc:  # noqa: BLE001 - every failure ends as a status
+                await abort(context, exc, "ChatService.Stream")
+            return
+        # A miss that may fill the cache gathers the answer as it streams.
+        assembler = Assembler() if plan is not None else None
         served: Served | None = None
         builder: ChunkBuilder | None = None
 
@@ -151,9 +215,12 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             async for delta in deltas:
                 if said is not None:
                     said.extend(c.content for c in delta.choices if c.content)
+                if assembler is not None:
+                    assembler.add(delta)
                 chunk = builder.chunk(delta)
                 if chunk is not None:
                     if first:
+                        chunk.cache = MISS
                         if record is not None:
                             record.ttft = time.perf_counter() - started
                         chunk.upstream_ms = timing.first_delta_ms
@@ -168,6 +235,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             price = await self._accounting.settle(
                 ticket, served, usage, finish_reason=builder.finish_reason, streamed=True
             )
+            if plan is not None and assembler is not None and self._cache is not None:
+                # Only a stream that ended cleanly gets here: a cut or failed one never fills.
+                await self._cache.fill(plan, assembler.result(usage), _served(served), usage)
             final = builder.usage_chunk(usage, price)
             if final is not None:
                 yield final
@@ -188,3 +258,5 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             self._accounting.abandon(ticket, exc)
             await abort(context, exc, "ChatService.Stream")
+        finally:
+            self._release(plan)

@@ -277,6 +277,7 @@ def test_every_proto_field_has_a_place_in_the_domain() -> None:
     # to the proto must be given a place here, or it would be dropped or fail at runtime.
     by_hand = {"model", "messages", "tools", "tool_choice", "stream_options", "provider", "models"}
     by_hand.add("native_extra_json")
+    by_hand.add("cache")  # the response cache's control: read by the servicer, not sent on
     request_fields = {f.name for f in chat_pb2.ChatRequest.DESCRIPTOR.fields}
     assert request_fields == set(chat_proto._OPTIONS) | by_hand
     domain_request = {f.name for f in dataclasses.fields(chat.ChatRequest)}

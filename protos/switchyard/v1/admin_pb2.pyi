@@ -446,6 +446,7 @@ class Generation(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     CACHED_TOKENS_FIELD_NUMBER: _builtins.int
     CACHE_WRITE_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     key_id: _builtins.str
     model: _builtins.str
@@ -474,6 +475,8 @@ class Generation(_message.Message):
     """prompt tokens read from the prompt cache"""
     cache_write_tokens: _builtins.int
     """prompt tokens written to the prompt cache"""
+    cache: _builtins.str
+    """"" (served upstream) | hit | semantic-hit"""
     def __init__(
         self,
         *,
@@ -496,11 +499,56 @@ class Generation(_message.Message):
         attempts: _builtins.int = ...,
         cached_tokens: _builtins.int = ...,
         cache_write_tokens: _builtins.int = ...,
+        cache: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_write_tokens", b"cache_write_tokens", "cached_tokens", b"cached_tokens", "cancelled", b"cancelled", "completion_tokens", b"completion_tokens", "cost", b"cost", "created_at", b"created_at", "finish_reason", b"finish_reason", "generation_time_ms", b"generation_time_ms", "id", b"id", "key_id", b"key_id", "kind", b"kind", "latency_ms", b"latency_ms", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "status", b"status", "streamed", b"streamed", "upstream_model", b"upstream_model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache", b"cache", "cache_write_tokens", b"cache_write_tokens", "cached_tokens", b"cached_tokens", "cancelled", b"cancelled", "completion_tokens", b"completion_tokens", "cost", b"cost", "created_at", b"created_at", "finish_reason", b"finish_reason", "generation_time_ms", b"generation_time_ms", "id", b"id", "key_id", b"key_id", "kind", b"kind", "latency_ms", b"latency_ms", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "status", b"status", "streamed", b"streamed", "upstream_model", b"upstream_model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Generation: _TypeAlias = Generation  # noqa: Y015
+
+@_typing.final
+class PurgeCacheRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """"" = every model"""
+    key_id: _builtins.str
+    """"" = every key's entries and the shared ones"""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "model", b"model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurgeCacheRequest: _TypeAlias = PurgeCacheRequest  # noqa: Y015
+
+@_typing.final
+class PurgeCacheResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PURGED_FIELD_NUMBER: _builtins.int
+    purged: _builtins.int
+    """entries dropped (in this process, for the in-process backend)"""
+    def __init__(
+        self,
+        *,
+        purged: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["purged", b"purged"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurgeCacheResponse: _TypeAlias = PurgeCacheResponse  # noqa: Y015

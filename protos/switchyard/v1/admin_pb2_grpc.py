@@ -70,6 +70,11 @@ class AdminServiceStub:
                 request_serializer=switchyard_dot_v1_dot_admin__pb2.ReloadConfigRequest.SerializeToString,
                 response_deserializer=switchyard_dot_v1_dot_admin__pb2.ReloadConfigResponse.FromString,
                 _registered_method=True)
+        self.PurgeCache = channel.unary_unary(
+                '/switchyard.v1.AdminService/PurgeCache',
+                request_serializer=switchyard_dot_v1_dot_admin__pb2.PurgeCacheRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_admin__pb2.PurgeCacheResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -121,6 +126,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PurgeCache(self, request, context):
+        """Drop response-cache entries: every one, or those of a model and/or a key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -158,6 +170,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ReloadConfig,
                     request_deserializer=switchyard_dot_v1_dot_admin__pb2.ReloadConfigRequest.FromString,
                     response_serializer=switchyard_dot_v1_dot_admin__pb2.ReloadConfigResponse.SerializeToString,
+            ),
+            'PurgeCache': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeCache,
+                    request_deserializer=switchyard_dot_v1_dot_admin__pb2.PurgeCacheRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_admin__pb2.PurgeCacheResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -350,6 +367,33 @@ class AdminService:
             '/switchyard.v1.AdminService/ReloadConfig',
             switchyard_dot_v1_dot_admin__pb2.ReloadConfigRequest.SerializeToString,
             switchyard_dot_v1_dot_admin__pb2.ReloadConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeCache(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.AdminService/PurgeCache',
+            switchyard_dot_v1_dot_admin__pb2.PurgeCacheRequest.SerializeToString,
+            switchyard_dot_v1_dot_admin__pb2.PurgeCacheResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,8 @@ class AdminServiceStub:
     Calls in flight finish on the config they started with; a file that does not
     load is refused (INVALID_ARGUMENT, naming the line) and the running config stays.
     """
+    PurgeCache: _grpc.UnaryUnaryMultiCallable[_admin_pb2.PurgeCacheRequest, _admin_pb2.PurgeCacheResponse]
+    """Drop response-cache entries: every one, or those of a model and/or a key."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -61,6 +63,8 @@ class AdminServiceAsyncStub(AdminServiceStub):
     Calls in flight finish on the config they started with; a file that does not
     load is refused (INVALID_ARGUMENT, naming the line) and the running config stays.
     """
+    PurgeCache: _aio.UnaryUnaryMultiCallable[_admin_pb2.PurgeCacheRequest, _admin_pb2.PurgeCacheResponse]  # type: ignore[assignment]
+    """Drop response-cache entries: every one, or those of a model and/or a key."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Key administration and operations; every call needs an admin key."""
@@ -117,6 +121,14 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         Calls in flight finish on the config they started with; a file that does not
         load is refused (INVALID_ARGUMENT, naming the line) and the running config stays.
         """
+
+    @_abc_1.abstractmethod
+    def PurgeCache(
+        self,
+        request: _admin_pb2.PurgeCacheRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.PurgeCacheResponse, _abc.Awaitable[_admin_pb2.PurgeCacheResponse]]:
+        """Drop response-cache entries: every one, or those of a model and/or a key."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

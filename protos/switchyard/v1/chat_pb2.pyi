@@ -596,6 +596,7 @@ class ChatRequest(_message.Message):
     MODELS_FIELD_NUMBER: _builtins.int
     NATIVE_EXTRA_JSON_FIELD_NUMBER: _builtins.int
     REASONING_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     temperature: _builtins.float
     top_p: _builtins.float
@@ -645,6 +646,12 @@ class ChatRequest(_message.Message):
     def reasoning(self) -> Global___ReasoningConfig:
         """unset = the model's default"""
 
+    @_builtins.property
+    def cache(self) -> Global___ResponseCacheControl:
+        """The response cache, per request (HTTP: the `x-switchyard-cache` header or a `cache`
+        body field). Numbered apart from the OpenAI fields, which grow from 26.
+        """
+
     def __init__(
         self,
         *,
@@ -673,10 +680,11 @@ class ChatRequest(_message.Message):
         models: _abc.Iterable[_builtins.str] | None = ...,
         native_extra_json: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         reasoning: Global___ReasoningConfig | None = ...,
+        cache: Global___ResponseCacheControl | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_logprobs", b"_logprobs", "_max_completion_tokens", b"_max_completion_tokens", "_max_tokens", b"_max_tokens", "_n", b"_n", "_parallel_tool_calls", b"_parallel_tool_calls", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_logprobs", b"_top_logprobs", "_top_p", b"_top_p", "frequency_penalty", b"frequency_penalty", "logprobs", b"logprobs", "max_completion_tokens", b"max_completion_tokens", "max_tokens", b"max_tokens", "n", b"n", "parallel_tool_calls", b"parallel_tool_calls", "presence_penalty", b"presence_penalty", "provider", b"provider", "reasoning", b"reasoning", "response_format", b"response_format", "seed", b"seed", "stream_options", b"stream_options", "temperature", b"temperature", "tool_choice", b"tool_choice", "top_logprobs", b"top_logprobs", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_logprobs", b"_logprobs", "_max_completion_tokens", b"_max_completion_tokens", "_max_tokens", b"_max_tokens", "_n", b"_n", "_parallel_tool_calls", b"_parallel_tool_calls", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_logprobs", b"_top_logprobs", "_top_p", b"_top_p", "cache", b"cache", "frequency_penalty", b"frequency_penalty", "logprobs", b"logprobs", "max_completion_tokens", b"max_completion_tokens", "max_tokens", b"max_tokens", "n", b"n", "parallel_tool_calls", b"parallel_tool_calls", "presence_penalty", b"presence_penalty", "provider", b"provider", "reasoning", b"reasoning", "response_format", b"response_format", "seed", b"seed", "stream_options", b"stream_options", "temperature", b"temperature", "tool_choice", b"tool_choice", "top_logprobs", b"top_logprobs", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_logprobs", b"_logprobs", "_max_completion_tokens", b"_max_completion_tokens", "_max_tokens", b"_max_tokens", "_n", b"_n", "_parallel_tool_calls", b"_parallel_tool_calls", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_logprobs", b"_top_logprobs", "_top_p", b"_top_p", "extra_json", b"extra_json", "frequency_penalty", b"frequency_penalty", "logit_bias", b"logit_bias", "logprobs", b"logprobs", "max_completion_tokens", b"max_completion_tokens", "max_tokens", b"max_tokens", "messages", b"messages", "model", b"model", "models", b"models", "n", b"n", "native_extra_json", b"native_extra_json", "parallel_tool_calls", b"parallel_tool_calls", "presence_penalty", b"presence_penalty", "provider", b"provider", "reasoning", b"reasoning", "response_format", b"response_format", "seed", b"seed", "stop", b"stop", "stream_options", b"stream_options", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_logprobs", b"top_logprobs", "top_p", b"top_p", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_logprobs", b"_logprobs", "_max_completion_tokens", b"_max_completion_tokens", "_max_tokens", b"_max_tokens", "_n", b"_n", "_parallel_tool_calls", b"_parallel_tool_calls", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_logprobs", b"_top_logprobs", "_top_p", b"_top_p", "cache", b"cache", "extra_json", b"extra_json", "frequency_penalty", b"frequency_penalty", "logit_bias", b"logit_bias", "logprobs", b"logprobs", "max_completion_tokens", b"max_completion_tokens", "max_tokens", b"max_tokens", "messages", b"messages", "model", b"model", "models", b"models", "n", b"n", "native_extra_json", b"native_extra_json", "parallel_tool_calls", b"parallel_tool_calls", "presence_penalty", b"presence_penalty", "provider", b"provider", "reasoning", b"reasoning", "response_format", b"response_format", "seed", b"seed", "stop", b"stop", "stream_options", b"stream_options", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_logprobs", b"top_logprobs", "top_p", b"top_p", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__frequency_penalty: _TypeAlias = _typing.Literal["frequency_penalty"]  # noqa: Y015
     _WhichOneofArgType__frequency_penalty: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty"]  # noqa: Y015
@@ -724,6 +732,26 @@ class ChatRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__top_p) -> _WhichOneofReturnType__top_p | None: ...
 
 Global___ChatRequest: _TypeAlias = ChatRequest  # noqa: Y015
+
+@_typing.final
+class ResponseCacheControl(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODE_FIELD_NUMBER: _builtins.int
+    mode: _builtins.str
+    """"" (the model's default) | use | skip | refresh"""
+    def __init__(
+        self,
+        *,
+        mode: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mode", b"mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResponseCacheControl: _TypeAlias = ResponseCacheControl  # noqa: Y015
 
 @_typing.final
 class TopLogprob(_message.Message):
@@ -873,6 +901,7 @@ class ChatResponse(_message.Message):
     UPSTREAM_MS_FIELD_NUMBER: _builtins.int
     RATE_LIMITS_FIELD_NUMBER: _builtins.int
     DROPPED_PARAMETERS_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     created: _builtins.int
     model: _builtins.str
@@ -882,6 +911,8 @@ class ChatResponse(_message.Message):
     system_fingerprint: _builtins.str
     upstream_ms: _builtins.float
     """time spent waiting on the upstream (for overhead reporting)"""
+    cache: _builtins.str
+    """hit | semantic-hit | miss (HTTP: the x-switchyard-cache header)"""
     @_builtins.property
     def choices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Choice]: ...
     @_builtins.property
@@ -907,10 +938,11 @@ class ChatResponse(_message.Message):
         upstream_ms: _builtins.float = ...,
         rate_limits: _common_pb2.RateLimits | None = ...,
         dropped_parameters: _abc.Iterable[_builtins.str] | None = ...,
+        cache: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rate_limits", b"rate_limits", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "dropped_parameters", b"dropped_parameters", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "choices", b"choices", "created", b"created", "dropped_parameters", b"dropped_parameters", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1057,6 +1089,7 @@ class ChatChunk(_message.Message):
     UPSTREAM_MS_FIELD_NUMBER: _builtins.int
     RATE_LIMITS_FIELD_NUMBER: _builtins.int
     DROPPED_PARAMETERS_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     created: _builtins.int
     model: _builtins.str
@@ -1064,6 +1097,8 @@ class ChatChunk(_message.Message):
     system_fingerprint: _builtins.str
     upstream_ms: _builtins.float
     """on the first chunk: the upstream's time to first chunk"""
+    cache: _builtins.str
+    """on the first chunk, as in ChatResponse"""
     @_builtins.property
     def choices(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChunkChoice]: ...
     @_builtins.property
@@ -1091,10 +1126,11 @@ class ChatChunk(_message.Message):
         upstream_ms: _builtins.float = ...,
         rate_limits: _common_pb2.RateLimits | None = ...,
         dropped_parameters: _abc.Iterable[_builtins.str] | None = ...,
+        cache: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rate_limits", b"rate_limits", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "created", b"created", "dropped_parameters", b"dropped_parameters", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "choices", b"choices", "created", b"created", "dropped_parameters", b"dropped_parameters", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "system_fingerprint", b"system_fingerprint", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -192,6 +192,7 @@ class Usage(_message.Message):
     REASONING_TOKENS_FIELD_NUMBER: _builtins.int
     COST_FIELD_NUMBER: _builtins.int
     CACHE_WRITE_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     prompt_tokens: _builtins.int
     completion_tokens: _builtins.int
     total_tokens: _builtins.int
@@ -204,6 +205,8 @@ class Usage(_message.Message):
     """Prompt tokens written to the upstream's prompt cache (Anthropic's
     cache_creation_input_tokens); like cached_tokens, included in prompt_tokens.
     """
+    cache: _builtins.str
+    """"" (from the upstream) | hit | semantic-hit (from the response cache)"""
     def __init__(
         self,
         *,
@@ -214,10 +217,11 @@ class Usage(_message.Message):
         reasoning_tokens: _builtins.int | None = ...,
         cost: _builtins.float | None = ...,
         cache_write_tokens: _builtins.int | None = ...,
+        cache: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_cache_write_tokens", b"_cache_write_tokens", "_cached_tokens", b"_cached_tokens", "_cost", b"_cost", "_reasoning_tokens", b"_reasoning_tokens", "cache_write_tokens", b"cache_write_tokens", "cached_tokens", b"cached_tokens", "cost", b"cost", "reasoning_tokens", b"reasoning_tokens"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cache_write_tokens", b"_cache_write_tokens", "_cached_tokens", b"_cached_tokens", "_cost", b"_cost", "_reasoning_tokens", b"_reasoning_tokens", "cache_write_tokens", b"cache_write_tokens", "cached_tokens", b"cached_tokens", "completion_tokens", b"completion_tokens", "cost", b"cost", "prompt_tokens", b"prompt_tokens", "reasoning_tokens", b"reasoning_tokens", "total_tokens", b"total_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cache_write_tokens", b"_cache_write_tokens", "_cached_tokens", b"_cached_tokens", "_cost", b"_cost", "_reasoning_tokens", b"_reasoning_tokens", "cache", b"cache", "cache_write_tokens", b"cache_write_tokens", "cached_tokens", b"cached_tokens", "completion_tokens", b"completion_tokens", "cost", b"cost", "prompt_tokens", b"prompt_tokens", "reasoning_tokens", b"reasoning_tokens", "total_tokens", b"total_tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cache_write_tokens: _TypeAlias = _typing.Literal["cache_write_tokens"]  # noqa: Y015
     _WhichOneofArgType__cache_write_tokens: _TypeAlias = _typing.Literal["_cache_write_tokens", b"_cache_write_tokens"]  # noqa: Y015

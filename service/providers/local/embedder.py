@@ -92,6 +92,11 @@ class LocalEmbedder:
                 retry_after=1.0,
             ) from None
 
+    async def vector(self, text: str) -> np.ndarray:
+        """One text's unit vector, batched with the other requests (the semantic cache's
+        way in: no list conversion, no usage)."""
+        return (await self._embed([text]))[0].vector
+
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         if request.dimensions is not None:
             raise ProviderError(

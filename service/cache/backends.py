@@ -1,0 +1,30 @@
+"""Where cache entries live: the interface every backend implements.
+
+The in-process backend (memory.py) is the embedded default. A shared one (Redis, for
+several processes or replicas) implements the same four calls; the semantic index is
+per process either way (semantic.py), and a semantic match is always confirmed by a
+`get` here, so an entry dropped or expired anywhere is never served.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from service.cache.entry import Entry
+
+
+class CacheBackend(Protocol):
+    async def get(self, key: str) -> Entry | None:
+        """The live entry under `key`, or None (missing or expired)."""
+        ...
+
+    async def put(self, key: str, entry: Entry) -> None:
+        """Store `entry` until `entry.expires` (or until the size bound evicts it)."""
+        ...
+
+    async def purge(self, model: str | None, partition: str | None) -> int:
+        """Drop the entries of `model` and/or `partition` (every entry for None, None);
+        returns how many were dropped."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,183 @@
+"""The response cache the chat servicer consults: plan, find, fill, purge.
+
+`plan` decides whether a request takes part (the model's settings, the request's
+`use | skip | refresh`, and the safety rule: a request with `temperature > 0` or tools is
+cached only when it asks with `use` or `refresh`); `find` answers from an entry (exact,
+then a coalesced leader's, then semantic) or makes the request the leader for its key;
+`fill` stores a clean answer and lands the leader; `release` lands it empty otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from service import errors
+from service.cache.backends import CacheBackend
+from service.cache.entry import Entry, cacheable
+from service.cache.flights import Flights
+from service.cache.keys import exact_key, last_user_text, semantic_bucket
+from service.cache.semantic import SemanticIndex
+from service.cache.settings import CacheConfig, ModelCache
+from service.domain.chat import ChatRequest, ChatResult, Usage
+
+MODES = frozenset({"", "use", "skip", "refresh"})
+HIT = "hit"
+SEMANTIC_HIT = "semantic-hit"
+MISS = "miss"
+
+# Embeds one text with the built-in embeddings model: a unit vector of 384 floats.
+Embed = Callable[[str], Awaitable[np.ndarray]]
+
+
+@dataclass(slots=True)
+class Plan:
+    """One request's part in the cache."""
+
+    request: ChatRequest
+    model: str  # the requested model without its variant: whose settings apply
+    settings: ModelCache
+    partition: str
+    key: str
+    lookup: bool  # False for `refresh`: go to the upstream, then store
+    leader: bool = False  # this request leads its key's flight and must land it
+    bucket: str | None = None  # the semantic bucket, once computed
+    vector: np.ndarray | None = None  # the last user message's embedding, once computed
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    entry: Entry
+    kind: str  # HIT | SEMANTIC_HIT
+    price: float  # what the hit is billed (the model's cache_hit_price)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise errors.invalid_request(
+            "The cache mode must be 'use', 'skip' or 'refresh' "
+            f"(the x-switchyard-cache header or the 'cache' field); got '{mode[:40]}'.",
+            "cache",
+        )
+    return mode
+
+
+class ResponseCache:
+    def __init__(
+        self, config: CacheConfig, backend: CacheBackend, embed: Embed | None = None
+    ) -> None:
+        self._config = config
+        self._backend = backend
+        self._embed = embed
+        self._flights = Flights()
+        self._index = SemanticIndex(config.max_entries)
+        self._clock = time.time
+
+    @property
+    def index(self) -> SemanticIndex:
+        return self._index
+
+    @property
+    def flights(self) -> Flights:
+        return self._flights
+
+    def plan(self, request: ChatRequest, key_id: str, mode: str) -> Plan | None:
+        """This request's plan, or None when the cache stays out of it."""
+        model = request.model.split(":", 1)[0]
+        settings = self._config.for_model(model)
+        asked = check_mode(mode) in ("use", "refresh")  # the request itself asks
+        if settings is None:
+            return None
+        mode = mode or settings.default
+        if mode == "skip":
+            return None
+        sampled = (request.temperature or 0.0) > 0 or bool(request.tools)
+        if sampled and not asked:
+            return None
+        partition = "shared" if settings.scope == "shared" else key_id
+        return Plan(
+            request, model, settings, partition, exact_key(request, partition), mode != "refresh"
+        )
+
+    async def find(self, plan: Plan, deadline: float | None) -> Hit | None:
+        """An answer from the cache, or None: then this request may lead its key."""
+        price = plan.settings.hit_price
+        if plan.lookup:
+            entry = await self._backend.get(plan.key)
+            if entry is None:
+                entry = await self._flights.wait(plan.key, deadline)
+            if entry is not None:
+                return Hit(entry, HIT, price)
+            found = await self._semantic(plan)
+            if found is not None:
+                return Hit(found, SEMANTIC_HIT, price)
+        plan.leader = self._flights.lead(plan.key)
+        return None
+
+    async def _semantic(self, plan: Plan) -> Entry | None:
+        if not plan.settings.semantic or self._embed is None:
+            return None
+        text = last_user_text(plan.request)
+        if text is None:
+            return None
+        plan.bucket = semantic_bucket(plan.request, plan.partition)
+        plan.vector = await self._embed(text)
+        found = await self._index.search(plan.bucket, plan.vector, plan.settings.threshold)
+        if found is None:
+            return None
+        entry = await self._backend.get(found[0])
+        if entry is None:  # expired or evicted: its vector goes too
+            self._index.remove(plan.bucket, found[0])
+        return entry
+
+    async def fill(
+        self, plan: Plan, result: ChatResult, served: tuple[str, str, str], usage: Usage
+    ) -> None:
+        """Store a clean answer (model, provider, upstream model in `served`), then land."""
+        entry = None
+        try:
+            if cacheable(result):
+                now = self._clock()
+                entry = Entry(
+                    result=ChatResult(result.choices, usage, result.system_fingerprint),
+                    model=served[0],
+                    provider=served[1],
+                    upstream_model=served[2],
+                    partition=plan.partition,
+                    requested_model=plan.model,
+                    created=now,
+                    expires=now + plan.settings.ttl,
+                )
+                await self._backend.put(plan.key, entry)
+                await self._remember(plan)
+        finally:
+            self.release(plan, entry)
+
+    async def _remember(self, plan: Plan) -> None:
+        """Index a stored entry for the semantic cache (embedding it if `find` did not)."""
+        if not plan.settings.semantic or self._embed is None:
+            return
+        text = last_user_text(plan.request)
+        if text is None:
+            return
+        if plan.vector is None:
+            plan.vector = await self._embed(text)
+        bucket = plan.bucket or semantic_bucket(plan.request, plan.partition)
+        self._index.add(bucket, plan.key, plan.vector, plan.model, plan.partition)
+
+    def release(self, plan: Plan, entry: Entry | None = None) -> None:
+        """Land this request's flight (if it leads one): waiters get `entry` or go on."""
+        if plan.leader:
+            plan.leader = False
+            self._flights.land(plan.key, entry)
+
+    async def purge(self, model: str | None, key_id: str | None) -> int:
+        """Drop entries of `model` and/or of `key_id`'s partition (None: every one)."""
+        self._index.purge(model, key_id)
+        return await self._backend.purge(model, key_id)
+
+    async def aclose(self) -> None:
+        await self._backend.aclose()
