@@ -19,6 +19,7 @@ from service import errors
 from service.cache.backends import CacheBackend
 from service.cache.entry import Entry, cacheable
 from service.cache.flights import Flights
+from service.cache.guard import same_question
 from service.cache.keys import exact_key, last_user_text, semantic_bucket
 from service.cache.semantic import SemanticIndex
 from service.cache.settings import CacheConfig, ModelCache
@@ -125,13 +126,15 @@ class ResponseCache:
             return None
         plan.bucket = semantic_bucket(plan.request, plan.partition)
         plan.vector = await self._embed(text)
-        found = await self._index.search(plan.bucket, plan.vector, plan.settings.threshold)
-        if found is None:
-            return None
-        entry = await self._backend.get(found[0])
-        if entry is None:  # expired or evicted: its vector goes too
-            self._index.remove(plan.bucket, found[0])
-        return entry
+        matches = await self._index.search(plan.bucket, plan.vector, plan.settings.threshold)
+        for match in matches:
+            if not same_question(match.text, text):
+                continue
+            entry = await self._backend.get(match.key)
+            if entry is not None:
+                return entry
+            self._index.remove(plan.bucket, match.key)  # expired or evicted: its vector too
+        return None
 
     async def fill(
         self, plan: Plan, result: ChatResult, served: tuple[str, str, str], usage: Usage
@@ -166,7 +169,7 @@ class ResponseCache:
         if plan.vector is None:
             plan.vector = await self._embed(text)
         bucket = plan.bucket or semantic_bucket(plan.request, plan.partition)
-        self._index.add(bucket, plan.key, plan.vector, plan.model, plan.partition)
+        self._index.add(bucket, plan.key, plan.vector, plan.model, plan.partition, text)
 
     def release(self, plan: Plan, entry: Entry | None = None) -> None:
         """Land this request's flight (if it leads one): waiters get `entry` or go on."""

@@ -29,10 +29,11 @@ class _Bucket:
     matrix: np.ndarray = field(default_factory=lambda: np.zeros((16, DIMS), np.float32))
     keys: list[str] = field(default_factory=list)
     owners: list[tuple[str, str]] = field(default_factory=list)  # (model, partition)
+    texts: list[str] = field(default_factory=list)  # what was embedded (for the guard)
     rows: dict[str, int] = field(default_factory=dict)
     version: int = 0
 
-    def add(self, key: str, vector: np.ndarray, owner: tuple[str, str]) -> None:
+    def add(self, key: str, vector: np.ndarray, owner: tuple[str, str], text: str) -> None:
         row = self.rows.get(key)
         if row is None:
             row = len(self.keys)
@@ -42,6 +43,7 @@ class _Bucket:
                 self.matrix = grown
             self.keys.append(key)
             self.owners.append(owner)
+            self.texts.append(text)
             self.rows[key] = row
         self.matrix[row] = vector
         self.version += 1
@@ -56,16 +58,31 @@ class _Bucket:
             self.matrix[row] = self.matrix[last]
             self.keys[row] = moved
             self.owners[row] = self.owners[last]
+            self.texts[row] = self.texts[last]
             self.rows[moved] = row
         self.keys.pop()
         self.owners.pop()
+        self.texts.pop()
         self.version += 1
 
 
-def _best(matrix: np.ndarray, n: int, vector: np.ndarray) -> tuple[int, float]:
+# The nearest rows a search returns: the best may fail the lexical guard, the next not.
+TOP = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    key: str
+    score: float
+    text: str
+
+
+def _best(matrix: np.ndarray, n: int, vector: np.ndarray, threshold: float) -> list[int]:
+    """The rows (at most TOP) scoring at least `threshold`, best first."""
     scores = matrix[:n] @ vector
-    i = int(np.argmax(scores))
-    return i, float(scores[i])
+    rows = np.argpartition(scores, n - TOP)[n - TOP :] if n > TOP else np.arange(n)
+    rows = rows[scores[rows] >= threshold]
+    return [int(r) for r in rows[np.argsort(-scores[rows])]]
 
 
 class SemanticIndex:
@@ -79,8 +96,10 @@ class SemanticIndex:
     def __len__(self) -> int:
         return len(self._order)
 
-    def add(self, bucket: str, key: str, vector: np.ndarray, model: str, partition: str) -> None:
-        self._buckets.setdefault(bucket, _Bucket()).add(key, vector, (model, partition))
+    def add(
+        self, bucket: str, key: str, vector: np.ndarray, model: str, partition: str, text: str
+    ) -> None:
+        self._buckets.setdefault(bucket, _Bucket()).add(key, vector, (model, partition), text)
         self._order[(bucket, key)] = None
         self._order.move_to_end((bucket, key))
         while len(self._order) > self._max:
@@ -99,26 +118,25 @@ class SemanticIndex:
         if not found.keys:
             del self._buckets[bucket]
 
-    async def search(
-        self, bucket: str, vector: np.ndarray, threshold: float
-    ) -> tuple[str, float] | None:
-        """The nearest entry of `bucket` to `vector` (unit length) if its cosine
-        similarity reaches `threshold`."""
+    async def search(self, bucket: str, vector: np.ndarray, threshold: float) -> list[Match]:
+        """The entries of `bucket` nearest to `vector` (unit length) whose cosine
+        similarity reaches `threshold`, best first."""
         found = self._buckets.get(bucket)
         if found is None or not found.keys:
-            return None
+            return []
         n, version = len(found.keys), found.version
         if n <= THREAD_ROWS:
-            i, score = _best(found.matrix, n, vector)
+            rows = _best(found.matrix, n, vector, threshold)
         else:
-            i, score = await asyncio.to_thread(_best, found.matrix, n, vector)
-            if found.version != version:  # rows moved meanwhile: judge what is there now
-                if i >= len(found.keys):
-                    return None
-                score = float(found.matrix[i] @ vector)
-        if score < threshold:
-            return None
-        return found.keys[i], score
+            rows = await asyncio.to_thread(_best, found.matrix, n, vector, threshold)
+        matches = []
+        for row in rows:
+            moved = found.version != version  # rows moved meanwhile: judge what is there now
+            if moved and (row >= len(found.keys) or float(found.matrix[row] @ vector) < threshold):
+                continue
+            score = float(found.matrix[row] @ vector)
+            matches.append(Match(found.keys[row], score, found.texts[row]))
+        return matches
 
     def purge(self, model: str | None, partition: str | None) -> int:
         doomed = [
