@@ -455,6 +455,14 @@ def observability_section(results: JSON) -> str:
     return "## Observability cost (issue 18)\n\n" + table(header, rows) + "\n\n" + note
 
 
+def cache_section(results: JSON) -> str:
+    """The response cache's rows (bench/cache.py), when the run measured them."""
+    from bench import cache  # bench.cache imports the service: only when there are rows
+
+    found = results.get("cache")
+    return cache.render(found).strip() if found else ""
+
+
 def render(results: JSON, soak_section: str = "") -> str:
     sections = [
         header_section(results),
@@ -467,6 +475,7 @@ def render(results: JSON, soak_section: str = "") -> str:
         grpc_section(results),
         shared_section(results),
         local_section(results),
+        cache_section(results),
         ceiling_section(results),
         failures_section(results),
         method_section(),

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from bench import local_models, observability, scenarios, shared_state
+from bench import cache, local_models, observability, scenarios, shared_state
 from bench.loadgen import messages_body, responses_body
 from bench.machine import cpu_totals, describe, foreign_cpu, own_cpu
 from bench.procs import (
@@ -315,6 +315,10 @@ class Bench:
         self.workers(config)
         self.shared(config)
         self.grpc_gateway(config)
+        quick = bool(self.results["quick"])
+        self.results["cache"] = self.guard(
+            "cache", lambda: cache.suite(self.settings, self.scratch, quick)
+        )
         if local:
             self.local()
 

@@ -3,7 +3,8 @@
 The in-process backend (memory.py) is the embedded default. A shared one (Redis, for
 several processes or replicas) implements the same four calls; the semantic index is
 per process either way (semantic.py), and a semantic match is always confirmed by a
-`get` here, so an entry dropped or expired anywhere is never served.
+`get` here, so an entry dropped or expired anywhere is never served. Entry keys are
+`<partition>|<model>|<hash>`, so that a shared backend can purge by key or model.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from service.cache.entry import Entry
+
+
+class CacheBackendError(Exception):
+    """The backend cannot be reached: the cache then stays out of the request (a miss,
+    nothing stored), which costs an upstream call, never the request."""
 
 
 class CacheBackend(Protocol):

@@ -18,7 +18,13 @@ def build_cache(config: CacheConfig, providers: Mapping[str, Provider]) -> Respo
     """The cache, or None when no model has caching on."""
     if not config.models:
         return None
-    backend: CacheBackend = MemoryBackend(config.max_entries)
+    backend: CacheBackend
+    if config.backend == "redis":
+        from service.cache.redis_backend import RedisBackend  # only when configured
+
+        backend = RedisBackend(config.redis_url)
+    else:
+        backend = MemoryBackend(config.max_entries)
     embed: Embed | None = None
     if any(m.semantic for m in config.models.values()):
         embedder = next(

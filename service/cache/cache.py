@@ -9,6 +9,7 @@ then a coalesced leader's, then semantic) or makes the request the leader for it
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service import errors
-from service.cache.backends import CacheBackend
+from service.cache.backends import CacheBackend, CacheBackendError
 from service.cache.entry import Entry, cacheable
 from service.cache.flights import Flights
 from service.cache.guard import same_question
@@ -24,6 +25,11 @@ from service.cache.keys import exact_key, last_user_text, semantic_bucket
 from service.cache.semantic import SemanticIndex
 from service.cache.settings import CacheConfig, ModelCache
 from service.domain.chat import ChatRequest, ChatResult, Usage
+from service.providers.errors import ProviderError
+
+log = logging.getLogger("switchyard.cache")
+# At most one warning this often while the backend is unreachable.
+WARN_EVERY = 30.0
 
 MODES = frozenset({"", "use", "skip", "refresh"})
 HIT = "hit"
@@ -76,6 +82,20 @@ class ResponseCache:
         self._flights = Flights()
         self._index = SemanticIndex(config.max_entries)
         self._clock = time.time
+        self._warned = 0.0
+
+    def _unavailable(self, exc: CacheBackendError) -> None:
+        now = time.monotonic()
+        if now - self._warned >= WARN_EVERY:
+            self._warned = now
+            log.warning("the response cache is unavailable, serving without it: %s", exc)
+
+    async def _get(self, key: str) -> Entry | None:
+        try:
+            return await self._backend.get(key)
+        except CacheBackendError as exc:
+            self._unavailable(exc)
+            return None
 
     @property
     def index(self) -> SemanticIndex:
@@ -99,20 +119,23 @@ class ResponseCache:
         if sampled and not asked:
             return None
         partition = "shared" if settings.scope == "shared" else key_id
-        return Plan(
-            request, model, settings, partition, exact_key(request, partition), mode != "refresh"
-        )
+        key = f"{partition}|{model}|{exact_key(request, partition)}"
+        return Plan(request, model, settings, partition, key, mode != "refresh")
 
     async def find(self, plan: Plan, deadline: float | None) -> Hit | None:
         """An answer from the cache, or None: then this request may lead its key."""
         price = plan.settings.hit_price
         if plan.lookup:
-            entry = await self._backend.get(plan.key)
+            entry = await self._get(plan.key)
             if entry is None:
                 entry = await self._flights.wait(plan.key, deadline)
             if entry is not None:
                 return Hit(entry, HIT, price)
-            found = await self._semantic(plan)
+            try:
+                found = await self._semantic(plan)
+            except ProviderError as exc:  # the embeddings model is busy: an exact-only miss
+                log.info("semantic lookup skipped: %s", exc.message)
+                found = None
             if found is not None:
                 return Hit(found, SEMANTIC_HIT, price)
         plan.leader = self._flights.lead(plan.key)
@@ -130,7 +153,7 @@ class ResponseCache:
         for match in matches:
             if not same_question(match.text, text):
                 continue
-            entry = await self._backend.get(match.key)
+            entry = await self._get(match.key)
             if entry is not None:
                 return entry
             self._index.remove(plan.bucket, match.key)  # expired or evicted: its vector too
@@ -155,7 +178,13 @@ class ResponseCache:
                     expires=now + plan.settings.ttl,
                 )
                 await self._backend.put(plan.key, entry)
-                await self._remember(plan)
+                try:
+                    await self._remember(plan)
+                except ProviderError as exc:  # stored, not indexed: exact hits still work
+                    log.info("semantic indexing skipped: %s", exc.message)
+        except CacheBackendError as exc:
+            self._unavailable(exc)
+            entry = None
         finally:
             self.release(plan, entry)
 
@@ -180,7 +209,15 @@ class ResponseCache:
     async def purge(self, model: str | None, key_id: str | None) -> int:
         """Drop entries of `model` and/or of `key_id`'s partition (None: every one)."""
         self._index.purge(model, key_id)
-        return await self._backend.purge(model, key_id)
+        try:
+            return await self._backend.purge(model, key_id)
+        except CacheBackendError as exc:
+            raise errors.GatewayError(
+                "NO_PROVIDER_AVAILABLE",
+                "The response cache's backend is unreachable; nothing was purged.",
+                metadata={"backend": "cache"},
+                retry_after=5.0,
+            ) from exc
 
     async def aclose(self) -> None:
         await self._backend.aclose()
