@@ -36,6 +36,7 @@ async def _open(
         provider=entry.provider,
         upstream_model=entry.upstream_model,
         pricing=Pricing(request=hit.price),
+        attempts=0,  # no upstream call
     )
     return ticket, served
 

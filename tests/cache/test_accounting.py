@@ -48,6 +48,7 @@ def test_a_hit_is_billed_at_the_hit_price_and_recorded(gw1: Gateway) -> None:
     assert miss_row["cache"] == "miss" and hit_row["cache"] == "hit"
     assert hit_row["total_cost"] == pytest.approx(HIT_PRICE)
     assert hit_row["tokens_prompt"] == miss_row["tokens_prompt"]
+    assert hit_row["attempts"] == 0 and miss_row["attempts"] == 1
     assert miss_row["total_cost"] > 0 and miss_row["total_cost"] != pytest.approx(HIT_PRICE)
     # The key's spending is the miss's cost and the hit price.
     deadline = time.monotonic() + 30
