@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 import openai
 import pytest
-from switchyard.v1 import admin_pb2, admin_pb2_grpc
+from switchyard.v1 import admin_pb2, admin_pb2_grpc, chat_pb2, chat_pb2_grpc
 
 from tests.cache.conftest import (
     HIT_PRICE,
@@ -254,3 +254,31 @@ def test_purge_over_grpc(gw1: Gateway) -> None:
         assert stub.PurgeCache(request, metadata=admin).purged >= 1
     raw, _ = ask(gw1, "cached/echo", word, temperature=0)
     assert raw.headers["x-switchyard-cache"] == "miss"
+
+
+def test_grpc_clients_use_the_cache_field(gw1: Gateway, cache_upstream: MockOpenAI) -> None:
+    word = nonce()
+    request = chat_pb2.ChatRequest(
+        model="cached/echo",
+        messages=[chat_pb2.Message(role="user", text=word)],
+        temperature=0.5,  # sampled: cached only because the request asks
+        cache=chat_pb2.CacheControl(mode="use"),
+    )
+    metadata = (("authorization", f"Bearer {gw1.key}"),)
+    with grpc.insecure_channel(gw1.grpc_target) as channel:
+        stub = chat_pb2_grpc.ChatServiceStub(channel)
+        first = stub.Complete(request, metadata=metadata)
+        second = stub.Complete(request, metadata=metadata)
+        chunks = list(stub.Stream(request, metadata=metadata))
+        with pytest.raises(grpc.RpcError) as caught:
+            request.cache.mode = "maybe"
+            stub.Complete(request, metadata=metadata)
+    assert (first.cache, second.cache) == ("miss", "hit")
+    assert second.usage.cache == "hit" and not first.usage.cache
+    assert second.choices[0].message.text == first.choices[0].message.text
+    assert chunks[0].cache == "hit"
+    assert "".join(c.choices[0].delta.content for c in chunks if c.choices) == (
+        first.choices[0].message.text
+    )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert upstream_calls(cache_upstream, word) == 1
