@@ -25,6 +25,8 @@ from service.domain.chat import (
 
 # An answer that ended any other way (an error, a content filter, a cut) is not cached.
 CACHEABLE_FINISH = frozenset({"stop", "length", "tool_calls"})
+# Nor is a very long one: the size bound counts entries, so one entry must stay small.
+MAX_ENTRY_CHARS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +44,18 @@ class Entry:
         return self.result.usage or Usage()
 
 
+def _chars(choice: Choice) -> int:
+    message = choice.message
+    text = message.content if isinstance(message.content, str) else ""
+    return len(text) + sum(len(c.arguments) + len(c.name) for c in message.tool_calls)
+
+
 def cacheable(result: ChatResult) -> bool:
-    return bool(result.choices) and all(c.finish_reason in CACHEABLE_FINISH for c in result.choices)
+    return (
+        bool(result.choices)
+        and all(c.finish_reason in CACHEABLE_FINISH for c in result.choices)
+        and sum(_chars(c) for c in result.choices) <= MAX_ENTRY_CHARS
+    )
 
 
 @dataclass(slots=True)

@@ -6,12 +6,20 @@ import asyncio
 
 import pytest
 
-from service.cache.entry import Entry
+from service.cache.entry import MAX_ENTRY_CHARS, Entry, cacheable
 from service.cache.flights import Flights
 from service.cache.keys import exact_key, last_user_text, semantic_bucket
 from service.cache.memory import MemoryBackend
 from service.config import ConfigError, parse_config
-from service.domain.chat import ChatRequest, ChatResult, Message, ResponseFormat, TextPart, Tool
+from service.domain.chat import (
+    ChatRequest,
+    ChatResult,
+    Choice,
+    Message,
+    ResponseFormat,
+    TextPart,
+    Tool,
+)
 from service.errors import GatewayError
 
 
@@ -155,3 +163,15 @@ def config_args(
     *models: dict[str, object], **top: object
 ) -> tuple[tuple[dict[str, object], ...], dict[str, object]]:
     return models, top
+
+
+def test_only_clean_answers_of_bounded_size_are_cacheable() -> None:
+    def result(text: str, finish: str = "stop") -> ChatResult:
+        return ChatResult((Choice(0, Message("assistant", text), finish),))
+
+    assert cacheable(result("fine"))
+    assert cacheable(result("", "length"))
+    assert not cacheable(result("cut", "error"))
+    assert not cacheable(result("filtered", "content_filter"))
+    assert not cacheable(ChatResult(()))
+    assert not cacheable(result("x" * (MAX_ENTRY_CHARS + 1)))
