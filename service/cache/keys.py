@@ -92,6 +92,7 @@ def _parameters(request: ChatRequest) -> dict[str, Any]:
         else [fmt.type, fmt.name, fmt.description, _json(fmt.schema_json), fmt.strict]
     )
     out["extra"] = _json(request.extra_json)
+    out["native_extra"] = {kind: _json(text) for kind, text in request.native_extra.items()}
     out["routing"] = repr(request.routing)  # frozen dataclasses of tuples: a stable text
     return out
 

@@ -262,7 +262,7 @@ def test_grpc_clients_use_the_cache_field(gw1: Gateway, cache_upstream: MockOpen
         model="cached/echo",
         messages=[chat_pb2.Message(role="user", text=word)],
         temperature=0.5,  # sampled: cached only because the request asks
-        cache=chat_pb2.CacheControl(mode="use"),
+        cache=chat_pb2.ResponseCacheControl(mode="use"),
     )
     metadata = (("authorization", f"Bearer {gw1.key}"),)
     with grpc.insecure_channel(gw1.grpc_target) as channel:

@@ -48,6 +48,7 @@ def test_the_key_follows_what_changes_the_answer() -> None:
         exact_key(req(logit_bias={"1": 2.0}), "k1"),
         exact_key(req(tools=(Tool("f"),)), "k1"),
         exact_key(req(response_format=ResponseFormat("json_object")), "k1"),
+        exact_key(req(native_extra={"anthropic": '{"thinking": {"type": "enabled"}}'}), "k1"),
         exact_key(ChatRequest("m/y", req().messages), "k1"),
         exact_key(ChatRequest("m/x", (Message("system", "be long"), Message("user", "hi"))), "k1"),
     ]
