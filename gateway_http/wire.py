@@ -132,7 +132,11 @@ def served_headers(response: Any, started: float) -> list[tuple[bytes, bytes]]:
 def chat_headers(response: Any, started: float) -> list[tuple[bytes, bytes]]:
     """`served_headers`, and the parameters the serving endpoint did not take."""
     headers = served_headers(response, started)
-    headers.append((b"x-switchyard-cache", (response.cache or "miss").encode()))
+    # Chat answers say whether the response cache gave them (other doors' messages, such
+    # as /v1/messages, have no such field).
+    cache = getattr(response, "cache", None)
+    if cache is not None:
+        headers.append((b"x-switchyard-cache", (cache or "miss").encode()))
     if response.dropped_parameters:
         dropped = ",".join(response.dropped_parameters).encode()
         headers.append((b"x-switchyard-dropped-params", dropped))
