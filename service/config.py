@@ -242,7 +242,8 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
             raise ConfigError("config.moderation.kind: expected 'rules' or 'openai'")
         _known(moderation, config_keys.MODERATION[kind], "config.moderation")
     try:
-        cache = parse_cache(data.get("cache"), _model_caches(models, raw_models))
+        storage = _storage(data.get("storage"), env, "config.storage")
+        cache = parse_cache(data.get("cache"), _model_caches(models, raw_models), storage.redis_url)
     except CacheConfigError as exc:
         raise ConfigError(str(exc)) from None
     return Config(
@@ -250,7 +251,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
         models=models,
         routing=_routing(data.get("routing"), "config.routing"),
         moderation=moderation,
-        storage=_storage(data.get("storage"), env, "config.storage"),
+        storage=storage,
         telemetry=_telemetry(data),
         cache=cache,
     )

@@ -104,8 +104,12 @@ def parse_model_cache(node: Any, hit_price: Any, path: str) -> ModelCache:
     )
 
 
-def parse_cache(node: Any, models: Mapping[str, ModelCache]) -> CacheConfig:
-    """The top-level `cache:` section, with the models' own settings."""
+def parse_cache(
+    node: Any, models: Mapping[str, ModelCache], shared_redis_url: str | None = None
+) -> CacheConfig:
+    """The top-level `cache:` section, with the models' own settings. With backend
+    `redis` and no `redis_url` of its own, the cache uses the shared stores' Redis
+    (`storage.redis_url`)."""
     if node is None:
         node = {}
     path = "config.cache"
@@ -118,9 +122,11 @@ def parse_cache(node: Any, models: Mapping[str, ModelCache]) -> CacheConfig:
     max_entries = node.get("max_entries", DEFAULT_MAX_ENTRIES)
     if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
         raise CacheConfigError(f"{path}.max_entries: expected a whole number of at least 1")
-    redis_url = node.get("redis_url", "")
+    redis_url = node.get("redis_url") or shared_redis_url or ""
     if not isinstance(redis_url, str):
         raise CacheConfigError(f"{path}.redis_url: expected a string")
     if backend == "redis" and not redis_url:
-        raise CacheConfigError(f"{path}.redis_url: required with backend 'redis'")
+        raise CacheConfigError(
+            f"{path}.redis_url: required with backend 'redis' (or set storage.redis_url)"
+        )
     return CacheConfig(backend, max_entries, redis_url, dict(models))

@@ -71,6 +71,13 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     ),
     # The console's rollups (issue 21), filled from the generations already stored.
     (2, "usage rollups, the ledger's read indexes", pg_usage.SCHEMA),
+    (
+        3,
+        "the ledger records response-cache hits",
+        """
+        ALTER TABLE generations ADD COLUMN cache TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 )
 
 

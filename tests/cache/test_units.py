@@ -141,6 +141,12 @@ def test_cache_config_is_read_and_checked() -> None:
     )
     assert parsed.cache.max_entries == 7  # type: ignore[attr-defined]
     assert config(model()).cache.for_model("m/x") is None  # type: ignore[attr-defined]
+    shared = config(
+        model(cache=True),
+        cache={"backend": "redis"},
+        storage={"redis_url": "redis://127.0.0.1:1/0"},
+    )
+    assert shared.cache.redis_url == "redis://127.0.0.1:1/0"  # type: ignore[attr-defined]
     for bad, message in (
         (
             config_args(model(cache={"tll": 5})),
