@@ -56,11 +56,11 @@ def _choice(c: Choice) -> Any:
         None if c.logprobs is None else [_tokens(c.logprobs.content), _tokens(c.logprobs.refusal)]
     )
     calls = [[t.id, t.name, t.arguments] for t in m.tool_calls]
-    return [c.index, content, calls, m.refusal, c.finish_reason, logprobs]
+    return [c.index, content, calls, m.refusal, c.finish_reason, logprobs, c.stop_sequence]
 
 
 def _unchoice(raw: Any) -> Choice:
-    index, content, calls, refusal, finish, logprobs = raw
+    index, content, calls, refusal, finish, logprobs, stop_sequence = raw
     message = Message(
         "assistant",
         content,
@@ -70,7 +70,7 @@ def _unchoice(raw: Any) -> Choice:
     lp = (
         None if logprobs is None else ChoiceLogprobs(_untokens(logprobs[0]), _untokens(logprobs[1]))
     )
-    return Choice(index, message, finish, lp)
+    return Choice(index, message, finish, lp, stop_sequence)
 
 
 def _usage(u: Usage | None) -> Any:

@@ -17,6 +17,7 @@ from service.domain.chat import (
     ChoiceDelta,
     ChoiceLogprobs,
     Message,
+    ReasoningDetail,
     TokenLogprob,
     ToolCall,
     ToolCallDelta,
@@ -51,8 +52,11 @@ def _chars(choice: Choice) -> int:
 
 
 def cacheable(result: ChatResult) -> bool:
+    """A clean answer of bounded size without reasoning: reasoning comes signed, in
+    pieces a replay would have to reassemble exactly, so it is not cached (yet)."""
     return (
         bool(result.choices)
+        and not any(c.message.reasoning or c.message.reasoning_details for c in result.choices)
         and all(c.finish_reason in CACHEABLE_FINISH for c in result.choices)
         and sum(_chars(c) for c in result.choices) <= MAX_ENTRY_CHARS
     )
@@ -66,6 +70,9 @@ class _Choice:
     logprobs: list[TokenLogprob] = field(default_factory=list)
     has_logprobs: bool = False
     finish_reason: str = ""
+    stop_sequence: str | None = None
+    reasoning: list[str] = field(default_factory=list)  # only to know there was some
+    reasoning_details: list[ReasoningDetail] = field(default_factory=list)
 
 
 class Assembler:
@@ -97,6 +104,11 @@ class Assembler:
                 acc.logprobs.extend(choice.logprobs.content)
             if choice.finish_reason:
                 acc.finish_reason = choice.finish_reason
+            if choice.stop_sequence:
+                acc.stop_sequence = choice.stop_sequence
+            if choice.reasoning:
+                acc.reasoning.append(choice.reasoning)
+            acc.reasoning_details.extend(choice.reasoning_details)
 
     def result(self, usage: Usage | None) -> ChatResult:
         choices = []
@@ -112,9 +124,11 @@ class Assembler:
                 content=text if text or not calls else None,
                 tool_calls=calls,
                 refusal="".join(acc.refusal) if acc.refusal else None,
+                reasoning="".join(acc.reasoning) if acc.reasoning else None,
+                reasoning_details=tuple(acc.reasoning_details),
             )
             logprobs = ChoiceLogprobs(content=tuple(acc.logprobs)) if acc.has_logprobs else None
-            choices.append(Choice(index, message, acc.finish_reason, logprobs))
+            choices.append(Choice(index, message, acc.finish_reason, logprobs, acc.stop_sequence))
         return ChatResult(tuple(choices), usage, self._fingerprint)
 
 
@@ -144,7 +158,8 @@ def replay(result: ChatResult) -> list[ChatDelta]:
                 ChatDelta(choices=(ChoiceDelta(index=choice.index, tool_calls=(piece,)),))
             )
     closing = tuple(
-        ChoiceDelta(index=c.index, finish_reason=c.finish_reason) for c in result.choices
+        ChoiceDelta(index=c.index, finish_reason=c.finish_reason, stop_sequence=c.stop_sequence)
+        for c in result.choices
     )
     deltas.append(ChatDelta(choices=closing, system_fingerprint=fingerprint))
     if result.usage is not None:

@@ -71,6 +71,8 @@ def _message(message: Message) -> Any:
         [[c.id, c.name, _json(c.arguments)] for c in message.tool_calls],
         message.tool_call_id,
         message.refusal,
+        message.reasoning,
+        repr(message.reasoning_details),
     ]
 
 
@@ -93,6 +95,7 @@ def _parameters(request: ChatRequest) -> dict[str, Any]:
     )
     out["extra"] = _json(request.extra_json)
     out["native_extra"] = {kind: _json(text) for kind, text in request.native_extra.items()}
+    out["reasoning"] = repr(request.reasoning)
     out["routing"] = repr(request.routing)  # frozen dataclasses of tuples: a stable text
     return out
 

@@ -70,7 +70,7 @@ def rich_entry(expires: float = 10.0**10, model: str = "m/x", partition: str = "
     )
     result = ChatResult(
         (
-            Choice(0, Message("assistant", "hi"), "stop", logprobs),
+            Choice(0, Message("assistant", "hi"), "stop", logprobs, stop_sequence="###"),
             Choice(
                 1,
                 Message("assistant", None, tool_calls=(ToolCall("c1", "f", '{"a": 1}'),)),

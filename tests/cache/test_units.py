@@ -16,6 +16,7 @@ from service.domain.chat import (
     ChatResult,
     Choice,
     Message,
+    Reasoning,
     ResponseFormat,
     TextPart,
     Tool,
@@ -49,6 +50,7 @@ def test_the_key_follows_what_changes_the_answer() -> None:
         exact_key(req(tools=(Tool("f"),)), "k1"),
         exact_key(req(response_format=ResponseFormat("json_object")), "k1"),
         exact_key(req(native_extra={"anthropic": '{"thinking": {"type": "enabled"}}'}), "k1"),
+        exact_key(req(reasoning=Reasoning(effort="high")), "k1"),
         exact_key(ChatRequest("m/y", req().messages), "k1"),
         exact_key(ChatRequest("m/x", (Message("system", "be long"), Message("user", "hi"))), "k1"),
     ]
@@ -182,3 +184,5 @@ def test_only_clean_answers_of_bounded_size_are_cacheable() -> None:
     assert not cacheable(result("filtered", "content_filter"))
     assert not cacheable(ChatResult(()))
     assert not cacheable(result("x" * (MAX_ENTRY_CHARS + 1)))
+    thought = Message("assistant", "42", reasoning="let me think")
+    assert not cacheable(ChatResult((Choice(0, thought, "stop"),)))
