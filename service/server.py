@@ -40,9 +40,9 @@ from service import errors
 from service.accounting.backends import Backends, UsageBackend, open_backends
 from service.accounting.gate import Accounting
 from service.accounting.usage_sqlite import SqliteUsage
-from service.config import Config, ConfigError, ProviderConfig, load_config
 from service.cache import ResponseCache
 from service.cache.build import build_cache
+from service.config import Config, ConfigError, ProviderConfig, load_config
 from service.engine import Engine
 from service.inprocess import InProcessChannel
 from service.lifecycle import Lifecycle

@@ -116,8 +116,9 @@ class AdminServicer(_Keys, admin_pb2_grpc.AdminServiceServicer):
         keys: KeyBackend,
         accounting: Accounting,
         reload: Reload | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
-        super().__init__(pipeline, keys, accounting)
+        super().__init__(pipeline, keys, accounting, cache)
         self._reload = reload
 
     async def ReloadConfig(  # noqa: N802 - gRPC method name
