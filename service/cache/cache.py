@@ -26,6 +26,7 @@ from service.cache.semantic import SemanticIndex
 from service.cache.settings import CacheConfig, ModelCache
 from service.domain.chat import ChatRequest, ChatResult, Usage
 from service.providers.errors import ProviderError
+from service.telemetry import metrics as metrics_module
 
 log = logging.getLogger("switchyard.cache")
 # At most one warning this often while the backend is unreachable.
@@ -35,6 +36,10 @@ MODES = frozenset({"", "use", "skip", "refresh"})
 HIT = "hit"
 SEMANTIC_HIT = "semantic-hit"
 MISS = "miss"
+# Outcomes of a lookup in the metrics only (no answer says them): a `refresh` went to the
+# upstream to store anew; a `bypass` stayed out (`skip`, or sampled and not asked).
+REFRESH = "refresh"
+BYPASS = "bypass"
 
 # Embeds one text with the built-in embeddings model: a unit vector of 384 floats.
 Embed = Callable[[str], Awaitable[np.ndarray]]
@@ -60,6 +65,13 @@ class Hit:
     entry: Entry
     kind: str  # HIT | SEMANTIC_HIT
     price: float  # what the hit is billed (the model's cache_hit_price)
+
+
+def counted(model: str, outcome: str) -> None:
+    """A lookup of a cached model (an id from the config: a bounded label) in the metrics."""
+    metrics = metrics_module.ACTIVE
+    if metrics is not None:
+        metrics.cache_lookup(model, outcome)
 
 
 def check_mode(mode: str) -> str:
@@ -114,9 +126,11 @@ class ResponseCache:
             return None
         mode = mode or settings.default
         if mode == "skip":
+            counted(model, BYPASS)
             return None
         sampled = (request.temperature or 0.0) > 0 or bool(request.tools)
         if sampled and not asked:
+            counted(model, BYPASS)
             return None
         partition = "shared" if settings.scope == "shared" else key_id
         key = f"{partition}|{model}|{exact_key(request, partition)}"
@@ -130,6 +144,7 @@ class ResponseCache:
             if entry is None:
                 entry = await self._flights.wait(plan.key, deadline)
             if entry is not None:
+                counted(plan.model, HIT)
                 return Hit(entry, HIT, price)
             try:
                 found = await self._semantic(plan)
@@ -137,7 +152,9 @@ class ResponseCache:
                 log.info("semantic lookup skipped: %s", exc.message)
                 found = None
             if found is not None:
+                counted(plan.model, SEMANTIC_HIT)
                 return Hit(found, SEMANTIC_HIT, price)
+        counted(plan.model, MISS if plan.lookup else REFRESH)
         plan.leader = self._flights.lead(plan.key)
         return None
 

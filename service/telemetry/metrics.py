@@ -158,6 +158,13 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=registry,
         )
+        self.cache_lookups = Counter(
+            "switchyard_cache_lookups",
+            "Response cache lookups of cached models, by outcome (hit, semantic-hit, miss; "
+            "refresh: went upstream to store anew; bypass: the request stayed out).",
+            ("model", "outcome"),
+            registry=registry,
+        )
         self.ledger_backlog = Gauge(
             "switchyard_ledger_backlog",
             "Ledger rows journalled and not yet committed to the database.",
@@ -171,6 +178,7 @@ class Metrics:
         self._usage: dict[tuple[str, str], list[float]] = {}  # [tokens in, out, cost]
         self._refused: dict[str, int] = {}
         self._attempts: dict[tuple[str, str, str], list[float]] = {}
+        self._cache: dict[tuple[str, str], int] = {}
         self._in_flight: dict[str, int] = {}  # current values, not increments
         self._timer: asyncio.TimerHandle | None = None
 
@@ -231,6 +239,12 @@ class Metrics:
         attempts[1] += seconds
         attempts[2 + bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
+    def cache_lookup(self, model: str, outcome: str) -> None:
+        """A response cache lookup of a cached model (a configured id) and its outcome."""
+        key = (model, outcome)
+        cache = self._cache
+        cache[key] = cache.get(key, 0) + 1
+
     def flush(self) -> None:
         """Move what the calls added since the last flush into the Prometheus families
         (under --workers N: into this worker's memory-mapped file)."""
@@ -257,6 +271,9 @@ class Metrics:
         for (provider, outcome, error), acc in attempts.items():
             child(self.attempts, provider, outcome, error).inc(acc[0])
             _histogram(child(self.attempt_duration, provider), acc[1], acc[2:])
+        looked, self._cache = self._cache, {}
+        for (model, outcome), count in looked.items():
+            child(self.cache_lookups, model, outcome).inc(count)
         for route, count in self._in_flight.items():
             child(self.in_flight, route).set(count)
 

@@ -31,6 +31,7 @@ def exposed() -> dict[str, set[str]]:
     metrics.local_queue.labels("minilm").set(1)
     metrics.local_batch.labels("minilm").observe(4)
     metrics.ledger_backlog.set(2)
+    metrics.cache_lookup("m", "hit")
     text = metrics.render()[0].decode()
     names: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(text):
