@@ -132,8 +132,8 @@ def served_headers(response: Any, started: float) -> list[tuple[bytes, bytes]]:
 def chat_headers(response: Any, started: float) -> list[tuple[bytes, bytes]]:
     """`served_headers`, and the parameters the serving endpoint did not take."""
     headers = served_headers(response, started)
-    # Chat answers say whether the response cache gave them (other doors' messages, such
-    # as /v1/messages, have no such field).
+    # Answers of the chat servicer (chat completions, /v1/messages) say whether the
+    # response cache gave them; other doors' messages (/v1/responses) have no such field.
     cache = getattr(response, "cache", None)
     if cache is not None:
         headers.append((b"x-switchyard-cache", (cache or "miss").encode()))

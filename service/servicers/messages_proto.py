@@ -288,7 +288,11 @@ def stop_reason(finish_reason: str) -> str:
 
 def response(chat: chat_pb2.ChatResponse) -> messages_pb2.MessagesResponse:
     out = messages_pb2.MessagesResponse(
-        id=chat.id, model=chat.model, provider=chat.provider, upstream_ms=chat.upstream_ms
+        id=chat.id,
+        model=chat.model,
+        provider=chat.provider,
+        upstream_ms=chat.upstream_ms,
+        cache=chat.cache,
     )
     # Copied only when set: a message-typed keyword argument costs a copy (7 us here).
     if chat.HasField("rate_limits"):
@@ -345,7 +349,7 @@ class EventBuilder:
     def _start(self, chunk: chat_pb2.ChatChunk) -> messages_pb2.MessagesEvent:
         self.started = True
         event = messages_pb2.MessagesEvent(
-            id=chunk.id, provider=chunk.provider, upstream_ms=chunk.upstream_ms
+            id=chunk.id, provider=chunk.provider, upstream_ms=chunk.upstream_ms, cache=chunk.cache
         )
         if chunk.HasField("rate_limits"):
             event.rate_limits.CopyFrom(chunk.rate_limits)

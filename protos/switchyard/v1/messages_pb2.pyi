@@ -508,6 +508,7 @@ class MessagesResponse(_message.Message):
     UPSTREAM_MS_FIELD_NUMBER: _builtins.int
     RATE_LIMITS_FIELD_NUMBER: _builtins.int
     DROPPED_PARAMETERS_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     model: _builtins.str
     """the model that served the request"""
@@ -516,6 +517,8 @@ class MessagesResponse(_message.Message):
     stop_sequence: _builtins.str
     provider: _builtins.str
     upstream_ms: _builtins.float
+    cache: _builtins.str
+    """hit | semantic-hit | miss, as ChatResponse.cache (x-switchyard-cache)"""
     @_builtins.property
     def content(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContentBlock]: ...
     @_builtins.property
@@ -537,10 +540,11 @@ class MessagesResponse(_message.Message):
         upstream_ms: _builtins.float = ...,
         rate_limits: _common_pb2.RateLimits | None = ...,
         dropped_parameters: _abc.Iterable[_builtins.str] | None = ...,
+        cache: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "rate_limits", b"rate_limits", "stop_sequence", b"stop_sequence", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "content", b"content", "dropped_parameters", b"dropped_parameters", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "stop_reason", b"stop_reason", "stop_sequence", b"stop_sequence", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "cache", b"cache", "content", b"content", "dropped_parameters", b"dropped_parameters", "id", b"id", "model", b"model", "provider", b"provider", "rate_limits", b"rate_limits", "stop_reason", b"stop_reason", "stop_sequence", b"stop_sequence", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__stop_sequence: _TypeAlias = _typing.Literal["stop_sequence"]  # noqa: Y015
     _WhichOneofArgType__stop_sequence: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence"]  # noqa: Y015
@@ -717,10 +721,13 @@ class MessagesEvent(_message.Message):
     UPSTREAM_MS_FIELD_NUMBER: _builtins.int
     RATE_LIMITS_FIELD_NUMBER: _builtins.int
     DROPPED_PARAMETERS_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """On message_start only: what served, for the HTTP headers (as on a first ChatChunk)."""
     provider: _builtins.str
     upstream_ms: _builtins.float
+    cache: _builtins.str
+    """hit | semantic-hit | miss, as on a first ChatChunk"""
     @_builtins.property
     def message_start(self) -> Global___MessageStart: ...
     @_builtins.property
@@ -751,10 +758,11 @@ class MessagesEvent(_message.Message):
         upstream_ms: _builtins.float = ...,
         rate_limits: _common_pb2.RateLimits | None = ...,
         dropped_parameters: _abc.Iterable[_builtins.str] | None = ...,
+        cache: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["content_block_delta", b"content_block_delta", "content_block_start", b"content_block_start", "content_block_stop", b"content_block_stop", "event", b"event", "message_delta", b"message_delta", "message_start", b"message_start", "message_stop", b"message_stop", "rate_limits", b"rate_limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_block_delta", b"content_block_delta", "content_block_start", b"content_block_start", "content_block_stop", b"content_block_stop", "dropped_parameters", b"dropped_parameters", "event", b"event", "id", b"id", "message_delta", b"message_delta", "message_start", b"message_start", "message_stop", b"message_stop", "provider", b"provider", "rate_limits", b"rate_limits", "upstream_ms", b"upstream_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "content_block_delta", b"content_block_delta", "content_block_start", b"content_block_start", "content_block_stop", b"content_block_stop", "dropped_parameters", b"dropped_parameters", "event", b"event", "id", b"id", "message_delta", b"message_delta", "message_start", b"message_start", "message_stop", b"message_stop", "provider", b"provider", "rate_limits", b"rate_limits", "upstream_ms", b"upstream_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015

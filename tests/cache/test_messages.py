@@ -1,0 +1,57 @@
+"""The Anthropic door through the official `anthropic` SDK: /v1/messages is answered from
+the response cache like a chat completion, and says so in `x-switchyard-cache`."""
+
+from __future__ import annotations
+
+import anthropic
+
+from tests.cache.conftest import nonce, upstream_calls
+from tests.fixtures.gateway import Gateway
+from tests.fixtures.mock_openai import MockOpenAI
+
+
+def sdk(gateway: Gateway) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.http_url, api_key=gateway.key, max_retries=0)
+
+
+def ask(gateway: Gateway, text: str) -> tuple[str, str]:
+    """One message; returns its x-switchyard-cache header and its text."""
+    raw = sdk(gateway).messages.with_raw_response.create(
+        model="cached/echo",
+        max_tokens=32,
+        messages=[{"role": "user", "content": text}],
+    )
+    message = raw.parse()
+    block = message.content[0]
+    assert block.type == "text"
+    return raw.headers["x-switchyard-cache"], block.text
+
+
+def ask_streamed(gateway: Gateway, text: str) -> tuple[str, str]:
+    with sdk(gateway).messages.stream(
+        model="cached/echo",
+        max_tokens=32,
+        messages=[{"role": "user", "content": text}],
+    ) as stream:
+        said = "".join(stream.text_stream)
+        return stream.response.headers["x-switchyard-cache"], said
+
+
+def test_a_repeated_message_is_a_hit(gw: Gateway, cache_upstream: MockOpenAI) -> None:
+    word = nonce()
+    first_cache, first_text = ask(gw, f"hello {word}")
+    second_cache, second_text = ask(gw, f"hello {word}")
+    assert (first_cache, second_cache) == ("miss", "hit")
+    assert second_text == first_text
+    assert upstream_calls(cache_upstream, word) == 1
+
+
+def test_a_repeated_streamed_message_is_a_hit(gw1: Gateway, cache_upstream: MockOpenAI) -> None:
+    word = nonce()
+    first_cache, first_text = ask_streamed(gw1, f"stream {word}")
+    second_cache, second_text = ask_streamed(gw1, f"stream {word}")
+    assert (first_cache, second_cache) == ("miss", "hit")
+    assert second_text == first_text and first_text
+    # A unary message and a stream share the entry, as chat completions do.
+    assert ask(gw1, f"stream {word}") == ("hit", first_text)
+    assert upstream_calls(cache_upstream, word) == 1
