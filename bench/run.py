@@ -366,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run (~2-3 minutes)")
     parser.add_argument("--no-local", action="store_true", help="skip the local-model scenarios")
-    parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md goes")
+    parser.add_argument(
+        "--out", type=Path, default=HERE, help="the directory RESULTS.md and results.json go to"
+    )
     parser.add_argument("--keep-scratch", action="store_true", help="keep logs and data dirs")
     parser.add_argument(
         "--only-shared", action="store_true", help="only the shared-state step (issue 17)"
@@ -378,6 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     if (os.cpu_count() or 0) < 2:
         print("bench: needs at least 2 CPUs (gateway on CPU 0, clients on CPU 1)")
         return 2
+    if args.out.exists() and not args.out.is_dir():
+        print(f"bench: --out {args.out} is a file; give the directory the results go to")
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)  # checked now, not after a 25-minute run
     problem = gateway_import_problem()
     if problem:
         print(f"bench: the gateway does not start, so nothing was measured:\n{problem}")
