@@ -86,6 +86,32 @@ class GenerationFilter:
     until: float | None = None  # exclusive: the next page's cursor
     limit: int = 50
 
+    def where(self, mark: str) -> tuple[str, list[object]]:
+        """The filter as SQL (`WHERE ...`, or "" when it filters nothing) and its
+        arguments, with `mark` as the driver's placeholder (`?` or `%s`)."""
+        where: list[str] = []
+        args: list[object] = []
+        for column, value in (
+            ("key_id", self.key_id),
+            ("model", self.model),
+            ("provider", self.provider),
+        ):
+            if value is not None:
+                where.append(f"{column} = {mark}")
+                args.append(value)
+        if self.status == "error":
+            where.append("status <> 'ok'")
+        elif self.status is not None:
+            where.append(f"status = {mark}")
+            args.append(self.status)
+        if self.since is not None:
+            where.append(f"created_at >= {mark}")
+            args.append(self.since)
+        if self.until is not None:
+            where.append(f"created_at < {mark}")
+            args.append(self.until)
+        return ("WHERE " + " AND ".join(where) if where else ""), args
+
 
 GROUP_BY = ("", "model", "provider", "key")
 # The console's ranges: (span, bucket) in seconds. Buckets are whole hours (the rollup's

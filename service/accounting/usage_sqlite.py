@@ -239,26 +239,9 @@ def generations(
     db: sqlite3.Connection, f: GenerationFilter, columns: str
 ) -> list[tuple[object, ...]]:
     """The newest generations that match, newest first."""
-    where: list[str] = []
-    args: list[object] = []
-    for column, value in (("key_id", f.key_id), ("model", f.model), ("provider", f.provider)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            args.append(value)
-    if f.status == "error":
-        where.append("status <> 'ok'")
-    elif f.status is not None:
-        where.append("status = ?")
-        args.append(f.status)
-    if f.since is not None:
-        where.append("created_at >= ?")
-        args.append(f.since)
-    if f.until is not None:
-        where.append("created_at < ?")
-        args.append(f.until)
+    where, args = f.where("?")
     sql = (
-        f"SELECT {columns} FROM generations "  # noqa: S608 - fixed names
-        f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+        f"SELECT {columns} FROM generations {where} "  # noqa: S608 - fixed names
         "ORDER BY created_at DESC LIMIT ?"
     )
     return db.execute(sql, [*args, f.limit]).fetchall()

@@ -183,26 +183,9 @@ class PgUsage:
         """The newest generations that match, newest first."""
         from service.accounting.ledger import COLUMNS, from_row
 
-        where: list[str] = []
-        args: list[object] = []
-        for column, value in (("key_id", f.key_id), ("model", f.model), ("provider", f.provider)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                args.append(value)
-        if f.status == "error":
-            where.append("status <> 'ok'")
-        elif f.status is not None:
-            where.append("status = %s")
-            args.append(f.status)
-        if f.since is not None:
-            where.append("created_at >= %s")
-            args.append(f.since)
-        if f.until is not None:
-            where.append("created_at < %s")
-            args.append(f.until)
+        where, args = f.where("%s")
         sql = (
-            f"SELECT {COLUMNS} FROM generations "  # noqa: S608 - fixed names
-            f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+            f"SELECT {COLUMNS} FROM generations {where} "  # noqa: S608 - fixed names
             "ORDER BY created_at DESC LIMIT %s"
         )
         return [from_row(tuple(r)) for r in self._rows(sql, [*args, f.limit])]
