@@ -167,7 +167,7 @@ def test_sign_in_create_use_see_revoke(page: Page, console: tuple[Gateway, str])
     # The request is in Generations, with its details.
     page.get_by_role("link", name="Generations").click()
     every_control_is_labelled(page)
-    page.get_by_label("Key").select_option(label=f"browser-test ({secret[:12]}...)")
+    page.get_by_label("Key", exact=True).select_option(label=f"browser-test ({secret[:12]}...)")
     deadline = time.monotonic() + 30
     found = page.locator(f'tr[data-id="{generation}"]')
     while not found.count():  # the ledger commits within moments; the page is re-asked
@@ -186,7 +186,7 @@ def test_sign_in_create_use_see_revoke(page: Page, console: tuple[Gateway, str])
     # ... and in the charts, narrowed to that key.
     page.get_by_role("link", name="Overview").click()
     every_control_is_labelled(page)
-    page.get_by_label("Key").select_option(label=f"browser-test ({secret[:12]}...)")
+    page.get_by_label("Key", exact=True).select_option(label=f"browser-test ({secret[:12]}...)")
     page.get_by_label("Group by").select_option("model")
     page.get_by_role("button", name="Show").click()
     totals = page.get_by_role("group", name="Totals")
