@@ -30,6 +30,7 @@ from service.config_keys import PROVIDER_COMMON, PROVIDER_KINDS
 from service.config_lines import line_of
 from service.routing.health import BreakerSettings
 from service.routing.policy import RetryPolicy, RoutingSettings
+from service.store.resp import parse_url
 from service.store.settings import ON_BACKEND_ERROR, StorageSettings
 from service.telemetry.settings import (
     ACCESS_LOG_FORMATS,
@@ -265,8 +266,11 @@ def _storage(node: Any, env: Mapping[str, str], path: str) -> StorageSettings:
         raise ConfigError(f"{path}: expected a mapping")
     _known(node, config_keys.STORAGE, path)
     redis_url = env.get("SWITCHYARD_REDIS_URL") or _get(node, "redis_url", str, path, None)
-    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"{path}.redis_url: expected redis://, rediss:// or unix:// URL")
+    if redis_url is not None:
+        try:
+            parse_url(redis_url)
+        except ValueError as exc:
+            raise ConfigError(f"{path}.redis_url: {exc}") from None
     database_url = env.get("SWITCHYARD_DATABASE_URL") or _get(node, "database_url", str, path, None)
     if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"{path}.database_url: expected a postgresql:// URL")

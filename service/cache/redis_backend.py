@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import re
 
-import redis.asyncio as redis
-from redis.exceptions import RedisError
-
 from service.cache.backends import CacheBackendError
 from service.cache.codec import decode, encode
 from service.cache.entry import Entry
+from service.store.resp import RedisError, RespClient
 
 PREFIX = "switchyard:cache"
 _GLOB = re.compile(r"([*?\[\]\\])")
@@ -31,7 +29,7 @@ def _literal(text: str) -> str:
 
 class RedisBackend:
     def __init__(self, url: str, *, prefix: str = PREFIX) -> None:
-        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._redis = RespClient(url, connect_timeout=5, timeout=5)
         self._prefix = prefix
 
     def _name(self, key: str) -> str:
@@ -39,24 +37,24 @@ class RedisBackend:
 
     async def get(self, key: str) -> Entry | None:
         try:
-            data = await self._redis.get(self._name(key))
-        except (RedisError, OSError) as exc:
+            data = await self._redis.execute("GET", self._name(key))
+        except RedisError as exc:
             raise CacheBackendError(f"redis: {exc}") from exc
         if data is None:
             return None
-        return decode(data if isinstance(data, bytes) else data.encode())
+        return decode(data)
 
     async def put(self, key: str, entry: Entry) -> None:
         ttl_ms = max(1, int((entry.expires - entry.created) * 1000))
         try:
-            await self._redis.set(self._name(key), encode(entry), px=ttl_ms)
-        except (RedisError, OSError) as exc:
+            await self._redis.execute("SET", self._name(key), encode(entry), "PX", ttl_ms)
+        except RedisError as exc:
             raise CacheBackendError(f"redis: {exc}") from exc
 
     async def purge(self, model: str | None, partition: str | None) -> int:
         try:
             return await self._purge(model, partition)
-        except (RedisError, OSError) as exc:
+        except RedisError as exc:
             raise CacheBackendError(f"redis: {exc}") from exc
 
     async def _purge(self, model: str | None, partition: str | None) -> int:
@@ -64,15 +62,15 @@ class RedisBackend:
         which = _literal(model) if model is not None else "*"
         pattern = f"{_literal(self._prefix)}:{where}|{which}|*"
         purged = 0
-        batch: list[bytes] = []
-        async for name in self._redis.scan_iter(match=pattern, count=1000):
-            batch.append(name)
-            if len(batch) >= 1000:
-                purged += await self._redis.delete(*batch)
-                batch.clear()
-        if batch:
-            purged += await self._redis.delete(*batch)
-        return purged
+        cursor: bytes = b"0"
+        while True:
+            cursor, names = await self._redis.execute(
+                "SCAN", cursor, "MATCH", pattern, "COUNT", 1000
+            )
+            if names:
+                purged += int(await self._redis.execute("DEL", *names))
+            if cursor == b"0":
+                return purged
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service import config_keys
+from service.store.resp import parse_url
 
 BACKENDS = frozenset({"memory", "redis"})
 SCOPES = frozenset({"key", "shared"})
@@ -129,4 +130,9 @@ def parse_cache(
         raise CacheConfigError(
             f"{path}.redis_url: required with backend 'redis' (or set storage.redis_url)"
         )
+    if redis_url:
+        try:
+            parse_url(redis_url)
+        except ValueError as exc:
+            raise CacheConfigError(f"{path}.redis_url: {exc}") from None
     return CacheConfig(backend, max_entries, redis_url, dict(models))

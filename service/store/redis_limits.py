@@ -33,12 +33,6 @@ import uuid
 from collections import deque
 from typing import Any
 
-import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
-
 from service import errors
 from service.accounting.backends import Backends
 from service.accounting.credits import EPSILON, Credits, Reservation, Spend, insufficient
@@ -54,6 +48,7 @@ from service.accounting.limiter import (
 from service.accounting.periods import Clock, periods_at
 from service.store import redis_scripts as lua
 from service.store.keys import KeyPolicy, KeyRecord, KeyStore
+from service.store.resp import RedisError, ReplyError, RespClient, Script
 from service.store.settings import StorageSettings
 
 log = logging.getLogger("switchyard.redis")
@@ -86,22 +81,15 @@ class RedisLink:
         assert settings.redis_url is not None
         self.settings = settings
         self.ttl_ms = int(settings.lease_ttl * 1000)
-        pool = redis.BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=settings.pool_size,
-            timeout=settings.lease_ttl,
-            socket_timeout=2.0,
-            socket_connect_timeout=1.0,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self.client = redis.Redis(connection_pool=pool)
+        self.client = RespClient(settings.redis_url, connect_timeout=1.0, timeout=2.0)
         scripts = (lua.ADMIT, lua.STATE, lua.FINISH, lua.RENEW, lua.RESERVE, lua.SETTLE)
         self.admit, self.state, self.finish, self.renew, self.reserve, self.settle = (
-            self.client.register_script(s) for s in scripts
+            self.client.script(s) for s in scripts
         )
-        self.open = self.client.register_script(lua.OPEN)
+        self.open = self.client.script(lua.OPEN)
         self._keys = keys
-        self._queue: deque[tuple[float, AsyncScript | None, list[str], list[Any]]] = deque()
+        # (queued at, the command): scripts after a call, key-change PUBLISHes.
+        self._queue: deque[tuple[float, tuple[Any, ...]]] = deque()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -117,19 +105,19 @@ class RedisLink:
         for job in (self._write, self._renew, self._listen):
             self._tasks.append(asyncio.create_task(job(), name=f"redis-{job.__name__}"))
         try:
-            await self.client.ping()
+            await self.client.execute("PING")
         except RedisError as exc:
             log.warning("Redis is not reachable at start (%s); retrying as requests come", exc)
 
     # --- calls on the request path ------------------------------------------------------
 
-    async def call(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+    async def call(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """Run a script now; BackendDownError if Redis cannot be reached."""
         left = self._down_until - time.monotonic()
         if left > 0:
             raise BackendDownError(left)
         try:
-            result = await script(keys=keys, args=args)
+            result = await self.client.evalsha(script, keys, args)
         except RedisError as exc:
             self._down_until = time.monotonic() + DOWN_SECONDS
             if not self._outage_logged:
@@ -153,12 +141,13 @@ class RedisLink:
             return "redis unreachable"
         return None
 
-    def defer(self, script: AsyncScript | None, keys: list[str], args: list[Any]) -> None:
+    def defer(self, script: Script | None, keys: list[str], args: list[Any]) -> None:
         """Queue a script (None: a PUBLISH) for the writer; never waits."""
         if len(self._queue) >= MAX_QUEUE:
             self._queue.popleft()
             log.error("the Redis writer is %d scripts behind; dropping the oldest", MAX_QUEUE)
-        self._queue.append((time.monotonic(), script, keys, args))
+        command = ("PUBLISH", keys[0], args[0]) if script is None else script.command(keys, args)
+        self._queue.append((time.monotonic(), command))
         if self._wake is not None:
             self._wake.set()
 
@@ -176,14 +165,7 @@ class RedisLink:
     async def _send_batch(self) -> bool:
         batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for _, script, keys, args in batch:
-                    if script is None:
-                        pipe.publish(keys[0], args[0])
-                    else:
-                        await script(keys=keys, args=args, client=pipe)
-                await pipe.execute(raise_on_error=False)
-            return True
+            replies = await self.client.pipeline([command for _, command in batch])
         except RedisError as exc:
             # Idempotent scripts: put back what is still worth sending (a lease or hold
             # older than the TTL has lapsed in Redis by now).
@@ -191,6 +173,10 @@ class RedisLink:
             self._queue.extendleft(reversed([item for item in batch if item[0] > horizon]))
             log.debug("Redis writer: %s; %d scripts wait", exc, len(self._queue))
             return False
+        failed = [reply for reply in replies if isinstance(reply, ReplyError)]
+        if failed:  # a script's own error: sending it again would fail again
+            log.error("Redis refused %d queued scripts: %s", len(failed), failed[0])
+        return True
 
     async def _renew(self) -> None:
         """Extend this process's leases and holds while their requests run."""
@@ -202,31 +188,25 @@ class RedisLink:
                 groups.setdefault(where, []).append(uid)
             if not groups:
                 continue
+            renewals = [
+                self.renew.command([where], [self.ttl_ms, *ids]) for where, ids in groups.items()
+            ]
             try:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for where, ids in groups.items():
-                        await self.renew(keys=[where], args=[self.ttl_ms, *ids], client=pipe)
-                    await pipe.execute(raise_on_error=False)
+                await self.client.pipeline(renewals)
             except RedisError as exc:
                 log.debug("renewing leases failed: %s", exc)
 
     async def _listen(self) -> None:
         """Forget cached keys whenever one changes on any replica."""
         while True:
-            pubsub = self.client.pubsub()
             try:
-                await pubsub.subscribe(lua.KEYS_CHANNEL)
+                await self.client.subscribe(lua.KEYS_CHANNEL, lambda _: self._keys.forget())
                 self._keys.forget()  # whatever changed while we were not listening
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-                    if message is not None:
-                        self._keys.forget()
+                await self.client.subscription_lost()
             except RedisError:
-                self._keys.forget()
-                await asyncio.sleep(0.5)
-            finally:
-                with contextlib.suppress(RedisError):
-                    await pubsub.aclose()
+                pass
+            self._keys.forget()
+            await asyncio.sleep(0.5)
 
     def _key_changed(self, key_id: str) -> None:
         """A key changed here (called from the thread that changed it): tell the others."""
@@ -246,7 +226,6 @@ class RedisLink:
             with contextlib.suppress(asyncio.CancelledError, RedisError):
                 await task
         await self.client.aclose()
-        await self.client.connection_pool.disconnect()
 
 
 def _state(policy: KeyPolicy, count: int, tokens: int, oldest: int, now: int) -> LimitState:

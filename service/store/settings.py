@@ -24,4 +24,4 @@ class StorageSettings:
     on_backend_error: str = "closed"
     lease_ttl: float = 30.0  # seconds a crashed replica's leases and holds outlive it
     key_cache_seconds: float = 2.0  # how long a key lookup is cached (Redis: until changed)
-    pool_size: int = 16  # Redis connections per process, at most
+    pool_size: int = 16  # PostgreSQL connections per process, at most
