@@ -12,6 +12,9 @@ import os
 import random
 
 _ids = random.Random(os.urandom(32))
+# A forked child must not repeat its parent's ids (workers are spawned today; a fork
+# from elsewhere, or a future change, would otherwise give every child the same ones).
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
 
 def random_hex() -> str:

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections import deque
 from typing import Any
 
@@ -46,6 +45,7 @@ from service.accounting.limiter import (
     limited,
 )
 from service.accounting.periods import Clock, periods_at
+from service.ids import random_hex
 from service.store import redis_scripts as lua
 from service.store.keys import KeyPolicy, KeyRecord, KeyStore
 from service.store.resp import RedisError, ReplyError, RespClient, Script
@@ -258,7 +258,7 @@ class RedisCounters:
 
     def args(self, policy: KeyPolicy, tokens: int) -> tuple[str, list[Any]]:
         """A new admission's lease id, and the ADMIT script's arguments."""
-        uid = uuid.uuid4().hex
+        uid = random_hex()
         args: list[Any] = [_none(policy.rpm), _none(policy.tpm), _none(policy.max_concurrent)]
         return uid, [*args, tokens, uid, self._link.ttl_ms, WINDOW_MS]
 
@@ -328,7 +328,7 @@ class RedisCredits:
         """The reservation to ask for (not yet held), for `args` and `held`."""
         now = self._clock()
         period = periods_at(now).of(key.policy.limit_reset)
-        return Reservation(key.id, amount, period, now, hold_id or uuid.uuid4().hex)
+        return Reservation(key.id, amount, period, now, hold_id or random_hex())
 
     def args(self, key: KeyRecord, reservation: Reservation, seed: str = "") -> list[Any]:
         """The RESERVE script's arguments (`seed`: the period's spending, when asked)."""

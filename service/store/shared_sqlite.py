@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import uuid
 from pathlib import Path
 
 from service.accounting.credits import EPSILON, Reservation, Spend, insufficient
@@ -36,6 +35,7 @@ from service.accounting.limiter import (
     limited,
 )
 from service.accounting.periods import Clock, periods_at
+from service.ids import random_hex
 from service.store.keys import KeyPolicy, KeyRecord, KeyStore
 
 SCHEMA = """
@@ -114,7 +114,7 @@ class SharedCounters:
                 )
             lease = ""
             if policy.max_concurrent is not None:
-                lease = uuid.uuid4().hex
+                lease = random_hex()
                 db.execute("INSERT INTO leases (id, key_id) VALUES (?, ?)", (lease, key_id))
             state = self._state(key_id, policy, now)
             db.execute("COMMIT")
@@ -272,7 +272,7 @@ class SharedCredits:
             reservation.open = False  # nothing held: nothing to settle or release
             return reservation
         values = {
-            "id": hold_id or uuid.uuid4().hex,
+            "id": hold_id or random_hex(),
             "key": key.id,
             "period": period,
             "amount": amount,
