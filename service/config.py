@@ -78,7 +78,7 @@ class ProviderConfig:
     first_byte_timeout: float | None = None  # until the response headers arrive
     idle_timeout: float | None = None  # between two reads of the body (stream chunks)
     # The longest the event loop polls, rather than sleeps, for a fast answer's headers
-    # (service/providers/http1/spin.py); 0 turns polling off.
+    # (service/spin.py); 0 turns polling off.
     answer_poll: float = ANSWER_POLL
     headers: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific settings

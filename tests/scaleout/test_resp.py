@@ -204,3 +204,36 @@ def test_urls(url: str, address: Address) -> None:
 def test_bad_urls(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_url(url)
+
+
+def test_the_loop_polls_for_a_fast_redis_and_stops_for_a_slow_one(
+    redis_server: RedisServer,
+) -> None:
+    async def body() -> None:
+        fast = RespClient(redis_server.url, answer_poll=0.05)
+        for _ in range(5):
+            await fast.execute("PING")
+        assert fast._window.seconds > 0  # learnt: Redis answers within the limit
+        pending = asyncio.ensure_future(fast.execute("BLPOP", "resp:none", 0.2))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert fast._spinner is not None and fast._spinner.polling
+        await pending
+        await fast.aclose()
+
+        async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await reader.read(1024):
+                await asyncio.sleep(0.02)
+                writer.write(b"+PONG\r\n")
+                await writer.drain()
+
+        server, port = await _fake_server(slow)
+        lagging = RespClient(f"redis://127.0.0.1:{port}/0", answer_poll=0.001)
+        lagging._window.seconds = 0.001
+        for _ in range(12):
+            await lagging.execute("PING")
+        assert lagging._window.seconds == 0  # halved down to nothing: no CPU spent
+        await lagging.aclose()
+        server.close()
+
+    _run(body)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from service.providers.http1.connection import Connection
 from service.providers.http1.errors import ConnectError, DisconnectedError, TransportError
-from service.providers.http1.spin import Spinner, SpinWindow
+from service.spin import Spinner, SpinWindow
 
 USER_AGENT = "switchyard"
 

@@ -1,4 +1,4 @@
-"""service/providers/http1/spin.py: the learnt poll window and the loop poller.
+"""service/spin.py: the learnt poll window and the loop poller.
 
 The poller's effect is that the loop does not sleep: seen here as its callback running
 again and again while a sleep is pending, and not at all once it stops.
@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 import uvloop
 
-from service.providers.http1.spin import SPIN_START, Spinner, SpinWindow
+from service.spin import SPIN_START, Spinner, SpinWindow
 
 LIMIT = 0.0005
 

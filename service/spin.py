@@ -1,4 +1,4 @@
-"""Polling the event loop, briefly, while a fast upstream's answer is due.
+"""Polling the event loop, briefly, while a fast upstream's (or Redis's) answer is due.
 
 Why: in front of a fast upstream (a local embedding or rerank server, another gateway
 on the host) an answer comes back in 0.1-0.3 ms. If the loop blocks in epoll for that
@@ -6,7 +6,8 @@ wait, its core halts; on a virtual machine whose guest halt polling is off, the 
 and the caches lost to the halt come back as latency on the rest of the request. While
 such an answer is due, `Spinner` keeps one callback scheduled, so the loop polls with a
 zero timeout instead of sleeping: the kernel's haltpoll idea, in user space and only
-for the wait on an upstream's response headers. In the benchmark (issue 7) it took
+for the wait on an upstream's response headers (service/providers/http1/pool.py) and on
+a Redis reply (service/store/resp.py). In the benchmark (issue 7) it took
 about 0.08 ms off the 0.8-0.9 ms the gateway added at 50 req/s (interleaved A/B runs).
 
 How long to poll is learnt per upstream URL, as haltpoll learns its window: an answer
