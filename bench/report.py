@@ -322,40 +322,49 @@ def shared_section(results: JSON) -> str:
     shared = results.get("shared")
     if not shared:
         return ""
+
+    def per_core(label: str) -> float | None:
+        """Requests per CPU-second of the gateway at c=64: its RPS per core."""
+        ms = get(shared, label, "wrk", "64", "cpu", "ms_per_request")
+        return 1000 / ms if ms else None
+
     rows = []
-    base_rps = get(shared, "embedded", "wrk", "64", "rps")
+    base_per_core = per_core("embedded")
     base_p50 = get(shared, "embedded", "rate", "latency", "p50_ms")
     for label in ("embedded", "redis", "postgres+redis"):
         wrk = get(shared, label, "wrk")
         if wrk is None:
             continue
         rate = get(shared, label, "rate")
-        rps = get(wrk, "64", "rps")
-        share = get(wrk, "cpu", "core_share_pct")
         p50 = get(rate, "latency", "p50_ms")
+        core = per_core(label)
         rows.append(
             [
                 label,
-                f(rps, 0),
+                f(get(wrk, "64", "rps"), 0),
+                f(get(wrk, "64", "cpu", "core_share_pct"), 0),
+                f(core, 0),
+                f(core / base_per_core * 100, 0) + " %" if core and base_per_core else "",
                 f(get(wrk, "cpu", "ms_per_request"), 3),
-                f(share, 0),
-                f(rps / base_rps * 100, 0) + " %" if rps and base_rps else "",
                 f(p50, 3),
                 f(p50 - base_p50, 3) if p50 is not None and base_p50 is not None else "",
                 f(get(rate, "errors")),
             ]
         )
-    header = ["state", "RPS c=64", "CPU ms/request (c=16)", "core % (c=16)"]
-    header += ["RPS vs embedded", "p50 ms at rate", "added p50 ms", "errors at rate"]
+    header = ["state", "RPS c=64", "core % (c=64)", "RPS per core (c=64)", "vs embedded"]
+    header += ["CPU ms/request (c=16)", "p50 ms at rate", "added p50 ms", "errors at rate"]
     return (
         "## Shared state: embedded vs Redis vs PostgreSQL + Redis (issue 17)\n\n"
         + table(header, rows)
-        + "\n\nBoth gateways serve a key with every limit set (none binding), so each "
-        "request runs the rate and credit checks: in process on the embedded default, two "
-        "Redis scripts (admit, reserve) plus the queued finish and settle on Redis. The "
-        "gateway is alone on CPU 0, so its RPS at saturation is its RPS per core; "
-        "redis-server runs with the clients on CPU 1 (bench/shared_state.py). Target: "
-        "≥ 70 % of the embedded RPS, added p50 within +0.3 ms."
+        + "\n\nEvery gateway serves a key with every limit set (none binding), so each "
+        "request runs the rate and credit checks: in process on the embedded default; on "
+        "Redis one script (admit and reserve) before the call, and the finish and settle "
+        "queued after it. The gateway is alone on CPU 0; redis-server, PostgreSQL, the mock "
+        "and wrk share CPU 1 (bench/shared_state.py), whose saturation can cap the RPS "
+        "column before the gateway's core is full (see core %), so RPS per core is the "
+        "gateway's requests per CPU-second at c=64 (what a deployment, whose Redis and "
+        "PostgreSQL run elsewhere, pays per core). Target: ≥ 70 % of the embedded RPS per "
+        "core, added p50 (at the fixed rate) within +0.3 ms."
     )
 
 
