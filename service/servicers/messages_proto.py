@@ -21,7 +21,12 @@ import orjson
 from switchyard.v1 import chat_pb2, common_pb2, messages_pb2
 
 from service import errors
-from service.servicers.messages_thinking import thinking_blocks, thinking_config, thinking_detail
+from service.servicers.messages_thinking import (
+    content_blocks,
+    detail_block,
+    thinking_config,
+    thinking_detail,
+)
 
 # OpenAI's finish_reason -> Anthropic's stop_reason.
 STOP_REASONS = {
@@ -137,13 +142,20 @@ def _assistant(message: messages_pb2.MessageParam, i: int, out: chat_pb2.ChatReq
     if not message.blocks.blocks:
         return  # no turn at all, not an empty one
     turn = out.messages.add(role="assistant")
+    untied: list[chat_pb2.ReasoningDetail] = []  # thinking after a tool_use, before the next
     for j, block in enumerate(message.blocks.blocks):
         param = f"messages[{i}].content[{j}]"
         kind = block.WhichOneof("block")
         if kind in ("thinking", "redacted_thinking"):
-            thinking_detail(block, turn.reasoning_details)
+            before = len(turn.reasoning_details)
+            thinking_detail(block, param, turn.reasoning_details)
+            if turn.tool_calls:  # interleaved: tied to the next call, to keep the order
+                untied += [d for d in turn.reasoning_details[before:] if not d.id]
         elif kind == "tool_use":
             use = block.tool_use
+            for detail in untied:
+                detail.id = use.id
+            untied = []
             turn.tool_calls.add(
                 id=use.id,
                 type="function",
@@ -301,17 +313,7 @@ def response(chat: chat_pb2.ChatResponse) -> messages_pb2.MessagesResponse:
         out.dropped_parameters.extend(chat.dropped_parameters)
     if chat.choices:
         choice = chat.choices[0]
-        message = choice.message
-        if message.reasoning_details or message.HasField("reasoning"):
-            thinking_blocks(message, out.content)
-        if message.WhichOneof("content") == "text" and message.text:
-            out.content.add(text=message.text)
-        for call in message.tool_calls:
-            out.content.add(
-                tool_use=messages_pb2.ToolUse(
-                    id=call.id, name=call.function.name, input_json=call.function.arguments
-                )
-            )
+        content_blocks(choice.message, out.content)
         out.stop_reason = stop_reason(choice.finish_reason)
         if choice.HasField("stop_sequence"):
             out.stop_reason = "stop_sequence"
@@ -417,8 +419,9 @@ class EventBuilder:
         texts = False
         for detail in delta.reasoning_details:
             if detail.type == "reasoning.encrypted":
-                if detail.data and not detail.id:  # not a Gemini tool-call signature
-                    self._begin(events, messages_pb2.ContentBlock(redacted_thinking=detail.data))
+                block = detail_block(detail)  # whole in its start event
+                if block is not None:
+                    self._begin(events, block)
                 continue
             text = detail.text or detail.summary
             texts = texts or bool(text)

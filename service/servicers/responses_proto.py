@@ -14,12 +14,9 @@ Agents SDK and Codex do without stored state, continues a tool loop with thinkin
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
-import orjson
 from switchyard.v1 import responses_pb2
 
 from service import errors
@@ -32,36 +29,13 @@ from service.servicers.chat_proto import (
     tool_choice_from_proto,
     usage_to_proto,
 )
+from service.servicers.reasoning_seal import seal, unseal
 from service.servicers.routing_proto import routing_from_proto
 from service.servicers.validate import at_least, json_text, number_in, required
 
 FORMAT_TYPES = frozenset({"text", "json_object", "json_schema"})
 INPUT_ROLES = frozenset({"user", "system", "developer", "assistant"})
-# Marks encrypted_content this gateway wrote (base64 of the reasoning details' JSON).
-_SEALED = "sy1:"
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
-
-
-# --- reasoning items ------------------------------------------------------------------
-
-
-def seal(details: tuple[chat.ReasoningDetail, ...]) -> str:
-    """The reasoning details as a reasoning item's `encrypted_content` ("" for none)."""
-    if not details:
-        return ""
-    fields = [{k: v for k, v in asdict(d).items() if v is not None} for d in details]
-    return _SEALED + base64.urlsafe_b64encode(orjson.dumps(fields)).decode()
-
-
-def unseal(content: str, param: str) -> tuple[chat.ReasoningDetail, ...]:
-    """The details in `encrypted_content`; content another service wrote is ignored."""
-    if not content.startswith(_SEALED):
-        return ()
-    try:
-        fields = orjson.loads(base64.urlsafe_b64decode(content[len(_SEALED) :]))
-        return tuple(chat.ReasoningDetail(**f) for f in fields)
-    except (binascii.Error, ValueError, TypeError):
-        raise errors.invalid_request(f"'{param}' is damaged.", param) from None
 
 
 # --- requests -------------------------------------------------------------------------

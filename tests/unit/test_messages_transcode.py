@@ -7,6 +7,7 @@ field lost or renamed on either side fails here before any gateway runs.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
@@ -605,9 +606,15 @@ def test_thinking_block_without_its_text_is_refused_at_the_door() -> None:
     assert exc.value.param == "messages[1].content[0].thinking"
 
 
+# Gemini's signature of call c1, sealed: what the client gets as redacted_thinking data.
+GEMINI_SIG = b'[{"type":"reasoning.encrypted","data":"gsig","id":"c1","format":"google-gemini-v1","index":0}]'  # noqa: E501
+GEMINI_ENVELOPE = "sy1:" + base64.urlsafe_b64encode(GEMINI_SIG).decode()
+
+
 def test_thinking_response_golden() -> None:
     """Thinking blocks lead the content, in the details' order; a Gemini thought
-    signature (it belongs to a tool call) has no Anthropic block."""
+    signature is our sealed envelope in a redacted_thinking block, right before the
+    tool_use it signs."""
     chat = _chat_response(
         "tool_calls",
         reasoning="I should look",
@@ -628,6 +635,7 @@ def test_thinking_response_golden() -> None:
     assert content == [
         {"type": "thinking", "thinking": "I should look", "signature": "sig-1"},
         {"type": "redacted_thinking", "data": "opaque"},
+        {"type": "redacted_thinking", "data": GEMINI_ENVELOPE},
         {"type": "tool_use", "id": "c1", "name": "look", "input": {}},
     ]
     # Reasoning without details (DeepSeek, vLLM): one unsigned thinking block.

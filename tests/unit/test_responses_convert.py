@@ -30,13 +30,9 @@ from service.domain.chat import (
 )
 from service.engine import Served
 from service.errors import GatewayError
+from service.servicers.reasoning_seal import seal, unseal
 from service.servicers.responses_events import ResponseEvents
-from service.servicers.responses_proto import (
-    request_from_proto,
-    response_to_proto,
-    seal,
-    unseal,
-)
+from service.servicers.responses_proto import request_from_proto, response_to_proto
 
 JSON = dict[str, Any]
 SERVED = Served(model="up/think", provider="up")
