@@ -43,6 +43,8 @@ def _config(flavor: Flavor, base_url: str) -> str:
         "models:\n"
         "  - {id: up/think, reasoning: true, endpoints: [{provider: up, model: think}]}\n"
         "  - {id: up/plain, reasoning: false, endpoints: [{provider: up, model: echo}]}\n"
+        # Claude's interleaved thinking (the Anthropic mock's alone).
+        "  - {id: up/interleave, reasoning: true, endpoints: [{provider: up, model: interleave}]}\n"
     )
 
 

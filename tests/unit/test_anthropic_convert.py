@@ -31,15 +31,13 @@ from service.domain.chat import (
     ToolChoice,
     Usage,
 )
+from service.providers.anthropic.answer import BadUpstreamError, parse_message, parse_usage
 from service.providers.anthropic.convert import (
     FORMAT_TOOL,
-    BadUpstreamError,
     MessagesCall,
     RejectedError,
     UnsupportedError,
     build_request,
-    parse_message,
-    parse_usage,
 )
 from service.providers.anthropic.errors import param_of, status_error, stream_error
 from service.providers.anthropic.stream import StreamTranslator, UpstreamStreamError

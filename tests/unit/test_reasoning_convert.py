@@ -35,6 +35,7 @@ from service.domain.chat import (
 )
 from service.engine import Served
 from service.errors import GatewayError
+from service.providers.anthropic import answer as claude_answer
 from service.providers.anthropic import convert as anthropic
 from service.providers.anthropic.stream import StreamTranslator as AnthropicStream
 from service.providers.gemini import convert as gemini
@@ -360,7 +361,7 @@ def test_anthropic_thinking_blocks_become_reasoning() -> None:
         "stop_reason": "end_turn",
         "usage": {"input_tokens": 10, "output_tokens": 30},
     }
-    result = anthropic.parse_message(message)
+    result = claude_answer.parse_message(message)
     got = result.choices[0].message
     assert got.content == "42"
     assert got.reasoning == "Let me think about it."

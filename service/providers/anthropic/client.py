@@ -20,7 +20,7 @@ from multidict import CIMultiDict
 from service.config import ConfigError, ProviderConfig
 from service.domain.chat import ChatDelta, ChatRequest, ChatResult
 from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, RerankResult
-from service.providers.anthropic import convert, errors
+from service.providers.anthropic import answer, convert, errors
 from service.providers.anthropic.stream import StreamTranslator, UpstreamStreamError
 from service.providers.base import Attempt
 from service.providers.openai_compat.stream import BrokenStreamError, sse_data
@@ -87,10 +87,10 @@ class AnthropicProvider:
         except TRANSPORT_ERRORS as exc:
             raise errors.transport_error(self.name, exc) from exc
         try:
-            return convert.parse_message(orjson.loads(payload), call.format_tool)
+            return answer.parse_message(orjson.loads(payload), call.format_tool)
         except orjson.JSONDecodeError as exc:
             raise errors.bad_response(self.name, "not JSON") from exc
-        except convert.BadUpstreamError as exc:
+        except answer.BadUpstreamError as exc:
             raise errors.bad_response(self.name, str(exc)) from exc
 
     async def stream(self, request: ChatRequest, attempt: Attempt) -> AsyncIterator[ChatDelta]:
@@ -120,7 +120,7 @@ class AnthropicProvider:
             raise errors.stream_error(self.name, exc.error_type, exc.message) from exc
         except (orjson.JSONDecodeError, BrokenStreamError) as exc:
             raise errors.bad_response(self.name, "broken event stream") from exc
-        except convert.BadUpstreamError as exc:
+        except answer.BadUpstreamError as exc:
             raise errors.bad_response(self.name, str(exc)) from exc
         if not translator.finished:
             raise errors.bad_response(self.name, "the stream ended before it finished")

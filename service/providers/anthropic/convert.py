@@ -12,7 +12,11 @@ breakpoints on text, images, system blocks and tools are passed through.
 
 What cannot be expressed is refused before any I/O: `RejectedError` when the request
 is at fault (a 400 naming `param`), `UnsupportedError` when it is valid but Anthropic
-cannot serve it (another provider might).
+cannot serve it (another provider might). Answers are read in answer.py.
+
+A returned assistant message's reasoning goes back as thinking blocks (Anthropic's own
+details only: another provider's signatures would be refused), ahead of the text, and
+thinking tied to a tool call (interleaved between calls) right before that call.
 """
 
 from __future__ import annotations
@@ -28,24 +32,17 @@ from service.domain.chat import (
     AudioPart,
     CacheControl,
     ChatRequest,
-    ChatResult,
-    Choice,
     Content,
     FilePart,
     ImagePart,
     Message,
-    ReasoningDetail,
     RefusalPart,
     TextPart,
-    ToolCall,
-    Usage,
 )
 from service.providers.anthropic.ids import tool_ids
 from service.providers.anthropic.thinking import (
-    FORMAT,
     thinking_blocks,
     thinking_budget,
-    with_reasoning,
 )
 
 JSON = dict[str, Any]
@@ -53,19 +50,6 @@ JSON = dict[str, Any]
 FORMAT_TOOL = "json_response"
 _FORMAT_DESCRIPTION = "Give your final answer by calling this tool: its input is the answer."
 _TOOL_CHOICE = {"none": "none", "auto": "auto", "required": "any"}
-_FINISH = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "tool_use": "tool_calls",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "refusal": "content_filter",
-}
-
-
-class BadUpstreamError(ValueError):
-    """The upstream's answer does not have the shape Anthropic documents."""
 
 
 class RejectedError(ValueError):
@@ -205,10 +189,14 @@ def _arguments(arguments: str, param: str) -> orjson.Fragment:
 
 
 def _assistant_blocks(message: Message, i: int, ids: dict[str, str]) -> list[JSON]:
-    blocks = thinking_blocks(message.reasoning_details)
+    """Thinking, text, tool calls; thinking tied to a call (`id`: Claude interleaved it
+    between calls) right before that call, as Claude wrote them."""
+    calls = {call.id for call in message.tool_calls}
+    blocks = thinking_blocks(tuple(d for d in message.reasoning_details if d.id not in calls))
     blocks += _text_only(message.content, f"messages[{i}].content", "assistant")
     for j, call in enumerate(message.tool_calls):
         where = f"messages[{i}].tool_calls[{j}].function.arguments"
+        blocks += thinking_blocks(tuple(d for d in message.reasoning_details if d.id == call.id))
         blocks.append(
             {
                 "type": "tool_use",
@@ -377,131 +365,3 @@ def build_request(
     else:
         body.pop("stream", None)
     return MessagesCall(body=body, format_tool=format_tool)
-
-
-# --- responses ------------------------------------------------------------------------
-
-
-def obj(value: Any, where: str) -> JSON:
-    if not isinstance(value, dict):
-        raise BadUpstreamError(f"{where}: expected an object")
-    return value
-
-
-def string(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise BadUpstreamError(f"{where}: expected a string")
-    return value
-
-
-def integer(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadUpstreamError(f"{where}: expected an integer")
-    return value
-
-
-def _count(usage: JSON, key: str) -> int:
-    value = usage.get(key)
-    return 0 if value is None else integer(value, f"usage.{key}")
-
-
-def parse_usage(value: Any) -> Usage | None:
-    """OpenAI-style usage: prompt tokens include cache reads and writes."""
-    if value is None:
-        return None
-    usage = obj(value, "usage")
-    read = _count(usage, "cache_read_input_tokens")
-    written = _count(usage, "cache_creation_input_tokens")
-    prompt = _count(usage, "input_tokens") + read + written
-    completion = _count(usage, "output_tokens")
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=prompt + completion,
-        cached_tokens=read if usage.get("cache_read_input_tokens") is not None else None,
-        cache_write_tokens=written
-        if usage.get("cache_creation_input_tokens") is not None
-        else None,
-    )
-
-
-def finish_reason(stop_reason: str | None, *, tool_calls: bool) -> str:
-    """OpenAI's finish_reason; `tool_use` without real tool calls was the format tool."""
-    if stop_reason == "tool_use" and not tool_calls:
-        return "stop"
-    if stop_reason is None:
-        return "tool_calls" if tool_calls else "stop"
-    return _FINISH.get(stop_reason, "stop")
-
-
-def tool_input_json(block: JSON, where: str) -> str:
-    value = block.get("input", {})
-    return orjson.dumps(obj(value, f"{where}.input")).decode()
-
-
-def parse_message(value: Any, format_tool: str | None = None) -> ChatResult:
-    """A Message object (non-streaming answer) as a one-choice `ChatResult`."""
-    body = obj(value, "message")
-    if not isinstance(body.get("content"), list):
-        raise BadUpstreamError("content: expected an array")
-    texts: list[str] = []
-    calls: list[ToolCall] = []
-    answer: str | None = None
-    thoughts: list[str] = []
-    details: list[ReasoningDetail] = []
-    for k, raw in enumerate(body["content"]):
-        where = f"content[{k}]"
-        block = obj(raw, where)
-        kind = block.get("type")
-        if kind == "text":
-            texts.append(string(block.get("text"), f"{where}.text"))
-        elif kind == "tool_use":
-            name = string(block.get("name"), f"{where}.name")
-            arguments = tool_input_json(block, where)
-            if name == format_tool:
-                answer = arguments
-            else:
-                calls.append(ToolCall(string(block.get("id"), f"{where}.id"), name, arguments))
-        elif kind in ("thinking", "redacted_thinking"):
-            detail = thinking_detail(block, where, len(details))
-            details.append(detail)
-            if detail.text:
-                thoughts.append(detail.text)
-        # server-tool blocks have no OpenAI equivalent.
-    stop_reason = body.get("stop_reason")
-    if stop_reason is not None:
-        stop_reason = string(stop_reason, "stop_reason")
-    content = answer if answer is not None else ("".join(texts) if texts else None)
-    reasoning = "".join(thoughts) if thoughts else None
-    message = Message(
-        role="assistant",
-        content=content,
-        tool_calls=tuple(calls),
-        reasoning=reasoning,
-        reasoning_details=tuple(details),
-    )
-    finish = finish_reason(stop_reason, tool_calls=bool(calls))
-    sequence = body.get("stop_sequence") if stop_reason == "stop_sequence" else None
-    choice = Choice(
-        index=0,
-        message=message,
-        finish_reason=finish,
-        stop_sequence=string(sequence, "stop_sequence") if sequence is not None else None,
-    )
-    usage = with_reasoning(parse_usage(body.get("usage")), len(reasoning or ""))
-    return ChatResult(choices=(choice,), usage=usage)
-
-
-def thinking_detail(block: JSON, where: str, index: int) -> ReasoningDetail:
-    """A thinking or redacted_thinking block as a reasoning detail, signature kept."""
-    if block.get("type") == "redacted_thinking":
-        data = string(block.get("data"), f"{where}.data")
-        return ReasoningDetail(type="reasoning.encrypted", data=data, format=FORMAT, index=index)
-    signature = block.get("signature")
-    return ReasoningDetail(
-        type="reasoning.text",
-        text=string(block.get("thinking", ""), f"{where}.thinking"),
-        signature=string(signature, f"{where}.signature") if signature else None,
-        format=FORMAT,
-        index=index,
-    )

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from service.domain.chat import ChatDelta, ChoiceDelta, ReasoningDetail, ToolCallDelta, Usage
-from service.providers.anthropic.convert import (
+from service.providers.anthropic.answer import (
     JSON,
     BadUpstreamError,
     finish_reason,
