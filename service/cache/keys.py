@@ -73,6 +73,7 @@ def _message(message: Message) -> Any:
         message.refusal,
         message.reasoning,
         repr(message.reasoning_details),
+        *([True] if message.is_error else []),  # only when set: earlier keys stay valid
     ]
 
 

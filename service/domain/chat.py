@@ -67,7 +67,9 @@ class ReasoningDetail:
     Providers sign their reasoning (Anthropic's thinking blocks, Gemini's thought
     signatures on function calls) and refuse a tool loop whose history lacks the
     signatures, so a detail comes back to the client whole and goes upstream again
-    when the client sends it back. `id` ties a signature to the tool call it belongs to.
+    when the client sends it back. `id` ties a detail to the tool call it belongs to
+    (Gemini's signatures) or comes right before (thinking Claude interleaves between
+    its calls), which keeps the order the chat shape otherwise loses.
     """
 
     type: str  # reasoning.text | reasoning.encrypted | reasoning.summary
@@ -90,6 +92,18 @@ class Message:
     refusal: str | None = None
     reasoning: str | None = None
     reasoning_details: tuple[ReasoningDetail, ...] = ()
+    is_error: bool = False  # tool: the result reports the tool's failure
+
+
+def tool_result(message: Message) -> Content:
+    """A tool message's content for an upstream without an error flag on tool results
+    (all but Anthropic): a failure says so ahead of the result, as readers do."""
+    content = message.content
+    if not message.is_error:
+        return content
+    if isinstance(content, tuple):
+        return (TextPart("Error:"), *content)
+    return f"Error: {content}" if content else "Error"
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,11 +106,7 @@ def _tool_result(block: messages_pb2.ContentBlock, param: str, out: chat_pb2.Mes
     else:
         out.text = result.text
     if result.is_error:
-        # Chat has no error flag on a tool result: say it in the result, as readers do.
-        if out.WhichOneof("content") == "text":
-            out.text = f"Error: {out.text}" if out.text else "Error"
-        else:
-            out.parts.parts.insert(0, chat_pb2.ContentPart(text="Error:"))
+        out.is_error = True  # Anthropic takes it as is; other upstreams read "Error: ..."
     if block.HasField("cache_control"):
         # A breakpoint on the result (where Claude Code puts its last one) goes on the
         # result's last part: the cached prefix ends at the same place.

@@ -166,7 +166,7 @@ def test_anthropic_endpoint_gets_the_fields_as_sent(gateway: Gateway, upstreams:
     }
 
 
-def test_anthropic_tool_loop_streamed(gateway: Gateway) -> None:
+def test_anthropic_tool_loop_streamed(gateway: Gateway, upstreams: Upstreams) -> None:
     client = sdk(gateway)
     tools: Any = [
         {"name": "get_weather", "input_schema": {"type": "object"}},
@@ -184,7 +184,13 @@ def test_anthropic_tool_loop_streamed(gateway: Gateway) -> None:
         {
             "role": "user",
             "content": [
-                {"type": "tool_result", "tool_use_id": u.id, "content": "fine"} for u in uses
+                {"type": "tool_result", "tool_use_id": uses[0].id, "content": "fine"},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": uses[1].id,
+                    "content": "clock broken",
+                    "is_error": True,
+                },
             ],
         },
     ]
@@ -192,6 +198,8 @@ def test_anthropic_tool_loop_streamed(gateway: Gateway) -> None:
         model="claude/tools", max_tokens=200, tools=tools, messages=history
     )
     assert second.stop_reason in ("tool_use", "end_turn")  # the mock calls again: it is a mock
+    # The failed result reaches Anthropic flagged, as the client sent it.
+    assert last_body(upstreams.claude)["messages"][-1] == history[-1]
 
 
 # --- prompt caching ------------------------------------------------------------------
@@ -307,7 +315,7 @@ def test_gemini_tool_loop(gateway: Gateway, upstreams: Upstreams) -> None:
         {
             "role": "user",
             "content": [
-                {"type": "tool_result", "tool_use_id": u.id, "content": f"r{i}"}
+                {"type": "tool_result", "tool_use_id": u.id, "content": f"r{i}", "is_error": i == 1}
                 for i, u in enumerate(uses)
             ],
         },
@@ -320,6 +328,11 @@ def test_gemini_tool_loop(gateway: Gateway, upstreams: Upstreams) -> None:
     contents = last_body(upstreams.gemini)["contents"]
     responses = [p for c in contents for p in c["parts"] if "functionResponse" in p]
     assert [r["functionResponse"]["name"] for r in responses] == ["get_weather", "get_weather"]
+    # A failed result goes under the `error` key Gemini documents for it.
+    assert [r["functionResponse"]["response"] for r in responses] == [
+        {"content": "r0"},
+        {"error": "r1"},
+    ]
 
 
 def test_local_model(local_gateway: Gateway) -> None:

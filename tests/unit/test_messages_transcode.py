@@ -171,7 +171,9 @@ def test_tool_result_error_and_blocks() -> None:
         }
     )
     assert chat["messages"] == [
-        {"role": "tool", "text": "Error: no such city", "tool_call_id": "t1"},
+        # The flag, not a prefix: Anthropic endpoints take it as is (the other adapters
+        # say it in their own terms: tests/unit/test_tool_errors.py).
+        {"role": "tool", "text": "no such city", "tool_call_id": "t1", "is_error": True},
         {
             "role": "tool",
             "parts": {"parts": [{"text": "ok", "cache_control": {"type": "ephemeral"}}]},

@@ -233,7 +233,7 @@ class ReasoningDetail(_message.Message):
     summary: _builtins.str
     """reasoning.summary"""
     id: _builtins.str
-    """the tool call a signature belongs to, when it belongs to one"""
+    """the tool call it belongs to (or, interleaved, comes right before)"""
     format: _builtins.str
     """whose: anthropic-claude-v1 | google-gemini-v1 | openai-responses-v1 | unknown"""
     index: _builtins.int
@@ -270,6 +270,7 @@ class Message(_message.Message):
     REFUSAL_FIELD_NUMBER: _builtins.int
     REASONING_FIELD_NUMBER: _builtins.int
     REASONING_DETAILS_FIELD_NUMBER: _builtins.int
+    IS_ERROR_FIELD_NUMBER: _builtins.int
     role: _builtins.str
     """system | developer | user | assistant | tool"""
     text: _builtins.str
@@ -278,6 +279,10 @@ class Message(_message.Message):
     refusal: _builtins.str
     reasoning: _builtins.str
     """assistant: the reasoning text, when returned"""
+    is_error: _builtins.bool
+    """tool: the result reports the tool's failure (Anthropic's tool_result `is_error`).
+    Anthropic endpoints get the flag; others read "Error: " ahead of the result.
+    """
     @_builtins.property
     def parts(self) -> Global___ContentParts: ...
     @_builtins.property
@@ -296,10 +301,11 @@ class Message(_message.Message):
         refusal: _builtins.str | None = ...,
         reasoning: _builtins.str | None = ...,
         reasoning_details: _abc.Iterable[Global___ReasoningDetail] | None = ...,
+        is_error: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_reasoning", b"_reasoning", "_refusal", b"_refusal", "content", b"content", "parts", b"parts", "reasoning", b"reasoning", "refusal", b"refusal", "text", b"text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reasoning", b"_reasoning", "_refusal", b"_refusal", "content", b"content", "name", b"name", "parts", b"parts", "reasoning", b"reasoning", "reasoning_details", b"reasoning_details", "refusal", b"refusal", "role", b"role", "text", b"text", "tool_call_id", b"tool_call_id", "tool_calls", b"tool_calls"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reasoning", b"_reasoning", "_refusal", b"_refusal", "content", b"content", "is_error", b"is_error", "name", b"name", "parts", b"parts", "reasoning", b"reasoning", "reasoning_details", b"reasoning_details", "refusal", b"refusal", "role", b"role", "text", b"text", "tool_call_id", b"tool_call_id", "tool_calls", b"tool_calls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__reasoning: _TypeAlias = _typing.Literal["reasoning"]  # noqa: Y015
     _WhichOneofArgType__reasoning: _TypeAlias = _typing.Literal["_reasoning", b"_reasoning"]  # noqa: Y015

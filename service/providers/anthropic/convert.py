@@ -213,6 +213,8 @@ def _tool_result(message: Message, i: int, ids: dict[str, str]) -> JSON:
         raise RejectedError("A tool message needs 'tool_call_id'.", f"messages[{i}].tool_call_id")
     tool_use_id = ids.get(message.tool_call_id, message.tool_call_id)
     block: JSON = {"type": "tool_result", "tool_use_id": tool_use_id}
+    if message.is_error:
+        block["is_error"] = True
     if isinstance(message.content, str):
         block["content"] = message.content
     elif message.content is not None:

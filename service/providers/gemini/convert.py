@@ -202,12 +202,15 @@ def _arguments(text: str, param: str) -> JSON:
     return value
 
 
-def _function_response(text: str) -> JSON:
-    """A tool's result as Gemini wants it: an object; plain text is wrapped."""
+def _function_response(text: str, is_error: bool = False) -> JSON:
+    """A tool's result as Gemini wants it: an object; plain text is wrapped. A failure
+    goes under the `error` key, which Gemini documents for error details."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         value = None
+    if is_error:
+        return {"error": text if value is None else value}
     return value if isinstance(value, dict) else {"content": text}
 
 
@@ -230,7 +233,8 @@ def _message_parts(
         if name is None:
             param = f"{where}.tool_call_id"
             raise RequestError(f"'{param}' matches no earlier assistant tool call.", param)
-        response: JSON = {"name": name, "response": _function_response(_text(message.content))}
+        result = _function_response(_text(message.content), message.is_error)
+        response: JSON = {"name": name, "response": result}
         if not _OUR_CALL_ID.fullmatch(message.tool_call_id or ""):
             response["id"] = message.tool_call_id  # an id Gemini itself gave the call
         return [{"functionResponse": response}]

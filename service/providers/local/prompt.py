@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from service.domain.chat import ChatRequest, Message, TextPart, Tool, ToolCall
+from service.domain.chat import ChatRequest, Message, TextPart, Tool, ToolCall, tool_result
 
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
@@ -105,6 +105,7 @@ def plan(request: ChatRequest) -> Plan:
         if message.role in ("system", "developer"):
             messages.append({"role": "system", "content": text})
         elif message.role == "tool":
+            text = _text(replace(message, content=tool_result(message)))
             messages.append(
                 {"role": "user", "content": f"Tool result ({message.tool_call_id}): {text}"}
             )

@@ -32,6 +32,7 @@ from service.domain.chat import (
     ToolCallDelta,
     TopLogprob,
     Usage,
+    tool_result,
 )
 from service.domain.embeddings import (
     EmbedRequest,
@@ -80,7 +81,7 @@ def _part_json(part: ContentPart) -> JSON:
 
 def message_json(message: Message) -> JSON:
     out: JSON = {"role": message.role}
-    content = message.content
+    content = tool_result(message)
     if isinstance(content, tuple):
         out["content"] = [_part_json(p) for p in content]
     else:
