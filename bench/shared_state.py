@@ -4,12 +4,14 @@ its limits, holds and key invalidation in Redis, with the same limited key.
 A third gateway keeps its keys and ledger in PostgreSQL (durable commits) beside the
 Redis limits: a deployment of replicas as shipped.
 
-Every request of a limited key runs the limit and credit checks, so both gateways get a
-key with a credit limit, rpm, tpm and a concurrency cap too large to bind: the embedded
-one counts them in process, the Redis one runs its admit and reserve scripts (two round
-trips) and queues the finish and settle scripts for its writer. The gateway is on CPU 0
-as in every other step; redis-server is pinned with the clients to CPU 1, so its own
-CPU is not charged to the gateway (a deployment pays it on the Redis host).
+Every request of a limited key runs the limit and credit checks, so every gateway gets
+a key with a credit limit, rpm, tpm and a concurrency cap too large to bind: the
+embedded one counts them in process, the Redis ones run one admission script (admit and
+reserve, one round trip) and queue the finish and settle scripts for their writer. The
+gateway is on CPU 0 as in every other step; redis-server and PostgreSQL are pinned with
+the clients to CPU 1, so their CPU is not charged to the gateway (a deployment pays it
+on the Redis and PostgreSQL hosts), and the report takes RPS per core from the
+gateway's own CPU seconds.
 """
 
 from __future__ import annotations
