@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
+from service.accounting.periods import RESETS
 from service.config import ConfigError
 from service.startup import DATABASE, StartupError, check_database, prepare_data_dir
 from service.store.keys import KeyRecord
@@ -62,6 +63,15 @@ def seconds(value: str) -> float:
     if not 0 <= number <= 86_400:  # also refuses NaN
         raise argparse.ArgumentTypeError(f"invalid duration {value!r} (expected 0 to 86400 s)")
     return number
+
+
+def limit_reset(value: str) -> str:
+    """A budget period, as the admin API's `limit_reset` has it; `none` clears it."""
+    if value not in (*RESETS, "none"):
+        raise argparse.ArgumentTypeError(
+            f"invalid budget period {value!r} (expected {', '.join(RESETS)} or none)"
+        )
+    return value
 
 
 def _setting(given: Any, env: str, default: Any, parse: Callable[[str], Any]) -> Any:
@@ -180,6 +190,13 @@ def _policy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrent", type=int, help="requests at once")
     parser.add_argument("--models", help="allowed models, comma-separated globs")
     parser.add_argument("--expires", type=float, help="expiry, unix time")
+    parser.add_argument(
+        "--limit-reset",
+        type=limit_reset,
+        metavar="daily|weekly|monthly|none",
+        help="make --limit a budget per UTC day, week (Monday to Sunday) or month; "
+        "none: for all time (the default)",
+    )
     parser.add_argument("--admin", action="store_true", default=None, help="an admin key")
     parser.add_argument("--disabled", choices=("yes", "no"), help="disable or enable")
 
@@ -210,6 +227,8 @@ def _policy_changes(args: argparse.Namespace) -> dict[str, object]:
         changes["allowed_models"] = tuple(m.strip() for m in args.models.split(",") if m.strip())
     if args.disabled is not None:
         changes["disabled"] = args.disabled == "yes"
+    if args.limit_reset is not None:
+        changes["limit_reset"] = None if args.limit_reset == "none" else args.limit_reset
     for name in getattr(args, "clear", []):
         changes[_CLEARABLE[name]] = None
     return changes
@@ -257,6 +276,8 @@ def _describe(key: KeyRecord) -> str:
     p = key.policy
     limit = "unlimited" if p.credit_limit is None else f"${p.credit_limit:g}"
     parts = [f"limit {limit}", f"used ${key.usage:.6f}"]
+    if p.limit_reset is not None:
+        parts.append(f"resets {p.limit_reset}")
     parts += [f"{n} {v}" for n, v in (("rpm", p.rpm), ("tpm", p.tpm)) if v is not None]
     if p.max_concurrent is not None:
         parts.append(f"concurrent {p.max_concurrent}")
