@@ -13,6 +13,8 @@ Per API key (hash-tagged `{id}` so that one key's state stays in one cluster slo
 - `sy:{id}:holds` hash: credit holds, "<amount>|<period>" by hold id
 - `sy:{id}:hexp`  sorted set: each hold's expiry
 - `sy:{id}:held`  hash: the sum of the holds per period
+The period fields of `spent` and `held` are pruned as new periods are seeded (see
+_PRUNE_PERIODS): a key used for years keeps a few, not one per day it was used.
 """
 
 from __future__ import annotations
@@ -138,17 +140,54 @@ end
 if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) end
 """
 
+# Run when RESERVE seeds a new period (KEYS and ARGV as RESERVE's): drops the spent and
+# held fields of the same kind ("d:", "w:", "m:") older than the period just before it,
+# unless a hold still names them. The one just before stays until the next period is
+# seeded, a whole period later: a reservation taken before midnight settles against its
+# day, and a replica whose clock is still behind finds that day's count, not an empty
+# one. So a key keeps two periods of a kind (and those its holds name), whatever its
+# age, and nothing here depends on the Redis clock agreeing with the replicas'.
+_PRUNE_PERIODS = """
+  local kind = string.match(ARGV[4], '^(%a:)')
+  if kind then
+    local fields = redis.call('HKEYS', KEYS[1])
+    for _, f in ipairs(redis.call('HKEYS', KEYS[4])) do fields[#fields + 1] = f end
+    local before = nil
+    for _, f in ipairs(fields) do
+      if string.sub(f, 1, 2) == kind and f < ARGV[4] and (not before or f > before) then
+        before = f
+      end
+    end
+    if before then
+      local named = {}
+      for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
+        named[string.match(v, '^[^|]+|(.*)$')] = true
+      end
+      for _, f in ipairs(fields) do
+        if string.sub(f, 1, 2) == kind and f < before and not named[f] then
+          redis.call('HDEL', KEYS[1], f)
+          redis.call('HDEL', KEYS[4], f)
+        end
+      end
+    end
+  end
+"""
+
 # KEYS: spent, holds, hexp, held. ARGV: hold id, amount, limit, period field, seed, ttl,
 # epsilon. -> {1 held | 0 refused | -1 unseeded, available before this hold (a string)}
 # Redis counts a period's spending from the first reservation against it; the seed is
 # what the database has for it then. Sent empty at first: the client reads the database
 # only when Redis answers -1 (a key or period first seen, or Redis lost its data).
-_RESERVE = """
+_RESERVE = (
+    """
 local spent = redis.call('HGET', KEYS[1], ARGV[4])
 if not spent then
   if ARGV[5] == '' then return {-1, '0'} end
   redis.call('HSET', KEYS[1], ARGV[4], ARGV[5])
   spent = ARGV[5]
+"""
+    + _PRUNE_PERIODS
+    + """
 end
 local held = tonumber(redis.call('HGET', KEYS[4], ARGV[4]) or '0')
 local available = tonumber(ARGV[3]) - tonumber(spent) - held
@@ -160,6 +199,7 @@ redis.call('HINCRBYFLOAT', KEYS[4], ARGV[4], ARGV[2])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[1])
 return {1, tostring(available)}
 """
+)
 RESERVE = _NOW + _PRUNE_HOLDS + _RESERVE
 
 # ADMIT then RESERVE in one script, for a key with rate limits and a credit limit: one
