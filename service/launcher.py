@@ -29,7 +29,7 @@ import uvloop
 from gateway_http import create_app
 from gateway_http.protocol import HttpProtocol
 from service import logs, ports
-from service.accounting.backends import open_keys
+from service.accounting.backends import KeyStoreBackend, open_keys
 from service.config import Config, ConfigError, load_config
 from service.errors import GatewayError
 from service.inprocess import InProcessChannel
@@ -38,7 +38,7 @@ from service.server import Service
 from service.shutdown import STOP_SIGNALS, StopSignals, waiting_for
 from service.startup import DATABASE, StartupError, check_database, prepare_data_dir
 from service.store import shared_sqlite
-from service.store.keys import KeyPolicy, KeyStore
+from service.store.keys import KeyPolicy
 from service.telemetry import metrics as metrics_module
 from service.telemetry import tracing as tracing_module
 from service.telemetry.access_log import AccessLog
@@ -90,7 +90,7 @@ def _save_secret(path: Path, plain: str, what: str) -> None:
     print(f"Created {what} (saved to {path}):\n\n    {plain}\n", flush=True)
 
 
-def ensure_dev_key(keys: KeyStore, data_dir: Path) -> None:
+def ensure_dev_key(keys: KeyStoreBackend, data_dir: Path) -> None:
     """First start: a development key (and an admin key), each saved 0600 in the data dir.
 
     The admin key is SWITCHYARD_ADMIN_KEY when set (stored hashed, like any key), else a

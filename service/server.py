@@ -37,7 +37,7 @@ from switchyard.v1 import (
 )
 
 from service import errors
-from service.accounting.backends import Backends, UsageBackend, open_backends
+from service.accounting.backends import Backends, KeyStoreBackend, UsageBackend, open_backends
 from service.accounting.gate import Accounting
 from service.accounting.usage_sqlite import SqliteUsage
 from service.cache import ResponseCache
@@ -59,7 +59,6 @@ from service.servicers.models import ModelServicer
 from service.servicers.rerank import RerankServicer
 from service.servicers.responses import ResponsesServicer
 from service.servicers.usage import UsageServicer
-from service.store.keys import KeyStore
 from service.telemetry.observed import Observer
 
 SERVICE_NAMES = tuple(
@@ -134,7 +133,7 @@ def build_moderator(settings: Mapping[str, Any] | None) -> Moderator | None:
 @dataclass
 class Service:
     config: Config
-    keys: KeyStore
+    keys: KeyStoreBackend
     engine: Engine
     pipeline: Pipeline
     accounting: Accounting

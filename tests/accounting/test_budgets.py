@@ -23,7 +23,7 @@ from service.catalog import Pricing
 from service.domain.chat import Usage
 from service.engine import Served
 from service.pipeline import CallContext
-from service.store.keys import KeyPolicy, KeyRecord
+from service.store.keys import KeyPolicy, KeyRecord, KeyStore
 from service.store.settings import StorageSettings
 
 SERVED = Served(model="m", provider="p", upstream_model="u", pricing=Pricing(request=0.01))
@@ -100,6 +100,7 @@ def test_a_daily_budget_spent_before_midnight_is_whole_after_it(
         assert (spend.total, spend.daily, spend.weekly) == pytest.approx((0.06, 0.03, 0.03))
 
     asyncio.run(run())
+    assert isinstance(stores.keys, KeyStore)  # the embedded default: SQLite
     db = sqlite3.connect(stores.keys.path)
     rows = dict(
         db.execute("SELECT period, usage FROM key_usage WHERE key_id = ?", (key.id,)).fetchall()

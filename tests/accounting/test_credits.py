@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from service.store.keys import KeyStore
 from tests.accounting.conftest import new_key
 from tests.fixtures.http import RawResponse, open_stream, request
 from tests.fixtures.local_gateway import LocalGateway
@@ -34,6 +35,7 @@ def ledger(gateway: LocalGateway, key_id: str, status: str = "ok") -> list[tuple
     """The key's generations with this status (by default, those that served)."""
     assert gateway.service is not None
     assert gateway.flush_ledger(), "the ledger did not catch up"
+    assert isinstance(gateway.service.keys, KeyStore)  # the embedded default: SQLite
     db = sqlite3.connect(gateway.service.keys.path)
     try:
         return db.execute(

@@ -9,6 +9,7 @@ import pytest
 
 from service.moderation.base import excerpt
 from service.moderation.openai import OpenAIModerator
+from service.store.keys import KeyStore
 from tests.accounting.conftest import new_key
 from tests.fixtures.http import request
 from tests.fixtures.local_gateway import LocalGateway
@@ -42,6 +43,7 @@ def test_flagged_input_is_refused_and_not_billed(accounted: LocalGateway) -> Non
     assert body["error"]["metadata"]["reasons"] == ["violence", "fraud"]  # type: ignore[index]
     assert accounted.service is not None
     assert accounted.flush_ledger()
+    assert isinstance(accounted.service.keys, KeyStore)  # the embedded default: SQLite
     db = sqlite3.connect(accounted.service.keys.path)
     billed = db.execute(
         "SELECT COUNT(*) FROM generations g JOIN api_keys k ON g.key_id = k.id "
