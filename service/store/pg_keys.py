@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,18 +20,21 @@ from psycopg_pool import ConnectionPool
 
 from service import errors
 from service.accounting.periods import Clock, periods_at, wall_clock
-from service.auth.keys import display_prefix, hash_key, new_key, same_hash
-from service.store.keys import POLICY_FIELDS, KeyPolicy, KeyRecord, _column_value, _record
+from service.auth.keys import hash_key, new_key, same_hash
+from service.store.key_records import (
+    COUNT,
+    HAS_ADMIN,
+    KeyPolicy,
+    KeyRecord,
+    KeySql,
+    new_record,
+    record_from_row,
+)
 from service.store.pg_schema import upgrade_on
 
 log = logging.getLogger("switchyard.postgres")
 
-_USAGE_IN = "(SELECT usage FROM key_usage WHERE key_id = api_keys.id AND period = %s)"
-_COLUMNS = (
-    "id, name, display, created_at, revoked_at, "
-    + ", ".join(("usage", *POLICY_FIELDS))
-    + f", {_USAGE_IN}, {_USAGE_IN}, {_USAGE_IN}"
-)
+SQL = KeySql("%s")
 
 
 def open_pool(url: str, size: int, timeout: float = 5.0) -> ConnectionPool:
@@ -86,11 +88,8 @@ class PgKeyStore:
     def _select(self, where: str, params: tuple[Any, ...]) -> list[KeyRecord]:
         periods = periods_at(self._clock()).names()
         with self._pool.connection() as conn:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM api_keys {where}",  # noqa: S608 - fixed text
-                (*periods, *params),
-            ).fetchall()
-        return [_record(row, periods) for row in rows]
+            rows = conn.execute(SQL.select(where), (*periods, *params)).fetchall()
+        return [record_from_row(row, periods) for row in rows]
 
     def create(self, name: str, policy: KeyPolicy | None = None) -> tuple[KeyRecord, str]:
         return self.insert(name, new_key(), policy)
@@ -98,90 +97,55 @@ class PgKeyStore:
     def insert(
         self, name: str, plain: str, policy: KeyPolicy | None = None
     ) -> tuple[KeyRecord, str]:
-        policy = policy or KeyPolicy()
-        record = KeyRecord(
-            id="key_" + uuid.uuid4().hex[:16],
-            name=name,
-            display=display_prefix(plain),
-            created_at=time.time(),
-            policy=policy,
-        )
-        columns = ", ".join(POLICY_FIELDS)
-        marks = ", ".join("%s" for _ in POLICY_FIELDS)
+        record, params = new_record(name, plain, policy)
         with self._pool.connection() as conn:
-            conn.execute(
-                f"INSERT INTO api_keys (id, name, key_hash, display, created_at, {columns}) "  # noqa: S608 - fixed column names
-                f"VALUES (%s, %s, %s, %s, %s, {marks})",
-                (
-                    record.id,
-                    record.name,
-                    hash_key(plain),
-                    record.display,
-                    record.created_at,
-                    *(_column_value(f, getattr(policy, f)) for f in POLICY_FIELDS),
-                ),
-            )
+            conn.execute(SQL.insert, params)
         return record, plain
 
     def list(self) -> list[KeyRecord]:
         return self._select("ORDER BY created_at", ())
 
     def get(self, key_id: str) -> KeyRecord | None:
-        found = self._select("WHERE id = %s", (key_id,))
+        found = self._select(SQL.by_id, (key_id,))
         return found[0] if found else None
 
     def count(self) -> int:
         with self._pool.connection() as conn:
-            row = conn.execute("SELECT COUNT(*) FROM api_keys").fetchone()
+            row = conn.execute(COUNT).fetchone()
         return int(row[0]) if row else 0
 
     def has_admin(self) -> bool:
         with self._pool.connection() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM api_keys WHERE is_admin = 1 AND revoked_at IS NULL LIMIT 1"
-            ).fetchone()
+            row = conn.execute(HAS_ADMIN).fetchone()
         return row is not None
 
     def find_by_secret(self, plain: str) -> KeyRecord | None:
-        found = self._select("WHERE key_hash = %s", (hash_key(plain),))
+        found = self._select(SQL.by_hash, (hash_key(plain),))
         return found[0] if found else None
 
     def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
-        allowed = {"name", *POLICY_FIELDS}
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"unknown key fields: {sorted(unknown)}")
+        statement, params = SQL.update(key_id, changes)  # refuses unknown fields
         if changes:
-            sets = ", ".join(f"{name} = %s" for name in changes)
             with self._pool.connection() as conn:
-                conn.execute(
-                    f"UPDATE api_keys SET {sets} WHERE id = %s",  # noqa: S608 - checked names
-                    (*(_column_value(k, v) for k, v in changes.items()), key_id),
-                )
+                conn.execute(statement, params)
             self._changed(key_id)
         return self.get(key_id)
 
     def add_credits(self, key_id: str, amount: float) -> KeyRecord | None:
         with self._pool.connection() as conn:
-            conn.execute(
-                "UPDATE api_keys SET credit_limit = COALESCE(credit_limit, 0) + %s WHERE id = %s",
-                (amount, key_id),
-            )
+            conn.execute(SQL.add_credits, (amount, key_id))
         self._changed(key_id)
         return self.get(key_id)
 
     def revoke(self, key_id: str) -> bool:
         with self._pool.connection() as conn:
-            cursor = conn.execute(
-                "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
-                (time.time(), key_id),
-            )
+            cursor = conn.execute(SQL.revoke, (time.time(), key_id))
         self._changed(key_id)
         return cursor.rowcount == 1
 
     def delete(self, key_id: str) -> bool:
         with self._pool.connection() as conn:
-            cursor = conn.execute("DELETE FROM api_keys WHERE id = %s", (key_id,))
+            cursor = conn.execute(SQL.delete, (key_id,))
         self._changed(key_id)
         return cursor.rowcount == 1
 
@@ -194,10 +158,7 @@ class PgKeyStore:
         periods = periods_at(self._clock()).names()
         try:
             with self._pool.connection() as conn:
-                row = conn.execute(
-                    f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE key_hash = %s",  # noqa: S608
-                    (*periods, digest),
-                ).fetchone()
+                row = conn.execute(SQL.verify, (*periods, digest)).fetchone()
         except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as exc:
             if cached is None or not same_hash(cached[2], digest):
                 raise errors.GatewayError(
@@ -210,7 +171,7 @@ class PgKeyStore:
             return cached[1] if cached[1].active else None
         if row is None or not same_hash(row[-1], digest):
             return None
-        record = _record(row[:-1], periods)
+        record = record_from_row(row[:-1], periods)
         with self._cache_lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
