@@ -19,7 +19,6 @@ import orjson
 from starlette.types import Send
 
 from gateway_http.errors import HttpError, from_rpc_error
-from gateway_http.transcode.chat import chunk_json
 from gateway_http.wire import chat_headers, early_headers
 
 DONE = b"data: [DONE]\n\n"
@@ -52,32 +51,6 @@ def error_frame(err: HttpError, first: Any | None) -> bytes:
 
 async def _first_chunk(chunks: AsyncIterator[Any]) -> Any:
     return await anext(chunks)
-
-
-async def stream_chat(
-    send: Send,
-    call: Any,
-    *,
-    rid: str,
-    include_usage: bool,
-    hold: float,
-    keepalive: float,
-    started: float,
-    include_cost: bool = False,
-) -> None:
-    """Relay a ChatService.Stream call as SSE. Raises HttpError if it fails before the 200."""
-    await relay(
-        send,
-        call,
-        rid=rid,
-        hold=hold,
-        keepalive=keepalive,
-        started=started,
-        render=lambda chunk: frame(chunk_json(chunk, include_usage, include_cost)),
-        fail=error_frame,
-        done=DONE,
-        ping=KEEPALIVE,
-    )
 
 
 async def relay(

@@ -13,13 +13,26 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 from starlette.types import Receive, Scope, Send
 from switchyard.v1 import admin_pb2, admin_pb2_grpc, models_pb2, models_pb2_grpc
 
 from gateway_http.errors import HttpError, from_rpc_error
-from gateway_http.wire import call_metadata, header, request_id, send_error
+from gateway_http.sse import relay
+from gateway_http.transcode.fields import JSON
+from gateway_http.wire import (
+    ClientWatch,
+    call_metadata,
+    chat_headers,
+    header,
+    header_timeout,
+    read_json,
+    request_id,
+    send_error,
+)
 
 log = logging.getLogger("switchyard.http")
 
@@ -111,4 +124,96 @@ class Endpoint:
             edge(rid, scope["method"], scope["path"], status, time.perf_counter() - started)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        raise NotImplementedError
+
+
+class Parsed(Protocol):
+    """What a generation door's transcoding gives back, beside its own request."""
+
+    @property
+    def stream(self) -> bool: ...
+
+    @property
+    def timeout(self) -> float | None: ...
+
+
+ParsedT = TypeVar("ParsedT", bound=Parsed)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request's service call: its metadata and deadline, its id, when it began."""
+
+    metadata: tuple[tuple[str, str], ...]
+    timeout: float | None
+    rid: str
+    started: float  # perf_counter at the request's start: the latency headers count from it
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """How a door writes its stream as server-sent events (gateway_http.sse.relay)."""
+
+    render: Callable[[Any], bytes]  # one message of the stream
+    fail: Callable[[HttpError, Any], bytes]  # an error after the 200 (and the first message)
+    ping: bytes  # sent while the first message is held past `hold`
+    done: bytes = b""  # after the last message
+    head: Callable[[Any, float], list[tuple[bytes, bytes]]] = chat_headers  # served headers
+
+
+class GenerationEndpoint(Endpoint, Generic[ParsedT]):
+    """A generation door (chat completions, messages, responses): one service stub,
+    answered as JSON or as server-sent events.
+
+    What every such door does is here: read and transcode the body (`parse`), take the
+    deadline (the body's `timeout`, else `x-switchyard-timeout`) and the call's
+    metadata, watch for the client leaving while the call runs (a disconnect cancels
+    it), and relay a stream with the endpoint's hold and keep-alive. A door says how to
+    `parse`, which call and `Framing` its `stream` is, how to `complete`, and declares
+    its `_stub`'s type (the async stubs exist in the type stubs only, so they cannot
+    parametrise a base class at run time).
+    """
+
+    _stub: Any
+
+    def __init__(self, probe: AuthProbe, stub: Any, *, hold: float, keepalive: float) -> None:
+        super().__init__(probe)
+        self._stub = stub
+        self._hold = hold  # how long a stream's first message may be held for its headers
+        self._keepalive = keepalive
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        started = time.perf_counter()
+        parsed = self.parse(await read_json(receive), scope)
+        timeout = parsed.timeout or header_timeout(scope)
+        call = Call(call_metadata(scope, rid), timeout, rid, started)
+        async with ClientWatch(receive):
+            if not parsed.stream:
+                await self.complete(send, parsed, call)
+                return
+            stream, framing = self.stream(parsed, call)
+            await relay(
+                send,
+                stream,
+                rid=rid,
+                hold=self._hold,
+                keepalive=self._keepalive,
+                started=started,
+                render=framing.render,
+                fail=framing.fail,
+                done=framing.done,
+                ping=framing.ping,
+                head=framing.head,
+            )
+
+    def parse(self, body: JSON, scope: Scope) -> ParsedT:
+        """The body transcoded for the service; raises HttpError (400) if it cannot be."""
+        raise NotImplementedError
+
+    def stream(self, parsed: ParsedT, call: Call) -> tuple[Any, Framing]:
+        """The service's streaming call (started, not awaited) and how to frame it."""
+        raise NotImplementedError
+
+    async def complete(self, send: Send, parsed: ParsedT, call: Call) -> None:
+        """Call the service and send its answer as JSON."""
         raise NotImplementedError

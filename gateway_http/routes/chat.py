@@ -2,68 +2,38 @@
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
 import orjson
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope, Send
 from switchyard.v1 import chat_pb2_grpc
 
-from gateway_http.routes.base import AuthProbe, Endpoint
-from gateway_http.sse import stream_chat
-from gateway_http.transcode.chat import parse_chat, response_json
-from gateway_http.wire import (
-    ClientWatch,
-    call_metadata,
-    chat_headers,
-    header,
-    header_timeout,
-    read_json,
-    send_json,
-)
+from gateway_http.routes.base import Call, Framing, GenerationEndpoint
+from gateway_http.sse import DONE, KEEPALIVE, error_frame, frame
+from gateway_http.transcode.chat import ParsedChat, chunk_json, parse_chat, response_json
+from gateway_http.transcode.fields import JSON
+from gateway_http.wire import chat_headers, header, send_json
 
 
-class ChatCompletions(Endpoint):
-    def __init__(
-        self,
-        probe: AuthProbe,
-        stub: chat_pb2_grpc.ChatServiceAsyncStub,
-        *,
-        hold: float,
-        keepalive: float,
-    ) -> None:
-        super().__init__(probe)
-        self._stub = stub
-        self._hold = hold
-        self._keepalive = keepalive
+class ChatCompletions(GenerationEndpoint[ParsedChat]):
+    _stub: chat_pb2_grpc.ChatServiceAsyncStub
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        started = time.perf_counter()
-        parsed = parse_chat(await read_json(receive))
+    def parse(self, body: JSON, scope: Scope) -> ParsedChat:
+        parsed = parse_chat(body)
         cache_mode = header(scope, b"x-switchyard-cache")
         if cache_mode is not None:
             parsed.request.cache.mode = cache_mode.decode("latin-1").strip().lower()
-        timeout = parsed.timeout or header_timeout(scope)
-        metadata = call_metadata(scope, rid)
-        async with ClientWatch(receive):
-            if parsed.stream:
-                call = self._stub.Stream(parsed.request, metadata=metadata, timeout=timeout)
-                await stream_chat(
-                    send,
-                    call,
-                    rid=rid,
-                    include_usage=parsed.request.stream_options.include_usage,
-                    include_cost=parsed.usage_include,
-                    hold=self._hold,
-                    keepalive=self._keepalive,
-                    started=started,
-                )
-                return
-            response = await self._stub.Complete(parsed.request, metadata=metadata, timeout=timeout)
-            payload = orjson.dumps(response_json(response, parsed.usage_include))
-            await send_json(
-                send,
-                200,
-                payload,
-                rid,
-                chat_headers(response, started),
-            )
+        return parsed
+
+    def stream(self, parsed: ParsedChat, call: Call) -> tuple[Any, Framing]:
+        stream = self._stub.Stream(parsed.request, metadata=call.metadata, timeout=call.timeout)
+        usage, cost = parsed.request.stream_options.include_usage, parsed.usage_include
+        render = lambda chunk: frame(chunk_json(chunk, usage, cost))  # noqa: E731
+        return stream, Framing(render, error_frame, ping=KEEPALIVE, done=DONE)
+
+    async def complete(self, send: Send, parsed: ParsedChat, call: Call) -> None:
+        response = await self._stub.Complete(
+            parsed.request, metadata=call.metadata, timeout=call.timeout
+        )
+        payload = orjson.dumps(response_json(response, parsed.usage_include))
+        await send_json(send, 200, payload, call.rid, chat_headers(response, call.started))

@@ -9,7 +9,6 @@ Anthropic's shape.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -18,9 +17,10 @@ from starlette.types import Receive, Scope, Send
 from switchyard.v1 import messages_pb2_grpc
 
 from gateway_http.errors import HttpError
-from gateway_http.routes.base import AuthProbe, Endpoint
-from gateway_http.sse import relay
+from gateway_http.routes.base import AuthProbe, Call, Endpoint, Framing, GenerationEndpoint
+from gateway_http.transcode.fields import JSON
 from gateway_http.transcode.messages import (
+    ParsedMessages,
     count_json,
     error_json,
     event_json,
@@ -29,7 +29,6 @@ from gateway_http.transcode.messages import (
     response_json,
 )
 from gateway_http.wire import (
-    ClientWatch,
     call_metadata,
     chat_headers,
     header,
@@ -79,44 +78,22 @@ class AnthropicEndpoint(Endpoint):
         await send_json(send, err.status, orjson.dumps(error_json(err, rid)), rid, err.headers())
 
 
-class Messages(AnthropicEndpoint):
-    def __init__(
-        self,
-        probe: AuthProbe,
-        stub: messages_pb2_grpc.MessagesServiceAsyncStub,
-        *,
-        hold: float,
-        keepalive: float,
-    ) -> None:
-        super().__init__(probe)
-        self._stub = stub
-        self._hold = hold
-        self._keepalive = keepalive
+class Messages(AnthropicEndpoint, GenerationEndpoint[ParsedMessages]):
+    _stub: messages_pb2_grpc.MessagesServiceAsyncStub
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        started = time.perf_counter()
-        parsed = parse_messages(await read_json(receive))
-        timeout = parsed.timeout or header_timeout(scope)
-        metadata = call_metadata(scope, rid)
-        async with ClientWatch(receive):
-            if parsed.stream:
-                call = self._stub.Stream(parsed.request, metadata=metadata, timeout=timeout)
-                await relay(
-                    send,
-                    call,
-                    rid=rid,
-                    hold=self._hold,
-                    keepalive=self._keepalive,
-                    started=started,
-                    render=event_frame,
-                    fail=_error_frame(rid),
-                    done=b"",
-                    ping=PING,
-                )
-                return
-            response = await self._stub.Create(parsed.request, metadata=metadata, timeout=timeout)
-            payload = orjson.dumps(response_json(response))
-            await send_json(send, 200, payload, rid, chat_headers(response, started))
+    def parse(self, body: JSON, scope: Scope) -> ParsedMessages:
+        return parse_messages(body)
+
+    def stream(self, parsed: ParsedMessages, call: Call) -> tuple[Any, Framing]:
+        stream = self._stub.Stream(parsed.request, metadata=call.metadata, timeout=call.timeout)
+        return stream, Framing(render=event_frame, fail=_error_frame(call.rid), ping=PING)
+
+    async def complete(self, send: Send, parsed: ParsedMessages, call: Call) -> None:
+        response = await self._stub.Create(
+            parsed.request, metadata=call.metadata, timeout=call.timeout
+        )
+        payload = orjson.dumps(response_json(response))
+        await send_json(send, 200, payload, call.rid, chat_headers(response, call.started))
 
 
 class CountTokens(AnthropicEndpoint):

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope, Send
 from switchyard.v1 import responses_pb2, responses_pb2_grpc
 
 from gateway_http.errors import HttpError
-from gateway_http.routes.base import AuthProbe, Endpoint
-from gateway_http.sse import KEEPALIVE, relay
+from gateway_http.routes.base import Call, Framing, GenerationEndpoint
+from gateway_http.sse import KEEPALIVE
 from gateway_http.transcode.fields import JSON
-from gateway_http.transcode.responses import events_json, parse_response_request, response_json
-from gateway_http.wire import (
-    ClientWatch,
-    call_metadata,
-    chat_headers,
-    header_timeout,
-    read_json,
-    send_json,
+from gateway_http.transcode.responses import (
+    ParsedResponse,
+    events_json,
+    parse_response_request,
+    response_json,
 )
+from gateway_http.wire import chat_headers, send_json
 
 
 def event_frame(payload: JSON) -> bytes:
@@ -61,44 +58,20 @@ def _head(first: responses_pb2.ResponseEventBatch, started: float) -> list[tuple
     return chat_headers(first.events[0].response, started)
 
 
-class Responses(Endpoint):
-    def __init__(
-        self,
-        probe: AuthProbe,
-        stub: responses_pb2_grpc.ResponsesServiceAsyncStub,
-        *,
-        hold: float,
-        keepalive: float,
-    ) -> None:
-        super().__init__(probe)
-        self._stub = stub
-        self._hold = hold
-        self._keepalive = keepalive
+class Responses(GenerationEndpoint[ParsedResponse]):
+    _stub: responses_pb2_grpc.ResponsesServiceAsyncStub
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        started = time.perf_counter()
-        body = await read_json(receive)
-        parsed = parse_response_request(body)
-        timeout = parsed.timeout or header_timeout(scope)
-        metadata = call_metadata(scope, rid)
-        async with ClientWatch(receive):
-            if parsed.stream:
-                call = self._stub.Stream(parsed.request, metadata=metadata, timeout=timeout)
-                events = _Events(body)
-                await relay(
-                    send,
-                    call,
-                    rid=rid,
-                    hold=self._hold,
-                    keepalive=self._keepalive,
-                    started=started,
-                    render=events.render,
-                    fail=events.failed,
-                    done=b"",
-                    ping=KEEPALIVE,
-                    head=_head,
-                )
-                return
-            response = await self._stub.Create(parsed.request, metadata=metadata, timeout=timeout)
-            payload = orjson.dumps(response_json(response, body))
-            await send_json(send, 200, payload, rid, chat_headers(response, started))
+    def parse(self, body: JSON, scope: Scope) -> ParsedResponse:
+        return parse_response_request(body)
+
+    def stream(self, parsed: ParsedResponse, call: Call) -> tuple[Any, Framing]:
+        stream = self._stub.Stream(parsed.request, metadata=call.metadata, timeout=call.timeout)
+        events = _Events(parsed.body)
+        return stream, Framing(events.render, events.failed, ping=KEEPALIVE, head=_head)
+
+    async def complete(self, send: Send, parsed: ParsedResponse, call: Call) -> None:
+        response = await self._stub.Create(
+            parsed.request, metadata=call.metadata, timeout=call.timeout
+        )
+        payload = orjson.dumps(response_json(response, parsed.body))
+        await send_json(send, 200, payload, call.rid, chat_headers(response, call.started))
