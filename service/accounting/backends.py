@@ -201,7 +201,7 @@ def open_backends(
         # The config check makes a database_url come with a redis_url. This ignore is the
         # last: open_redis still annotates SQLite's KeyStore and Ledger, not the
         # KeyStoreBackend and LedgerBackend protocols that PgKeyStore and PgLedger meet.
-        stores = open_redis(settings, pg_keys, pg_ledger, clock=clock)  # type: ignore[arg-type]
+        stores = open_redis(settings, pg_keys, pg_ledger, clock=clock)
         stores.usage = PgUsage(pool)
         return stores
     keys = KeyStore(database, cache_seconds=settings.key_cache_seconds, clock=clock)

@@ -33,9 +33,8 @@ from collections import deque
 from typing import Any
 
 from service import errors
-from service.accounting.backends import Backends
+from service.accounting.backends import Backends, KeyStoreBackend, LedgerBackend
 from service.accounting.credits import EPSILON, Credits, Reservation, Spend, insufficient
-from service.accounting.ledger import Ledger
 from service.accounting.limiter import (
     UNLIMITED,
     WINDOW,
@@ -47,7 +46,7 @@ from service.accounting.limiter import (
 from service.accounting.periods import Clock, periods_at
 from service.ids import random_hex
 from service.store import redis_scripts as lua
-from service.store.keys import KeyPolicy, KeyRecord, KeyStore
+from service.store.keys import KeyPolicy, KeyRecord
 from service.store.resp import RedisError, ReplyError, RespClient, Script
 from service.store.settings import StorageSettings
 
@@ -77,7 +76,7 @@ def unavailable(wait: float) -> errors.GatewayError:
 class RedisLink:
     """The connection pool, the scripts, the writer, the renewals and the invalidation."""
 
-    def __init__(self, settings: StorageSettings, keys: KeyStore) -> None:
+    def __init__(self, settings: StorageSettings, keys: KeyStoreBackend) -> None:
         assert settings.redis_url is not None
         self.settings = settings
         self.ttl_ms = int(settings.lease_ttl * 1000)
@@ -317,7 +316,7 @@ class RedisCounters:
 class RedisCredits:
     """Credit holds against the balance in Redis: reserve and settle are one script each."""
 
-    def __init__(self, link: RedisLink, keys: KeyStore, clock: Clock) -> None:
+    def __init__(self, link: RedisLink, keys: KeyStoreBackend, clock: Clock) -> None:
         self._link = link
         self._keys = keys
         self._clock = clock
@@ -497,7 +496,7 @@ class RedisGate:
 
 
 def open_redis(
-    settings: StorageSettings, keys: KeyStore, ledger: Ledger, *, clock: Clock
+    settings: StorageSettings, keys: KeyStoreBackend, ledger: LedgerBackend, *, clock: Clock
 ) -> Backends:
     link = RedisLink(settings, keys)
     credits, counters = RedisCredits(link, keys, clock), RedisCounters(link)
