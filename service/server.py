@@ -41,7 +41,8 @@ from service.accounting.backends import Backends, KeyStoreBackend, UsageBackend,
 from service.accounting.gate import Accounting
 from service.accounting.usage_sqlite import SqliteUsage
 from service.cache import ResponseCache
-from service.cache.build import build_cache
+from service.cache.build import backend_changed, build_cache, semantic_embedder
+from service.cache.settings import CacheConfig
 from service.config import Config, ConfigError, ProviderConfig, load_config
 from service.engine import Engine
 from service.inprocess import InProcessChannel
@@ -221,6 +222,7 @@ class Service:
             for section in ("moderation", "telemetry", "storage"):
                 if getattr(config, section) != getattr(self.config, section):
                     log.warning("reload: the %s settings changed; they apply at restart", section)
+            self._reload_cache(config.cache, providers)
             self.engine.swap(config, providers)
             self.accounting.set_models(config.models)
             self.config = config
@@ -235,6 +237,19 @@ class Service:
         if others and self.reload_others is not None:
             self.reload_others()
         return len(providers), len(config.models), rebuilt
+
+    def _reload_cache(self, new: CacheConfig, providers: Mapping[str, Provider]) -> None:
+        """Models' cache settings apply at once; a new backend (or a cache where none
+        ran) takes a restart, as the servicers hold the one they started with."""
+        old = self.config.cache
+        if new == old:
+            return
+        if self.cache is None:
+            log.warning("reload: caching was off at start; turning it on applies at restart")
+            return
+        if backend_changed(old, new):
+            log.warning("reload: the cache backend settings changed; they apply at restart")
+        self.cache.reconfigure(new, semantic_embedder(new, providers))
 
     def register(self, server: Any) -> None:
         """Every servicer, each method observed (metrics, access log, traces) when on."""

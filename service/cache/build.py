@@ -25,15 +25,28 @@ def build_cache(config: CacheConfig, providers: Mapping[str, Provider]) -> Respo
         backend = RedisBackend(config.redis_url)
     else:
         backend = MemoryBackend(config.max_entries)
-    embed: Embed | None = None
-    if any(m.semantic for m in config.models.values()):
-        embedder = next(
-            (
-                e
-                for p in providers.values()
-                if isinstance(e := getattr(p, "embedder", None), LocalEmbedder)
-            ),
-            None,
-        )
-        embed = (embedder or LocalEmbedder("cache")).vector
-    return ResponseCache(config, backend, embed)
+    return ResponseCache(config, backend, semantic_embedder(config, providers))
+
+
+def semantic_embedder(config: CacheConfig, providers: Mapping[str, Provider]) -> Embed | None:
+    """What the semantic cache embeds with: None when no model asks for it."""
+    if not any(m.semantic for m in config.models.values()):
+        return None
+    embedder = next(
+        (
+            e
+            for p in providers.values()
+            if isinstance(e := getattr(p, "embedder", None), LocalEmbedder)
+        ),
+        None,
+    )
+    return (embedder or LocalEmbedder("cache")).vector
+
+
+def backend_changed(old: CacheConfig, new: CacheConfig) -> bool:
+    """Whether a reload from `old` to `new` needs another backend (which a restart makes)."""
+    return (old.backend, old.redis_url, old.max_entries) != (
+        new.backend,
+        new.redis_url,
+        new.max_entries,
+    )

@@ -96,6 +96,14 @@ class ResponseCache:
         self._clock = time.time
         self._warned = 0.0
 
+    def reconfigure(self, config: CacheConfig, embed: Embed | None) -> None:
+        """A reload's per-model settings (on, ttl, scope, default, semantic, price), for
+        requests from now on; entries already stored keep the expiry they were given.
+        The backend stays: changing it takes a restart."""
+        self._config = config
+        if self._embed is None:
+            self._embed = embed
+
     def _unavailable(self, exc: CacheBackendError) -> None:
         now = time.monotonic()
         if now - self._warned >= WARN_EVERY:

@@ -161,3 +161,69 @@ def test_a_reload_reaches_every_worker(mock: MockOpenAI, tmp_path: Path) -> None
                 )
     finally:
         gateway.stop()
+
+
+def cached_text(upstream: str, cached: list[str], max_entries: int = 100) -> str:
+    text = f"""providers:
+  mock: {{kind: openai, base_url: {upstream}, api_key: upstream-secret, timeout: 20}}
+cache: {{max_entries: {max_entries}}}
+models:
+"""
+    for model in ("mock/echo", "mock/plain"):
+        text += f"  - id: {model}\n    endpoints: [{{provider: mock, model: echo}}]\n"
+        if model in cached:
+            text += "    cache: {ttl: 60}\n"
+    return text
+
+
+def cache_outcome(gateway: Gateway, model: str, text: str) -> str:
+    """The x-switchyard-cache header of a second identical request."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": text}]})
+    outcome = ""
+    for _ in range(2):
+        request = urllib.request.Request(
+            gateway.base_url + "/chat/completions",
+            data=body.encode(),
+            headers={"Authorization": f"Bearer {gateway.key}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 200
+            outcome = response.headers.get("x-switchyard-cache", "")
+    return outcome
+
+
+def test_a_reload_applies_the_models_cache_settings(mock: MockOpenAI, tmp_path: Path) -> None:
+    config = tmp_path / "switchyard.yaml"
+    config.write_text(cached_text(mock.base_url, ["mock/echo"]), encoding="utf-8")
+    gateway = start_gateway(config, tmp_path / "data")
+    try:
+        admin = admin_key(gateway)
+        assert cache_outcome(gateway, "mock/echo", "one") == "hit"
+        assert cache_outcome(gateway, "mock/plain", "two") == "miss"
+        config.write_text(cached_text(mock.base_url, ["mock/plain"]), encoding="utf-8")
+        assert post(gateway, "/admin/reload", admin)[0] == 200
+        assert cache_outcome(gateway, "mock/plain", "three") == "hit"  # on at once
+        assert cache_outcome(gateway, "mock/echo", "four") == "miss"  # off at once
+        # A new backend (here: its size) takes a restart, and the log says so.
+        config.write_text(cached_text(mock.base_url, ["mock/plain"], 50), encoding="utf-8")
+        assert post(gateway, "/admin/reload", admin)[0] == 200
+        assert "the cache backend settings changed; they apply at restart" in gateway.log()
+        assert cache_outcome(gateway, "mock/plain", "five") == "hit"
+    finally:
+        gateway.stop()
+
+
+def test_turning_the_cache_on_by_reload_says_it_needs_a_restart(
+    mock: MockOpenAI, tmp_path: Path
+) -> None:
+    config = tmp_path / "switchyard.yaml"
+    config.write_text(cached_text(mock.base_url, []), encoding="utf-8")
+    gateway = start_gateway(config, tmp_path / "data")
+    try:
+        config.write_text(cached_text(mock.base_url, ["mock/echo"]), encoding="utf-8")
+        assert post(gateway, "/admin/reload", admin_key(gateway))[0] == 200
+        assert "turning it on applies at restart" in gateway.log()
+        assert cache_outcome(gateway, "mock/echo", "six") == "miss"
+    finally:
+        gateway.stop()
