@@ -74,7 +74,8 @@ def unavailable(wait: float) -> errors.GatewayError:
 
 
 class RedisLink:
-    """The connection pool, the scripts, the writer, the renewals and the invalidation."""
+    """The connection (service/store/resp.py), the scripts, the writer, the renewals
+    and the invalidation."""
 
     def __init__(self, settings: StorageSettings, keys: KeyStoreBackend) -> None:
         assert settings.redis_url is not None
