@@ -35,6 +35,13 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def cache_mode(scope: Scope) -> str | None:
+    """The response-cache mode in `x-switchyard-cache`, if the caller set one (trimmed,
+    lower case; the service checks it)."""
+    raw = header(scope, b"x-switchyard-cache")
+    return None if raw is None else raw.decode("latin-1").strip().lower()
+
+
 def request_id(scope: Scope) -> str:
     """The caller's `x-request-id` when it is sane, else a fresh one."""
     given = header(scope, b"x-request-id")

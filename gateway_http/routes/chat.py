@@ -12,7 +12,7 @@ from gateway_http.routes.base import Call, Framing, GenerationEndpoint
 from gateway_http.sse import DONE, KEEPALIVE, error_frame, frame
 from gateway_http.transcode.chat import ParsedChat, chunk_json, parse_chat, response_json
 from gateway_http.transcode.fields import JSON
-from gateway_http.wire import chat_headers, header, send_json
+from gateway_http.wire import cache_mode, chat_headers, send_json
 
 
 class ChatCompletions(GenerationEndpoint[ParsedChat]):
@@ -20,9 +20,9 @@ class ChatCompletions(GenerationEndpoint[ParsedChat]):
 
     def parse(self, body: JSON, scope: Scope) -> ParsedChat:
         parsed = parse_chat(body)
-        cache_mode = header(scope, b"x-switchyard-cache")
-        if cache_mode is not None:
-            parsed.request.cache.mode = cache_mode.decode("latin-1").strip().lower()
+        mode = cache_mode(scope)
+        if mode is not None:
+            parsed.request.cache.mode = mode
         return parsed
 
     def stream(self, parsed: ParsedChat, call: Call) -> tuple[Any, Framing]:

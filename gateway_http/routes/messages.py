@@ -29,6 +29,7 @@ from gateway_http.transcode.messages import (
     response_json,
 )
 from gateway_http.wire import (
+    cache_mode,
     call_metadata,
     chat_headers,
     header,
@@ -82,7 +83,11 @@ class Messages(AnthropicEndpoint, GenerationEndpoint[ParsedMessages]):
     _stub: messages_pb2_grpc.MessagesServiceAsyncStub
 
     def parse(self, body: JSON, scope: Scope) -> ParsedMessages:
-        return parse_messages(body)
+        parsed = parse_messages(body)
+        mode = cache_mode(scope)
+        if mode is not None:
+            parsed.request.cache.mode = mode
+        return parsed
 
     def stream(self, parsed: ParsedMessages, call: Call) -> tuple[Any, Framing]:
         stream = self._stub.Stream(parsed.request, metadata=call.metadata, timeout=call.timeout)

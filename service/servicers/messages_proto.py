@@ -257,6 +257,7 @@ _FIELDS: dict[str, Callable[[Any, chat_pb2.ChatRequest], None]] = {
     "provider": _provider,
     "models": lambda value, out: out.models.extend(value),
     "thinking": thinking_config,  # after extra_json (a later field number): it merges into it
+    "cache": lambda value, out: out.cache.CopyFrom(value),  # the response cache's mode
 }
 
 

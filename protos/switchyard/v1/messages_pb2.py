@@ -22,60 +22,61 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from switchyard.v1 import chat_pb2 as switchyard_dot_v1_dot_chat__pb2
 from switchyard.v1 import common_pb2 as switchyard_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cswitchyard/v1/messages.proto\x12\rswitchyard.v1\x1a\x1aswitchyard/v1/common.proto\"J\n\x0bImageSource\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\"7\n\x07ToolUse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ninput_json\x18\x03 \x01(\t\"~\n\nToolResult\x12\x13\n\x0btool_use_id\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12.\n\x06\x62locks\x18\x03 \x01(\x0b\x32\x1c.switchyard.v1.ContentBlocksH\x00\x12\x10\n\x08is_error\x18\x04 \x01(\x08\x42\t\n\x07\x63ontent\"O\n\x0e\x44ocumentSource\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\"/\n\x08Thinking\x12\x10\n\x08thinking\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\t\"\xe3\x02\n\x0c\x43ontentBlock\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12+\n\x05image\x18\x02 \x01(\x0b\x32\x1a.switchyard.v1.ImageSourceH\x00\x12*\n\x08tool_use\x18\x03 \x01(\x0b\x32\x16.switchyard.v1.ToolUseH\x00\x12\x30\n\x0btool_result\x18\x04 \x01(\x0b\x32\x19.switchyard.v1.ToolResultH\x00\x12\x31\n\x08\x64ocument\x18\x05 \x01(\x0b\x32\x1d.switchyard.v1.DocumentSourceH\x00\x12+\n\x08thinking\x18\x06 \x01(\x0b\x32\x17.switchyard.v1.ThinkingH\x00\x12\x1b\n\x11redacted_thinking\x18\x07 \x01(\tH\x00\x12\x32\n\rcache_control\x18\x0f \x01(\x0b\x32\x1b.switchyard.v1.CacheControlB\x07\n\x05\x62lock\"<\n\rContentBlocks\x12+\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x1b.switchyard.v1.ContentBlock\"g\n\x0cMessageParam\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12.\n\x06\x62locks\x18\x03 \x01(\x0b\x32\x1c.switchyard.v1.ContentBlocksH\x00\x42\t\n\x07\x63ontent\"\x82\x01\n\x0eToolDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x19\n\x11input_schema_json\x18\x03 \x01(\t\x12\x32\n\rcache_control\x18\x04 \x01(\x0b\x32\x1b.switchyard.v1.CacheControl\"v\n\x12MessagesToolChoice\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12&\n\x19\x64isable_parallel_tool_use\x18\x03 \x01(\x08H\x00\x88\x01\x01\x42\x1c\n\x1a_disable_parallel_tool_use\"F\n\x0eThinkingConfig\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x15\n\rbudget_tokens\x18\x02 \x01(\x05\x12\x0f\n\x07\x64isplay\x18\x03 \x01(\t\"\xc4\x04\n\x0fMessagesRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12-\n\x08messages\x18\x02 \x03(\x0b\x32\x1b.switchyard.v1.MessageParam\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x15\n\x0bsystem_text\x18\x04 \x01(\tH\x00\x12\x35\n\rsystem_blocks\x18\x05 \x01(\x0b\x32\x1c.switchyard.v1.ContentBlocksH\x00\x12\x16\n\x0estop_sequences\x18\x06 \x03(\t\x12\x18\n\x0btemperature\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x08 \x01(\x01H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\t \x01(\x05H\x03\x88\x01\x01\x12,\n\x05tools\x18\n \x03(\x0b\x32\x1d.switchyard.v1.ToolDefinition\x12\x36\n\x0btool_choice\x18\x0b \x01(\x0b\x32!.switchyard.v1.MessagesToolChoice\x12\x18\n\x10metadata_user_id\x18\x0c \x01(\t\x12\x12\n\nextra_json\x18\r \x01(\t\x12\x34\n\x08provider\x18\x0e \x01(\x0b\x32\".switchyard.v1.ProviderPreferences\x12\x0e\n\x06models\x18\x0f \x03(\t\x12/\n\x08thinking\x18\x10 \x01(\x0b\x32\x1d.switchyard.v1.ThinkingConfigB\x08\n\x06systemB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_k\"\x9e\x01\n\rMessagesUsage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x05\x12\x15\n\routput_tokens\x18\x02 \x01(\x05\x12#\n\x1b\x63\x61\x63he_creation_input_tokens\x18\x03 \x01(\x05\x12\x1f\n\x17\x63\x61\x63he_read_input_tokens\x18\x04 \x01(\x05\x12\x11\n\x04\x63ost\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x07\n\x05_cost\"\xcd\x02\n\x10MessagesResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12,\n\x07\x63ontent\x18\x03 \x03(\x0b\x32\x1b.switchyard.v1.ContentBlock\x12\x13\n\x0bstop_reason\x18\x04 \x01(\t\x12\x1a\n\rstop_sequence\x18\x05 \x01(\tH\x00\x88\x01\x01\x12+\n\x05usage\x18\x06 \x01(\x0b\x32\x1c.switchyard.v1.MessagesUsage\x12\x10\n\x08provider\x18\x07 \x01(\t\x12\x13\n\x0bupstream_ms\x18\x08 \x01(\x01\x12.\n\x0brate_limits\x18\t \x01(\x0b\x32\x19.switchyard.v1.RateLimits\x12\x1a\n\x12\x64ropped_parameters\x18\n \x03(\t\x12\r\n\x05\x63\x61\x63he\x18\x0b \x01(\tB\x10\n\x0e_stop_sequence\"V\n\x0cMessageStart\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12+\n\x05usage\x18\x03 \x01(\x0b\x32\x1c.switchyard.v1.MessagesUsage\"V\n\x11\x43ontentBlockStart\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x32\n\rcontent_block\x18\x02 \x01(\x0b\x32\x1b.switchyard.v1.ContentBlock\"|\n\x11\x43ontentBlockDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\x16\n\x0cpartial_json\x18\x03 \x01(\tH\x00\x12\x12\n\x08thinking\x18\x04 \x01(\tH\x00\x12\x13\n\tsignature\x18\x05 \x01(\tH\x00\x42\x07\n\x05\x64\x65lta\"!\n\x10\x43ontentBlockStop\x12\r\n\x05index\x18\x01 \x01(\x05\"~\n\x0cMessageDelta\x12\x13\n\x0bstop_reason\x18\x01 \x01(\t\x12\x1a\n\rstop_sequence\x18\x02 \x01(\tH\x00\x88\x01\x01\x12+\n\x05usage\x18\x03 \x01(\x0b\x32\x1c.switchyard.v1.MessagesUsageB\x10\n\x0e_stop_sequence\"\r\n\x0bMessageStop\"\x87\x04\n\rMessagesEvent\x12\x34\n\rmessage_start\x18\x01 \x01(\x0b\x32\x1b.switchyard.v1.MessageStartH\x00\x12?\n\x13\x63ontent_block_start\x18\x02 \x01(\x0b\x32 .switchyard.v1.ContentBlockStartH\x00\x12?\n\x13\x63ontent_block_delta\x18\x03 \x01(\x0b\x32 .switchyard.v1.ContentBlockDeltaH\x00\x12=\n\x12\x63ontent_block_stop\x18\x04 \x01(\x0b\x32\x1f.switchyard.v1.ContentBlockStopH\x00\x12\x34\n\rmessage_delta\x18\x05 \x01(\x0b\x32\x1b.switchyard.v1.MessageDeltaH\x00\x12\x32\n\x0cmessage_stop\x18\x06 \x01(\x0b\x32\x1a.switchyard.v1.MessageStopH\x00\x12\n\n\x02id\x18\n \x01(\t\x12\x10\n\x08provider\x18\x0b \x01(\t\x12\x13\n\x0bupstream_ms\x18\x0c \x01(\x01\x12.\n\x0brate_limits\x18\r \x01(\x0b\x32\x19.switchyard.v1.RateLimits\x12\x1a\n\x12\x64ropped_parameters\x18\x0e \x03(\t\x12\r\n\x05\x63\x61\x63he\x18\x0f \x01(\tB\x07\n\x05\x65vent\"+\n\x13\x43ountTokensResponse\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x05\x32\xf9\x01\n\x0fMessagesService\x12I\n\x06\x43reate\x12\x1e.switchyard.v1.MessagesRequest\x1a\x1f.switchyard.v1.MessagesResponse\x12H\n\x06Stream\x12\x1e.switchyard.v1.MessagesRequest\x1a\x1c.switchyard.v1.MessagesEvent0\x01\x12Q\n\x0b\x43ountTokens\x12\x1e.switchyard.v1.MessagesRequest\x1a\".switchyard.v1.CountTokensResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cswitchyard/v1/messages.proto\x12\rswitchyard.v1\x1a\x18switchyard/v1/chat.proto\x1a\x1aswitchyard/v1/common.proto\"J\n\x0bImageSource\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\"7\n\x07ToolUse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ninput_json\x18\x03 \x01(\t\"~\n\nToolResult\x12\x13\n\x0btool_use_id\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12.\n\x06\x62locks\x18\x03 \x01(\x0b\x32\x1c.switchyard.v1.ContentBlocksH\x00\x12\x10\n\x08is_error\x18\x04 \x01(\x08\x42\t\n\x07\x63ontent\"O\n\x0e\x44ocumentSource\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\"/\n\x08Thinking\x12\x10\n\x08thinking\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\t\"\xe3\x02\n\x0c\x43ontentBlock\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12+\n\x05image\x18\x02 \x01(\x0b\x32\x1a.switchyard.v1.ImageSourceH\x00\x12*\n\x08tool_use\x18\x03 \x01(\x0b\x32\x16.switchyard.v1.ToolUseH\x00\x12\x30\n\x0btool_result\x18\x04 \x01(\x0b\x32\x19.switchyard.v1.ToolResultH\x00\x12\x31\n\x08\x64ocument\x18\x05 \x01(\x0b\x32\x1d.switchyard.v1.DocumentSourceH\x00\x12+\n\x08thinking\x18\x06 \x01(\x0b\x32\x17.switchyard.v1.ThinkingH\x00\x12\x1b\n\x11redacted_thinking\x18\x07 \x01(\tH\x00\x12\x32\n\rcache_control\x18\x0f \x01(\x0b\x32\x1b.switchyard.v1.CacheControlB\x07\n\x05\x62lock\"<\n\rContentBlocks\x12+\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x1b.switchyard.v1.ContentBlock\"g\n\x0cMessageParam\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12.\n\x06\x62locks\x18\x03 \x01(\x0b\x32\x1c.switchyard.v1.ContentBlocksH\x00\x42\t\n\x07\x63ontent\"\x82\x01\n\x0eToolDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x19\n\x11input_schema_json\x18\x03 \x01(\t\x12\x32\n\rcache_control\x18\x04 \x01(\x0b\x32\x1b.switchyard.v1.CacheControl\"v\n\x12MessagesToolChoice\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12&\n\x19\x64isable_parallel_tool_use\x18\x03 \x01(\x08H\x00\x88\x01\x01\x42\x1c\n\x1a_disable_parallel_tool_use\"F\n\x0eThinkingConfig\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x15\n\rbudget_tokens\x18\x02 \x01(\x05\x12\x0f\n\x07\x64isplay\x18\x03 \x01(\t\"\xf8\x04\n\x0fMessagesRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12-\n\x08messages\x18\x02 \x03(\x0b\x32\x1b.switchyard.v1.MessageParam\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x15\n\x0bsystem_text\x18\x04 \x01(\tH\x00\x12\x35\n\rsystem_blocks\x18\x05 \x01(\x0b\x32\x1c.switchyard.v1.ContentBlocksH\x00\x12\x16\n\x0estop_sequences\x18\x06 \x03(\t\x12\x18\n\x0btemperature\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x08 \x01(\x01H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\t \x01(\x05H\x03\x88\x01\x01\x12,\n\x05tools\x18\n \x03(\x0b\x32\x1d.switchyard.v1.ToolDefinition\x12\x36\n\x0btool_choice\x18\x0b \x01(\x0b\x32!.switchyard.v1.MessagesToolChoice\x12\x18\n\x10metadata_user_id\x18\x0c \x01(\t\x12\x12\n\nextra_json\x18\r \x01(\t\x12\x34\n\x08provider\x18\x0e \x01(\x0b\x32\".switchyard.v1.ProviderPreferences\x12\x0e\n\x06models\x18\x0f \x03(\t\x12/\n\x08thinking\x18\x10 \x01(\x0b\x32\x1d.switchyard.v1.ThinkingConfig\x12\x32\n\x05\x63\x61\x63he\x18( \x01(\x0b\x32#.switchyard.v1.ResponseCacheControlB\x08\n\x06systemB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_k\"\x9e\x01\n\rMessagesUsage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x05\x12\x15\n\routput_tokens\x18\x02 \x01(\x05\x12#\n\x1b\x63\x61\x63he_creation_input_tokens\x18\x03 \x01(\x05\x12\x1f\n\x17\x63\x61\x63he_read_input_tokens\x18\x04 \x01(\x05\x12\x11\n\x04\x63ost\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x07\n\x05_cost\"\xcd\x02\n\x10MessagesResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12,\n\x07\x63ontent\x18\x03 \x03(\x0b\x32\x1b.switchyard.v1.ContentBlock\x12\x13\n\x0bstop_reason\x18\x04 \x01(\t\x12\x1a\n\rstop_sequence\x18\x05 \x01(\tH\x00\x88\x01\x01\x12+\n\x05usage\x18\x06 \x01(\x0b\x32\x1c.switchyard.v1.MessagesUsage\x12\x10\n\x08provider\x18\x07 \x01(\t\x12\x13\n\x0bupstream_ms\x18\x08 \x01(\x01\x12.\n\x0brate_limits\x18\t \x01(\x0b\x32\x19.switchyard.v1.RateLimits\x12\x1a\n\x12\x64ropped_parameters\x18\n \x03(\t\x12\r\n\x05\x63\x61\x63he\x18\x0b \x01(\tB\x10\n\x0e_stop_sequence\"V\n\x0cMessageStart\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12+\n\x05usage\x18\x03 \x01(\x0b\x32\x1c.switchyard.v1.MessagesUsage\"V\n\x11\x43ontentBlockStart\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x32\n\rcontent_block\x18\x02 \x01(\x0b\x32\x1b.switchyard.v1.ContentBlock\"|\n\x11\x43ontentBlockDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\x16\n\x0cpartial_json\x18\x03 \x01(\tH\x00\x12\x12\n\x08thinking\x18\x04 \x01(\tH\x00\x12\x13\n\tsignature\x18\x05 \x01(\tH\x00\x42\x07\n\x05\x64\x65lta\"!\n\x10\x43ontentBlockStop\x12\r\n\x05index\x18\x01 \x01(\x05\"~\n\x0cMessageDelta\x12\x13\n\x0bstop_reason\x18\x01 \x01(\t\x12\x1a\n\rstop_sequence\x18\x02 \x01(\tH\x00\x88\x01\x01\x12+\n\x05usage\x18\x03 \x01(\x0b\x32\x1c.switchyard.v1.MessagesUsageB\x10\n\x0e_stop_sequence\"\r\n\x0bMessageStop\"\x87\x04\n\rMessagesEvent\x12\x34\n\rmessage_start\x18\x01 \x01(\x0b\x32\x1b.switchyard.v1.MessageStartH\x00\x12?\n\x13\x63ontent_block_start\x18\x02 \x01(\x0b\x32 .switchyard.v1.ContentBlockStartH\x00\x12?\n\x13\x63ontent_block_delta\x18\x03 \x01(\x0b\x32 .switchyard.v1.ContentBlockDeltaH\x00\x12=\n\x12\x63ontent_block_stop\x18\x04 \x01(\x0b\x32\x1f.switchyard.v1.ContentBlockStopH\x00\x12\x34\n\rmessage_delta\x18\x05 \x01(\x0b\x32\x1b.switchyard.v1.MessageDeltaH\x00\x12\x32\n\x0cmessage_stop\x18\x06 \x01(\x0b\x32\x1a.switchyard.v1.MessageStopH\x00\x12\n\n\x02id\x18\n \x01(\t\x12\x10\n\x08provider\x18\x0b \x01(\t\x12\x13\n\x0bupstream_ms\x18\x0c \x01(\x01\x12.\n\x0brate_limits\x18\r \x01(\x0b\x32\x19.switchyard.v1.RateLimits\x12\x1a\n\x12\x64ropped_parameters\x18\x0e \x03(\t\x12\r\n\x05\x63\x61\x63he\x18\x0f \x01(\tB\x07\n\x05\x65vent\"+\n\x13\x43ountTokensResponse\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x05\x32\xf9\x01\n\x0fMessagesService\x12I\n\x06\x43reate\x12\x1e.switchyard.v1.MessagesRequest\x1a\x1f.switchyard.v1.MessagesResponse\x12H\n\x06Stream\x12\x1e.switchyard.v1.MessagesRequest\x1a\x1c.switchyard.v1.MessagesEvent0\x01\x12Q\n\x0b\x43ountTokens\x12\x1e.switchyard.v1.MessagesRequest\x1a\".switchyard.v1.CountTokensResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.v1.messages_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IMAGESOURCE']._serialized_start=75
-  _globals['_IMAGESOURCE']._serialized_end=149
-  _globals['_TOOLUSE']._serialized_start=151
-  _globals['_TOOLUSE']._serialized_end=206
-  _globals['_TOOLRESULT']._serialized_start=208
-  _globals['_TOOLRESULT']._serialized_end=334
-  _globals['_DOCUMENTSOURCE']._serialized_start=336
-  _globals['_DOCUMENTSOURCE']._serialized_end=415
-  _globals['_THINKING']._serialized_start=417
-  _globals['_THINKING']._serialized_end=464
-  _globals['_CONTENTBLOCK']._serialized_start=467
-  _globals['_CONTENTBLOCK']._serialized_end=822
-  _globals['_CONTENTBLOCKS']._serialized_start=824
-  _globals['_CONTENTBLOCKS']._serialized_end=884
-  _globals['_MESSAGEPARAM']._serialized_start=886
-  _globals['_MESSAGEPARAM']._serialized_end=989
-  _globals['_TOOLDEFINITION']._serialized_start=992
-  _globals['_TOOLDEFINITION']._serialized_end=1122
-  _globals['_MESSAGESTOOLCHOICE']._serialized_start=1124
-  _globals['_MESSAGESTOOLCHOICE']._serialized_end=1242
-  _globals['_THINKINGCONFIG']._serialized_start=1244
-  _globals['_THINKINGCONFIG']._serialized_end=1314
-  _globals['_MESSAGESREQUEST']._serialized_start=1317
-  _globals['_MESSAGESREQUEST']._serialized_end=1897
-  _globals['_MESSAGESUSAGE']._serialized_start=1900
-  _globals['_MESSAGESUSAGE']._serialized_end=2058
-  _globals['_MESSAGESRESPONSE']._serialized_start=2061
-  _globals['_MESSAGESRESPONSE']._serialized_end=2394
-  _globals['_MESSAGESTART']._serialized_start=2396
-  _globals['_MESSAGESTART']._serialized_end=2482
-  _globals['_CONTENTBLOCKSTART']._serialized_start=2484
-  _globals['_CONTENTBLOCKSTART']._serialized_end=2570
-  _globals['_CONTENTBLOCKDELTA']._serialized_start=2572
-  _globals['_CONTENTBLOCKDELTA']._serialized_end=2696
-  _globals['_CONTENTBLOCKSTOP']._serialized_start=2698
-  _globals['_CONTENTBLOCKSTOP']._serialized_end=2731
-  _globals['_MESSAGEDELTA']._serialized_start=2733
-  _globals['_MESSAGEDELTA']._serialized_end=2859
-  _globals['_MESSAGESTOP']._serialized_start=2861
-  _globals['_MESSAGESTOP']._serialized_end=2874
-  _globals['_MESSAGESEVENT']._serialized_start=2877
-  _globals['_MESSAGESEVENT']._serialized_end=3396
-  _globals['_COUNTTOKENSRESPONSE']._serialized_start=3398
-  _globals['_COUNTTOKENSRESPONSE']._serialized_end=3441
-  _globals['_MESSAGESSERVICE']._serialized_start=3444
-  _globals['_MESSAGESSERVICE']._serialized_end=3693
+  _globals['_IMAGESOURCE']._serialized_start=101
+  _globals['_IMAGESOURCE']._serialized_end=175
+  _globals['_TOOLUSE']._serialized_start=177
+  _globals['_TOOLUSE']._serialized_end=232
+  _globals['_TOOLRESULT']._serialized_start=234
+  _globals['_TOOLRESULT']._serialized_end=360
+  _globals['_DOCUMENTSOURCE']._serialized_start=362
+  _globals['_DOCUMENTSOURCE']._serialized_end=441
+  _globals['_THINKING']._serialized_start=443
+  _globals['_THINKING']._serialized_end=490
+  _globals['_CONTENTBLOCK']._serialized_start=493
+  _globals['_CONTENTBLOCK']._serialized_end=848
+  _globals['_CONTENTBLOCKS']._serialized_start=850
+  _globals['_CONTENTBLOCKS']._serialized_end=910
+  _globals['_MESSAGEPARAM']._serialized_start=912
+  _globals['_MESSAGEPARAM']._serialized_end=1015
+  _globals['_TOOLDEFINITION']._serialized_start=1018
+  _globals['_TOOLDEFINITION']._serialized_end=1148
+  _globals['_MESSAGESTOOLCHOICE']._serialized_start=1150
+  _globals['_MESSAGESTOOLCHOICE']._serialized_end=1268
+  _globals['_THINKINGCONFIG']._serialized_start=1270
+  _globals['_THINKINGCONFIG']._serialized_end=1340
+  _globals['_MESSAGESREQUEST']._serialized_start=1343
+  _globals['_MESSAGESREQUEST']._serialized_end=1975
+  _globals['_MESSAGESUSAGE']._serialized_start=1978
+  _globals['_MESSAGESUSAGE']._serialized_end=2136
+  _globals['_MESSAGESRESPONSE']._serialized_start=2139
+  _globals['_MESSAGESRESPONSE']._serialized_end=2472
+  _globals['_MESSAGESTART']._serialized_start=2474
+  _globals['_MESSAGESTART']._serialized_end=2560
+  _globals['_CONTENTBLOCKSTART']._serialized_start=2562
+  _globals['_CONTENTBLOCKSTART']._serialized_end=2648
+  _globals['_CONTENTBLOCKDELTA']._serialized_start=2650
+  _globals['_CONTENTBLOCKDELTA']._serialized_end=2774
+  _globals['_CONTENTBLOCKSTOP']._serialized_start=2776
+  _globals['_CONTENTBLOCKSTOP']._serialized_end=2809
+  _globals['_MESSAGEDELTA']._serialized_start=2811
+  _globals['_MESSAGEDELTA']._serialized_end=2937
+  _globals['_MESSAGESTOP']._serialized_start=2939
+  _globals['_MESSAGESTOP']._serialized_end=2952
+  _globals['_MESSAGESEVENT']._serialized_start=2955
+  _globals['_MESSAGESEVENT']._serialized_end=3474
+  _globals['_COUNTTOKENSRESPONSE']._serialized_start=3476
+  _globals['_COUNTTOKENSRESPONSE']._serialized_end=3519
+  _globals['_MESSAGESSERVICE']._serialized_start=3522
+  _globals['_MESSAGESSERVICE']._serialized_end=3771
 # @@protoc_insertion_point(module_scope)

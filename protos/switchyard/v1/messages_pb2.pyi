@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from switchyard.v1 import chat_pb2 as _chat_pb2
 from switchyard.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -381,6 +382,7 @@ class MessagesRequest(_message.Message):
     PROVIDER_FIELD_NUMBER: _builtins.int
     MODELS_FIELD_NUMBER: _builtins.int
     THINKING_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     max_tokens: _builtins.int
     system_text: _builtins.str
@@ -415,6 +417,12 @@ class MessagesRequest(_message.Message):
     def thinking(self) -> Global___ThinkingConfig:
         """unset: the model's default"""
 
+    @_builtins.property
+    def cache(self) -> _chat_pb2.ResponseCacheControl:
+        """The response cache, as ChatRequest.cache (HTTP: the `x-switchyard-cache` header).
+        Numbered as in ChatRequest, apart from Anthropic's fields.
+        """
+
     def __init__(
         self,
         *,
@@ -434,10 +442,11 @@ class MessagesRequest(_message.Message):
         provider: _common_pb2.ProviderPreferences | None = ...,
         models: _abc.Iterable[_builtins.str] | None = ...,
         thinking: Global___ThinkingConfig | None = ...,
+        cache: _chat_pb2.ResponseCacheControl | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "provider", b"provider", "system", b"system", "system_blocks", b"system_blocks", "system_text", b"system_text", "temperature", b"temperature", "thinking", b"thinking", "tool_choice", b"tool_choice", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "cache", b"cache", "provider", b"provider", "system", b"system", "system_blocks", b"system_blocks", "system_text", b"system_text", "temperature", b"temperature", "thinking", b"thinking", "tool_choice", b"tool_choice", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "extra_json", b"extra_json", "max_tokens", b"max_tokens", "messages", b"messages", "metadata_user_id", b"metadata_user_id", "model", b"model", "models", b"models", "provider", b"provider", "stop_sequences", b"stop_sequences", "system", b"system", "system_blocks", b"system_blocks", "system_text", b"system_text", "temperature", b"temperature", "thinking", b"thinking", "tool_choice", b"tool_choice", "tools", b"tools", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "cache", b"cache", "extra_json", b"extra_json", "max_tokens", b"max_tokens", "messages", b"messages", "metadata_user_id", b"metadata_user_id", "model", b"model", "models", b"models", "provider", b"provider", "stop_sequences", b"stop_sequences", "system", b"system", "system_blocks", b"system_blocks", "system_text", b"system_text", "temperature", b"temperature", "thinking", b"thinking", "tool_choice", b"tool_choice", "tools", b"tools", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
