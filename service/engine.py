@@ -23,7 +23,7 @@ from service.domain.chat import ChatDelta, ChatRequest, ChatResult
 from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, RerankResult
 from service.domain.routing import Routing
 from service.pipeline import CallContext
-from service.providers.base import Attempt, Provider
+from service.providers.base import Attempt, Provider, TokenCounter
 from service.providers.errors import FailureKind, ProviderError
 from service.routing import requirements
 from service.routing.health import EndpointHealth, HealthBoard, Pass
@@ -464,6 +464,32 @@ class Engine:
             lambda c, a: c.provider.rerank(request, a),
             lambda r: 0,
         )
+
+    async def count_tokens(self, request: ChatRequest, call: CallContext) -> int | None:
+        """The prompt's input tokens as counted by the endpoint that routing puts first
+        for `request`, when its provider can count (a `TokenCounter`); None when it
+        cannot, for the caller to estimate. One attempt: no retries, no fallback to
+        another endpoint (whose count would be another model's), and a failure is the
+        contract's error for it, as a generation's would be."""
+        epoch = self._enter()
+        try:
+            candidate = self._router.plan(
+                request.model, "chat", request.routing, requirements.for_chat(request)
+            )[0]
+            provider = candidate.provider
+            if not isinstance(provider, TokenCounter):
+                return None
+            deadline = self._deadline(call, [candidate])
+            attempt = Attempt(candidate.endpoint.model, deadline)
+            try:
+                return await provider.count_tokens(_fitted(request, candidate), attempt)
+            except ProviderError as err:
+                log.info(
+                    "counting tokens on %s failed: %s", candidate.endpoint.key, _described(err)
+                )
+                raise provider_failure(err, deadline) from err
+        finally:
+            self._leave(epoch)
 
     async def chat_stream(
         self,

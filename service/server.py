@@ -263,7 +263,7 @@ class Service:
                 messages_pb2_grpc.add_MessagesServiceServicer_to_server,
                 # It runs the chat servicer itself (not through the wrapper): the
                 # Messages call is observed once, as MessagesService.*.
-                MessagesServicer(self.pipeline, chat, self.accounting),
+                MessagesServicer(self.pipeline, chat, self.accounting, self.engine),
                 messages_pb2,
                 "",
             ),

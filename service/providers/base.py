@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from service.domain.chat import ChatDelta, ChatRequest, ChatResult
 from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, RerankResult
@@ -35,3 +35,11 @@ class Provider(Protocol):
     async def rerank(self, request: RerankRequest, attempt: Attempt) -> RerankResult: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A provider that can count a chat prompt's input tokens exactly, as its model
+    will (Anthropic's count_tokens endpoint, a local model's own tokenizer)."""
+
+    async def count_tokens(self, request: ChatRequest, attempt: Attempt) -> int: ...

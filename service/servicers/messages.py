@@ -3,7 +3,7 @@
 Each call is translated (messages_proto.py) and served by the chat servicer itself, in
 the same call context: the same pipeline, gate, engine, settlement and ledger row as a
 chat completion, and the same statuses. Nothing here decides about keys, money or
-routing.
+routing. CountTokens asks the engine to count where the routed endpoint can.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from switchyard.v1 import chat_pb2, messages_pb2, messages_pb2_grpc
 from service import errors
 from service.accounting.gate import Accounting
 from service.accounting.pricing import chat_prompt
+from service.engine import Engine
 from service.pipeline import Pipeline
 from service.servicers.base import Context, abort, begin
 from service.servicers.chat import ChatServicer
@@ -23,10 +24,13 @@ from service.servicers.messages_proto import EventBuilder, chat_request, respons
 
 
 class MessagesServicer(messages_pb2_grpc.MessagesServiceServicer):
-    def __init__(self, pipeline: Pipeline, chat: ChatServicer, accounting: Accounting) -> None:
+    def __init__(
+        self, pipeline: Pipeline, chat: ChatServicer, accounting: Accounting, engine: Engine
+    ) -> None:
         self._pipeline = pipeline
         self._chat = chat
         self._accounting = accounting
+        self._engine = engine
 
     async def _translate(
         self, request: messages_pb2.MessagesRequest, context: Context, method: str
@@ -68,15 +72,19 @@ class MessagesServicer(messages_pb2_grpc.MessagesServiceServicer):
     async def CountTokens(  # noqa: N802 - gRPC method name
         self, request: messages_pb2.MessagesRequest, context: Context
     ) -> messages_pb2.CountTokensResponse:
-        """The gateway's own estimate of the prompt (the one its limits reserve by): the
-        same for every upstream; no upstream call, nothing billed."""
+        """The prompt's input tokens: counted by the endpoint that would serve the request
+        when it can (Anthropic's count_tokens, a local model's tokenizer), else the
+        gateway's own estimate (the one its limits reserve by). Nothing billed, but the
+        key must be good and allowed the model, as for a generation."""
         try:
             call = begin(self._pipeline, context)
             domain = request_from_proto(chat_request(request))
             if not self._accounting.models([domain.model]):
                 raise errors.model_not_found(domain.model)
             self._accounting.check_allowed(call.key, [domain.model])
-            tokens, _images = chat_prompt(domain)
-            return messages_pb2.CountTokensResponse(input_tokens=tokens)
+            counted = await self._engine.count_tokens(domain, call)
+            if counted is None:
+                counted, _images = chat_prompt(domain)
+            return messages_pb2.CountTokensResponse(input_tokens=counted)
         except Exception as exc:  # noqa: BLE001 - every failure ends as a status
             await abort(context, exc, "MessagesService.CountTokens")

@@ -47,6 +47,7 @@ class AnthropicProvider:
         self.name = config.name
         self._config = config
         self._url = config.base_url + "/v1/messages"
+        self._count_url = self._url + "/count_tokens"
         self._default_max_tokens: int = _option(
             config, "default_max_tokens", int, DEFAULT_MAX_TOKENS
         )
@@ -124,6 +125,28 @@ class AnthropicProvider:
             raise errors.bad_response(self.name, str(exc)) from exc
         if not translator.finished:
             raise errors.bad_response(self.name, "the stream ended before it finished")
+
+    async def count_tokens(self, request: ChatRequest, attempt: Attempt) -> int:
+        """The prompt's input tokens as Anthropic counts them (`/v1/messages/count_tokens`):
+        the request converted as for a message call, without `max_tokens` and the
+        sampling fields that endpoint does not take. Bounded as every call is."""
+        body = convert.count_body(self._prepare(request, attempt, stream=False))
+        try:
+            async with await self._http.post(
+                self._count_url, orjson.dumps(body), attempt
+            ) as response:
+                payload = await response.read()
+                if response.status >= 400:
+                    raise errors.status_error(self.name, response.status, payload, response.headers)
+        except TRANSPORT_ERRORS as exc:
+            raise errors.transport_error(self.name, exc) from exc
+        try:
+            counted = orjson.loads(payload).get("input_tokens")
+        except (orjson.JSONDecodeError, AttributeError) as exc:
+            raise errors.bad_response(self.name, "not a token count") from exc
+        if type(counted) is not int or counted < 0:
+            raise errors.bad_response(self.name, "no input_tokens in the token count")
+        return counted
 
     def _no(self, what: str) -> NoReturn:
         raise errors.unsupported(self.name, f"Anthropic serves no {what}.")

@@ -50,6 +50,19 @@ JSON = dict[str, Any]
 FORMAT_TOOL = "json_response"
 _FORMAT_DESCRIPTION = "Give your final answer by calling this tool: its input is the answer."
 _TOOL_CHOICE = {"none": "none", "auto": "auto", "required": "any"}
+# What `POST /v1/messages/count_tokens` takes of a message body (the prompt and what
+# shapes it); the rest (max_tokens, sampling, stop_sequences, metadata, stream,
+# service_tier) it refuses as extra inputs.
+COUNT_FIELDS = (
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "output_config",
+    "cache_control",
+)
 
 
 class RejectedError(ValueError):
@@ -367,3 +380,8 @@ def build_request(
     else:
         body.pop("stream", None)
     return MessagesCall(body=body, format_tool=format_tool)
+
+
+def count_body(call: MessagesCall) -> JSON:
+    """The `POST /v1/messages/count_tokens` body for a message call: its prompt fields."""
+    return {name: call.body[name] for name in COUNT_FIELDS if name in call.body}

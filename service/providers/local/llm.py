@@ -117,6 +117,38 @@ class LocalLLM:
             if self._llama is None:
                 await asyncio.get_running_loop().run_in_executor(self._executor, self._load_sync)
 
+    def _render(self, messages: list[dict[str, str]]) -> tuple[Any, int]:
+        """The prompt rendered with the model's chat template, and its tokens: what a
+        generation feeds the model, and so what it reports as prompt tokens."""
+        rendered = self._formatter(messages=messages)
+        prompt: str = rendered.prompt
+        return rendered, len(self._llama.tokenize(prompt.encode(), add_bos=False, special=True))
+
+    async def count(self, messages: list[dict[str, str]], deadline: float | None) -> int:
+        """The prompt tokens a generation of `messages` would report, without running it.
+
+        Tokenizing reads the model's vocabulary only, so it runs on a thread of its own
+        rather than queueing behind a generation on the model's; a model not loaded yet
+        is loaded first (as a generation would be), all within the deadline."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self.load()
+                rendered = asyncio.to_thread(self._render, messages)
+                try:
+                    _, tokens = await rendered
+                except Exception as exc:  # the template or the tokenizer refused it
+                    raise ProviderError(
+                        FailureKind.STATUS,
+                        self._provider,
+                        f"The local model cannot count this request: {exc}",
+                        status=400,
+                    ) from exc
+                return tokens
+        except TimeoutError:
+            raise ProviderError(
+                FailureKind.TIMEOUT, self._provider, "the local model ran out of time"
+            ) from None
+
     def _generate_sync(
         self,
         messages: list[dict[str, str]],
@@ -128,9 +160,8 @@ class LocalLLM:
         from llama_cpp.llama_grammar import LlamaGrammar
 
         try:
-            rendered = self._formatter(messages=messages)
+            rendered, prompt_tokens = self._render(messages)
             prompt: str = rendered.prompt
-            prompt_tokens = len(self._llama.tokenize(prompt.encode(), add_bos=False, special=True))
             budget = self.context_length - prompt_tokens
             if budget <= 0:
                 raise ValueError(

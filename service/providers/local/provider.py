@@ -183,6 +183,12 @@ class LocalProvider:
                 choices=(ChoiceDelta(index=0, finish_reason=reason),), usage=_usage(event)
             )
 
+    async def count_tokens(self, request: ChatRequest, attempt: Attempt) -> int:
+        """The prompt's tokens through the model's own chat template and tokenizer: what
+        a generation would report as `prompt_tokens` (tools described in the prompt)."""
+        prepared, _ = self._prepare(request)
+        return await self._llm(attempt.upstream_model).count(prepared.messages, attempt.deadline)
+
     async def embed(self, request: EmbedRequest, attempt: Attempt) -> EmbedResult:
         self._check_embedding_model(attempt)
         return await self._embedder.embed(request)
