@@ -281,7 +281,7 @@ class Service:
             ),
             (
                 responses_pb2_grpc.add_ResponsesServiceServicer_to_server,
-                ResponsesServicer(*core),
+                ResponsesServicer(*core, self.cache),
                 responses_pb2,
                 "",
             ),

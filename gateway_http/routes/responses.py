@@ -18,7 +18,7 @@ from gateway_http.transcode.responses import (
     parse_response_request,
     response_json,
 )
-from gateway_http.wire import chat_headers, send_json
+from gateway_http.wire import cache_mode, chat_headers, send_json
 
 
 def event_frame(payload: JSON) -> bytes:
@@ -62,7 +62,11 @@ class Responses(GenerationEndpoint[ParsedResponse]):
     _stub: responses_pb2_grpc.ResponsesServiceAsyncStub
 
     def parse(self, body: JSON, scope: Scope) -> ParsedResponse:
-        return parse_response_request(body)
+        parsed = parse_response_request(body)
+        mode = cache_mode(scope)
+        if mode is not None:
+            parsed.request.cache.mode = mode
+        return parsed
 
     def stream(self, parsed: ParsedResponse, call: Call) -> tuple[Any, Framing]:
         stream = self._stub.Stream(parsed.request, metadata=call.metadata, timeout=call.timeout)

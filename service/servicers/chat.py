@@ -12,14 +12,13 @@ from service.accounting.gate import Accounting, Ticket
 from service.accounting.limiter import headers_metadata
 from service.accounting.pricing import chat_worst_case, tokens_for_chars
 from service.cache import MISS, Hit, Plan, ResponseCache
-from service.cache.cache import check_mode
 from service.cache.entry import Assembler
 from service.domain.chat import ChatRequest, Message, TextPart, Usage
 from service.engine import Engine, Served, StreamTiming
 from service.pipeline import CallContext, Pipeline
 from service.servicers.accounting_proto import rate_limits_to_proto
 from service.servicers.base import Context, abort, begin
-from service.servicers.chat_cache import hit_chunks, hit_response
+from service.servicers.chat_cache import hit_chunks, hit_response, lookup
 from service.servicers.chat_proto import ChunkBuilder, request_from_proto, response_to_proto
 
 
@@ -36,7 +35,7 @@ async def admit(accounting: Accounting, call: CallContext, request: ChatRequest)
     """Open a chat generation at the gate: its worst case, and the texts to moderate."""
     requested = [request.model, *request.routing.fallback_models]
     estimate = chat_worst_case(request, accounting.models(requested))
-    texts = [t for m in request.messages if m.role != "assistant" for t in _texts(m)]
+    texts = moderated(request)
     record = call.record
     if record is not None and record.prompt is not None:  # access_log.log_bodies
         record.prompt = "\n".join(texts)
@@ -75,7 +74,8 @@ def announcer(
     return announce
 
 
-def _moderated(request: ChatRequest) -> list[str]:
+def moderated(request: ChatRequest) -> list[str]:
+    """The texts moderation reads: every turn's but the assistant's."""
     return [t for m in request.messages if m.role != "assistant" for t in _texts(m)]
 
 
@@ -104,18 +104,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     async def _lookup(
         self, call: CallContext, proto: chat_pb2.ChatRequest, request: ChatRequest
     ) -> tuple[Plan | None, Hit | None]:
-        """The cache's plan for this request, and its answer when it has one. A miss
-        that may fill the cache leads its key's flight: the caller must release it."""
-        mode = proto.cache.mode
-        if self._cache is None:
-            check_mode(mode)
-            return None, None
-        plan = self._cache.plan(request, call.key.id, mode)
-        if plan is None:
-            return None, None
-        # Only a key allowed the model may see its cached answers (or wait on them).
-        self._accounting.check_allowed(call.key, [request.model])
-        return plan, await self._cache.find(plan, call.deadline)
+        return await lookup(self._cache, self._accounting, call, proto.cache.mode, request)
 
     def _release(self, plan: Plan | None) -> None:
         if plan is not None and self._cache is not None:
@@ -130,7 +119,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             chat_request = request_from_proto(request)
             plan, hit = await self._lookup(call, request, chat_request)
             if hit is not None:
-                texts = _moderated(chat_request)
+                texts = moderated(chat_request)
                 return await hit_response(self._accounting, call, chat_request, hit, texts)
             ticket = await admit(self._accounting, call, chat_request)
             try:
@@ -184,7 +173,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             await abort(context, exc, "ChatService.Stream")
         if hit is not None:
             try:
-                texts = _moderated(chat_request)
+                texts = moderated(chat_request)
                 async for cached in hit_chunks(self._accounting, call, chat_request, hit, texts):
                     yield cached
             except Exception as exc:  # noqa: BLE001 - every failure ends as a status

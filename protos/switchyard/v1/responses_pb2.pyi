@@ -356,6 +356,7 @@ class ResponseRequest(_message.Message):
     EXTRA_JSON_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     MODELS_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     input_text: _builtins.str
     """`input` as a string: one user message"""
@@ -385,6 +386,12 @@ class ResponseRequest(_message.Message):
     def provider(self) -> _common_pb2.ProviderPreferences: ...
     @_builtins.property
     def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def cache(self) -> _chat_pb2.ResponseCacheControl:
+        """The response cache, as ChatRequest.cache (HTTP: the `x-switchyard-cache` header):
+        a request is looked up and stored under the key of the chat request it becomes.
+        """
+
     def __init__(
         self,
         *,
@@ -406,10 +413,11 @@ class ResponseRequest(_message.Message):
         extra_json: _builtins.str = ...,
         provider: _common_pb2.ProviderPreferences | None = ...,
         models: _abc.Iterable[_builtins.str] | None = ...,
+        cache: _chat_pb2.ResponseCacheControl | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens", "_parallel_tool_calls", b"_parallel_tool_calls", "_store", b"_store", "_temperature", b"_temperature", "_top_p", b"_top_p", "input_items", b"input_items", "input_kind", b"input_kind", "input_text", b"input_text", "max_output_tokens", b"max_output_tokens", "parallel_tool_calls", b"parallel_tool_calls", "provider", b"provider", "reasoning", b"reasoning", "store", b"store", "temperature", b"temperature", "text_format", b"text_format", "tool_choice", b"tool_choice", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens", "_parallel_tool_calls", b"_parallel_tool_calls", "_store", b"_store", "_temperature", b"_temperature", "_top_p", b"_top_p", "cache", b"cache", "input_items", b"input_items", "input_kind", b"input_kind", "input_text", b"input_text", "max_output_tokens", b"max_output_tokens", "parallel_tool_calls", b"parallel_tool_calls", "provider", b"provider", "reasoning", b"reasoning", "store", b"store", "temperature", b"temperature", "text_format", b"text_format", "tool_choice", b"tool_choice", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens", "_parallel_tool_calls", b"_parallel_tool_calls", "_store", b"_store", "_temperature", b"_temperature", "_top_p", b"_top_p", "extra_json", b"extra_json", "input_items", b"input_items", "input_kind", b"input_kind", "input_text", b"input_text", "instructions", b"instructions", "max_output_tokens", b"max_output_tokens", "model", b"model", "models", b"models", "parallel_tool_calls", b"parallel_tool_calls", "previous_response_id", b"previous_response_id", "provider", b"provider", "reasoning", b"reasoning", "store", b"store", "temperature", b"temperature", "text_format", b"text_format", "tool_choice", b"tool_choice", "tools", b"tools", "top_p", b"top_p", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens", "_parallel_tool_calls", b"_parallel_tool_calls", "_store", b"_store", "_temperature", b"_temperature", "_top_p", b"_top_p", "cache", b"cache", "extra_json", b"extra_json", "input_items", b"input_items", "input_kind", b"input_kind", "input_text", b"input_text", "instructions", b"instructions", "max_output_tokens", b"max_output_tokens", "model", b"model", "models", b"models", "parallel_tool_calls", b"parallel_tool_calls", "previous_response_id", b"previous_response_id", "provider", b"provider", "reasoning", b"reasoning", "store", b"store", "temperature", b"temperature", "text_format", b"text_format", "tool_choice", b"tool_choice", "tools", b"tools", "top_p", b"top_p", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_output_tokens: _TypeAlias = _typing.Literal["max_output_tokens"]  # noqa: Y015
     _WhichOneofArgType__max_output_tokens: _TypeAlias = _typing.Literal["_max_output_tokens", b"_max_output_tokens"]  # noqa: Y015
@@ -535,6 +543,7 @@ class Response(_message.Message):
     UPSTREAM_MS_FIELD_NUMBER: _builtins.int
     RATE_LIMITS_FIELD_NUMBER: _builtins.int
     DROPPED_PARAMETERS_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     created_at: _builtins.int
     model: _builtins.str
@@ -545,6 +554,8 @@ class Response(_message.Message):
     """max_output_tokens | content_filter, when incomplete"""
     provider: _builtins.str
     upstream_ms: _builtins.float
+    cache: _builtins.str
+    """hit | semantic-hit | miss, as ChatResponse.cache (x-switchyard-cache)"""
     @_builtins.property
     def output(self) -> _containers.RepeatedCompositeFieldContainer[Global___OutputItem]: ...
     @_builtins.property
@@ -569,10 +580,11 @@ class Response(_message.Message):
         upstream_ms: _builtins.float = ...,
         rate_limits: _common_pb2.RateLimits | None = ...,
         dropped_parameters: _abc.Iterable[_builtins.str] | None = ...,
+        cache: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rate_limits", b"rate_limits", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dropped_parameters", b"dropped_parameters", "id", b"id", "incomplete_reason", b"incomplete_reason", "model", b"model", "output", b"output", "provider", b"provider", "rate_limits", b"rate_limits", "status", b"status", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "created_at", b"created_at", "dropped_parameters", b"dropped_parameters", "id", b"id", "incomplete_reason", b"incomplete_reason", "model", b"model", "output", b"output", "provider", b"provider", "rate_limits", b"rate_limits", "status", b"status", "upstream_ms", b"upstream_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
