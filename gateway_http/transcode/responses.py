@@ -288,6 +288,8 @@ def usage_json(usage: common_pb2.Usage) -> JSON:
     }
     if usage.HasField("cost"):
         out["cost"] = usage.cost
+    if usage.cache:
+        out["cache"] = usage.cache  # hit | semantic-hit: answered by the response cache
     return out
 
 

@@ -57,5 +57,6 @@ async def hit_events(
     for delta in replay(hit.entry.result):
         if events.feed(delta):
             yield events.take()
-    events.finish(usage, price)
+    completed = events.finish(usage, price)[-1].response  # response.completed, usage in it
+    completed.usage.cache = hit.kind
     yield events.take()

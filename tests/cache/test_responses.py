@@ -9,7 +9,8 @@ from typing import Any
 import openai
 import pytest
 
-from tests.cache.conftest import HIT_PRICE, client, nonce, upstream_calls
+from tests.cache.conftest import HIT_PRICE, client, new_key, nonce, upstream_calls
+from tests.cache.test_accounting import generation
 from tests.fixtures.gateway import Gateway
 from tests.fixtures.mock_openai import MockOpenAI
 
@@ -46,6 +47,8 @@ def test_a_repeated_response_is_a_hit(gw: Gateway, cache_upstream: MockOpenAI) -
     assert second.id != first.id
     assert second.usage.input_tokens == first.usage.input_tokens
     assert second.usage.model_extra["cost"] == pytest.approx(HIT_PRICE)
+    assert second.usage.model_extra["cache"] == "hit"
+    assert "cache" not in (first.usage.model_extra or {})
 
 
 def test_responses_and_chat_share_entries(gw1: Gateway, cache_upstream: MockOpenAI) -> None:
@@ -71,6 +74,7 @@ def test_a_repeated_streamed_response_is_a_hit(gw: Gateway, cache_upstream: Mock
     assert (first_cache, second_cache) == ("miss", "hit")
     assert second_text == first_text and first_text
     assert usage is not None and usage.model_extra["cost"] == pytest.approx(HIT_PRICE)
+    assert usage.model_extra["cache"] == "hit"
     # A unary response and a stream share the entry, as chat completions do.
     raw, parsed = ask(gw, f"stream {word}")
     assert raw.headers["x-switchyard-cache"] == "hit" and parsed.output_text == first_text
@@ -106,3 +110,18 @@ def test_an_unknown_mode_is_a_400(gw1: Gateway) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         ask(gw1, f"bad {nonce()}", extra_headers={"x-switchyard-cache": "no-store"})
     assert "cache mode" in str(caught.value)
+
+
+def test_a_hit_is_recorded_as_one(gw1: Gateway) -> None:
+    """In the ledger (/v1/generation) as a chat hit is: no upstream attempt, the hit price."""
+    key = new_key(gw1)
+    word = nonce()
+    sdk = client(gw1, key)
+    miss = sdk.responses.with_raw_response.create(model="cached/echo", input=f"ledger {word}")
+    hit = sdk.responses.with_raw_response.create(model="cached/echo", input=f"ledger {word}")
+    assert hit.headers["x-switchyard-cache"] == "hit"
+    miss_row = generation(gw1, key, miss.headers["x-generation-id"])
+    hit_row = generation(gw1, key, hit.headers["x-generation-id"])
+    assert (miss_row["cache"], hit_row["cache"]) == ("miss", "hit")
+    assert hit_row["attempts"] == 0 and miss_row["attempts"] == 1
+    assert hit_row["total_cost"] == pytest.approx(HIT_PRICE)
