@@ -1,7 +1,8 @@
 """The core: route a validated domain request, retry and fall back, map failures.
 
 Transport-free (no protobuf here): the servicers translate proto <-> domain around it,
-and this is the one place where a `ProviderError` becomes a contract error. Retries and
+and this is where a `ProviderError` becomes a contract error (service/failures.py says
+which). Retries and
 fallbacks happen only before anything reached the client: for a stream, until its
 first delta with content (DESIGN §5-6).
 """
@@ -22,6 +23,14 @@ from service.config import Config, ModelConfig
 from service.domain.chat import ChatDelta, ChatRequest, ChatResult
 from service.domain.embeddings import EmbedRequest, EmbedResult, RerankRequest, RerankResult
 from service.domain.routing import Routing
+from service.failures import (
+    NOT_HEALTH,
+    counts_against,
+    described,
+    expired,
+    provider_failure,
+    remaining,
+)
 from service.pipeline import CallContext
 from service.providers.base import Attempt, Provider, TokenCounter
 from service.providers.errors import FailureKind, ProviderError
@@ -33,12 +42,6 @@ from service.telemetry.record import CallRecord
 
 log = logging.getLogger("switchyard.engine")
 T = TypeVar("T")
-
-# An attempt bounded by the request deadline times out at (about) the deadline; timer
-# callbacks may fire up to a clock tick early, so "about" needs a little slack.
-DEADLINE_SLACK = 0.05
-# Failures that say "not this endpoint, not now" rather than "this endpoint is broken".
-_NOT_HEALTH = (FailureKind.UNSUPPORTED, FailureKind.OVERLOADED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,66 +64,6 @@ class StreamTiming:
 
     def __init__(self) -> None:
         self.first_delta_ms = 0.0
-
-
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else deadline - asyncio.get_running_loop().time()
-
-
-def _expired(deadline: float | None) -> bool:
-    remaining = _remaining(deadline)
-    return remaining is not None and remaining < DEADLINE_SLACK
-
-
-def provider_failure(
-    err: ProviderError, deadline: float | None, retry_after: float = 1.0
-) -> errors.GatewayError:
-    """The contract error for one upstream failure (DESIGN §4).
-
-    An upstream's 429 stays a 429, with the upstream's own `Retry-After` (else
-    `retry_after`), as OpenRouter answers it: the client can wait and come back, which a
-    502 would not tell it.
-    """
-    if _expired(deadline) and err.kind in (FailureKind.TIMEOUT, FailureKind.CONNECT):
-        return errors.request_timeout()
-    if err.status == 429:
-        return errors.GatewayError(
-            "RATE_LIMITED",
-            err.message,
-            metadata={"provider_name": err.provider, "upstream_status": "429"},
-            retry_after=err.retry_after if err.retry_after is not None else retry_after,
-        )
-    if err.kind in _NOT_HEALTH:
-        return errors.GatewayError(
-            "NO_PROVIDER_AVAILABLE",
-            err.message,
-            metadata={"provider_name": err.provider},
-            retry_after=err.retry_after,
-        )
-    if err.client_fault:
-        return errors.GatewayError(
-            "INVALID_REQUEST",
-            f"The provider rejected the request: {err.message}",
-            param=err.param,
-            metadata={"provider_name": err.provider},
-        )
-    return errors.upstream_error(err.provider, err.message, err.status)
-
-
-def _counts_against(err: ProviderError) -> bool:
-    """Whether a failure says the endpoint is unhealthy (what the breaker counts).
-
-    Not a refusal of the request itself (it answered), not "not now" (a full local
-    queue, an unsupported request) and not an upstream's rate limit: a 429 is the
-    upstream asking this account to slow down, with a Retry-After that the retries
-    already honour, and must not take the endpoint away from every other request.
-    """
-    return not err.client_fault and err.kind not in _NOT_HEALTH and err.status != 429
-
-
-def _described(err: ProviderError) -> str:
-    """The failure for the log: the message, and what went wrong underneath."""
-    return f"{err.message} ({err.detail})" if err.detail else err.message
 
 
 def _fitted(request: ChatRequest, candidate: Candidate) -> ChatRequest:
@@ -282,14 +225,14 @@ class Engine:
             tries = 1 if passed is Pass.PROBE else self._policy.retries + 1
             try:
                 for attempt in range(tries):
-                    if _expired(deadline):
+                    if expired(deadline):
                         raise errors.request_timeout()
                     tally.begin(candidate)
                     try:
                         result = await run(candidate, Attempt(candidate.endpoint.model, deadline))
                     except ProviderError as err:
                         tally.failed(error_kind(err))
-                        if _expired(deadline):
+                        if expired(deadline):
                             raise errors.request_timeout() from err
                         # Kept without its traceback, which holds this frame: a reference
                         # cycle per failed attempt otherwise (tests/resilience/test_no_cycles).
@@ -307,12 +250,12 @@ class Engine:
                     health.success(self._health.now())  # it answered
                     verdict = True
                     refused_model = candidate.model.id
-                elif _counts_against(last):
+                elif counts_against(last):
                     verdict = True
                     if health.failure(self._health.now()):
                         breaker_changed(candidate.endpoint.key, True)
                         log.warning(
-                            "circuit opened for %s: %s", candidate.endpoint.key, _described(last)
+                            "circuit opened for %s: %s", candidate.endpoint.key, described(last)
                         )
             finally:
                 if passed is Pass.PROBE and not verdict:
@@ -334,11 +277,11 @@ class Engine:
             if more and err.retryable and not err.client_fault
             else None
         )
-        remaining = _remaining(deadline)
-        if delay is None or (remaining is not None and delay >= remaining):
-            log.info("giving up on %s: %s", key, _described(err))
+        left = remaining(deadline)
+        if delay is None or (left is not None and delay >= left):
+            log.info("giving up on %s: %s", key, described(err))
             return False
-        log.info("retrying %s in %.2f s: %s", key, delay, _described(err))
+        log.info("retrying %s in %.2f s: %s", key, delay, described(err))
         await asyncio.sleep(delay)
         return True
 
@@ -350,7 +293,7 @@ class Engine:
         deadline: float | None,
     ) -> errors.GatewayError:
         model = candidates[0].model.id
-        real = [f for f in failures if f.kind not in _NOT_HEALTH]
+        real = [f for f in failures if f.kind not in NOT_HEALTH]
         if real:
             last = real[-1]
             err = provider_failure(last, deadline, self._policy.backoff_max)
@@ -484,9 +427,7 @@ class Engine:
             try:
                 return await provider.count_tokens(_fitted(request, candidate), attempt)
             except ProviderError as err:
-                log.info(
-                    "counting tokens on %s failed: %s", candidate.endpoint.key, _described(err)
-                )
+                log.info("counting tokens on %s failed: %s", candidate.endpoint.key, described(err))
                 raise provider_failure(err, deadline) from err
         finally:
             self._leave(epoch)
@@ -575,7 +516,7 @@ class Engine:
                     produced = delta.usage.completion_tokens
                 yield delta
         except ProviderError as err:
-            if _counts_against(err):
+            if counts_against(err):
                 health.failure(self._health.now())
             raise provider_failure(err, deadline) from err
         finally:
