@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sqlite3
 import statistics
-import subprocess
 import tempfile
 import time
 import urllib.request
@@ -31,7 +29,7 @@ import psycopg
 import yaml
 
 from bench.procs import ROOT, SWITCHYARD, _http_ok, free_port, start
-from bench.shared_state import PG_BIN, start_postgres, start_redis
+from bench.shared_state import start_postgres, start_redis, stop_postgres
 from service.accounting.ledger import SCHEMA, Generation, Ledger
 from service.config import EMBEDDED_DEFAULT
 from service.store.keys import KeyPolicy, KeyStore
@@ -199,14 +197,7 @@ def run_postgres(scratch: Path, rows: int) -> tuple[float, list[Result]]:
         return seeded, measure(data_dir, scratch, config)
     finally:
         redis.stop()
-        # pg_ctl stops the postmaster (runuser, its parent, passes no signal on).
-        subprocess.run(  # noqa: S603 - fixed argv
-            ["/usr/sbin/runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D",
-             str(pg_folder / "data"), "stop", "-m", "fast"],
-            check=False, capture_output=True, timeout=60,
-        )  # fmt: skip
-        postgres.stop()
-        shutil.rmtree(pg_folder, ignore_errors=True)
+        stop_postgres(postgres, pg_folder)
 
 
 def section(store: str, rows: int, seeded: float, results: list[Result]) -> list[str]:

@@ -65,6 +65,18 @@ def start_postgres(scratch: Path) -> tuple[Proc, str, Path]:
     return proc, f"postgresql://postgres@127.0.0.1:{port}/postgres", folder
 
 
+def stop_postgres(postgres: Proc, folder: Path) -> None:
+    """Stop a cluster `start_postgres` started and remove its folder."""
+    # pg_ctl stops the postmaster (runuser, its parent, passes no signal on).
+    subprocess.run(  # noqa: S603 - fixed argv
+        ["/usr/sbin/runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D",
+         str(folder / "data"), "stop", "-m", "fast"],
+        check=False, capture_output=True, timeout=60,
+    )  # fmt: skip
+    postgres.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def limited_key(gateway: Gateway, data_dir: Path) -> str:
     """A key with every limit set (made through the admin API); its secret."""
     admin = (data_dir / "admin-key").read_text().strip()
@@ -129,12 +141,5 @@ def suite(
         for gateway in gateways:
             release(gateway.proc)
         redis.stop()
-        # pg_ctl stops the postmaster (runuser, its parent, passes no signal on).
-        subprocess.run(  # noqa: S603 - fixed argv
-            ["/usr/sbin/runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D",
-             str(pg_folder / "data"), "stop", "-m", "fast"],
-            check=False, capture_output=True, timeout=60,
-        )  # fmt: skip
-        postgres.stop()
-        shutil.rmtree(pg_folder, ignore_errors=True)
+        stop_postgres(postgres, pg_folder)
     return out
