@@ -76,17 +76,21 @@ class AnthropicProvider:
         except convert.UnsupportedError as exc:
             raise errors.unsupported(self.name, str(exc)) from None
 
-    async def complete(self, request: ChatRequest, attempt: Attempt) -> ChatResult:
-        call = self._prepare(request, attempt, stream=False)
+    async def _post(self, url: str, body: Any, attempt: Attempt) -> bytes:
+        """A unary call's answer body; an upstream error status or a transport failure
+        as the provider error it is."""
         try:
-            async with await self._http.post(
-                self._url, orjson.dumps(call.body), attempt
-            ) as response:
+            async with await self._http.post(url, orjson.dumps(body), attempt) as response:
                 payload = await response.read()
                 if response.status >= 400:
                     raise errors.status_error(self.name, response.status, payload, response.headers)
         except TRANSPORT_ERRORS as exc:
             raise errors.transport_error(self.name, exc) from exc
+        return payload
+
+    async def complete(self, request: ChatRequest, attempt: Attempt) -> ChatResult:
+        call = self._prepare(request, attempt, stream=False)
+        payload = await self._post(self._url, call.body, attempt)
         try:
             return answer.parse_message(orjson.loads(payload), call.format_tool)
         except orjson.JSONDecodeError as exc:
@@ -131,15 +135,7 @@ class AnthropicProvider:
         the request converted as for a message call, without `max_tokens` and the
         sampling fields that endpoint does not take. Bounded as every call is."""
         body = convert.count_body(self._prepare(request, attempt, stream=False))
-        try:
-            async with await self._http.post(
-                self._count_url, orjson.dumps(body), attempt
-            ) as response:
-                payload = await response.read()
-                if response.status >= 400:
-                    raise errors.status_error(self.name, response.status, payload, response.headers)
-        except TRANSPORT_ERRORS as exc:
-            raise errors.transport_error(self.name, exc) from exc
+        payload = await self._post(self._count_url, body, attempt)
         try:
             counted = orjson.loads(payload).get("input_tokens")
         except (orjson.JSONDecodeError, AttributeError) as exc:
